@@ -1,0 +1,90 @@
+"""The Warehouse interface: the few operations the engine needs, honest for DuckDB and BigQuery.
+
+SQL handed to a warehouse is always BigQuery Standard SQL (`dataset.table`, `@param`); an
+implementation translates it if it speaks another dialect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from backfill.warehouse.schema import TableSchema
+
+Row = dict[str, Any]
+
+
+class Warehouse(ABC):
+    """A place that runs BigQuery-dialect SQL and holds date-partitioned tables."""
+
+    kind: str = "abstract"
+
+    @abstractmethod
+    def query(self, sql: str, params: Mapping[str, Any] | None = None, *,
+              labels: Mapping[str, str] | None = None) -> list[Row]:
+        """Run a SELECT and return its rows as dicts."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Mapping[str, Any] | None = None, *,
+                labels: Mapping[str, str] | None = None) -> None:
+        """Run a statement that returns nothing (DDL, DML)."""
+
+    @abstractmethod
+    def create_table(self, table: TableSchema) -> None:
+        """Create the table (and its dataset) if it does not exist yet."""
+
+    @abstractmethod
+    def table_exists(self, name: str) -> bool:
+        """Whether `dataset.table` exists."""
+
+    @abstractmethod
+    def table_columns(self, name: str) -> dict[str, str]:
+        """Column name -> BigQuery type of an existing table (for schema-drift checks)."""
+
+    @abstractmethod
+    def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Append rows in one bulk write (one load job on BigQuery); returns rows written."""
+
+    @abstractmethod
+    def replace_partitions(self, table: TableSchema, dates: Sequence[dt.date], select_sql: str,
+                           params: Mapping[str, Any] | None = None, *,
+                           labels: Mapping[str, str] | None = None) -> int:
+        """Atomically replace the partitions `dates` of `table` with the rows of `select_sql`.
+
+        Rows the query returns outside `dates` are discarded, so a task can never write a
+        partition it does not own. Idempotent: running it twice leaves one copy of each row.
+        Returns the number of rows written.
+        """
+
+    @abstractmethod
+    def merge_rows(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
+        """Insert rows, replacing existing rows with the same key (idempotent bulk upsert)."""
+
+    def row_counts(self, table: str, date_column: str, start: dt.date | None = None,
+                   end: dt.date | None = None) -> dict[dt.date, int]:
+        """Rows per partition date, for gap checks and summaries."""
+        from backfill.warehouse.schema import check_identifier, check_table_name
+
+        check_table_name(table)
+        check_identifier(date_column, "column name")
+        where, params = [], {}
+        if start is not None:
+            where.append(f"{date_column} >= @start")
+            params["start"] = start
+        if end is not None:
+            where.append(f"{date_column} <= @end")
+            params["end"] = end
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self.query(f"SELECT {date_column} AS d, COUNT(*) AS n FROM {table}{clause} GROUP BY 1 ORDER BY 1", params)
+        return {r["d"]: int(r["n"]) for r in rows}
+
+    def close(self) -> None:
+        """Release connections."""
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
