@@ -1,0 +1,310 @@
+"""Pipeline specs: processors, phases, dependencies and lookback windows, loaded from YAML.
+
+A spec is frozen data. Loading validates everything a plan relies on (names, windows,
+cycles, identifiers) and reports the first problem as one line naming the file, the line
+and the processor, so a typo never reaches a warehouse.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backfill.errors import BadInput, SpecError
+from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
+
+WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date")
+_SIZED = ("game_dates", "team_games", "days")
+_PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "batch_size", "required_columns",
+                   "depends_on", "estimate_seconds", "description", "columns", "key", "ranges"}
+
+
+@dataclass(frozen=True)
+class Window:
+    """Which upstream partitions a task on date D reads.
+
+    Sized windows count *game dates* from the schedule (league dates, or each team's dates),
+    except `days`, which counts calendar days; either way only dates with games are partitions.
+    """
+
+    kind: str = "same_date"
+    size: int = 0
+    include_current: bool = False
+    cross_season: bool = False
+
+    @property
+    def reads_current(self) -> bool:
+        return self.kind == "same_date" or self.include_current
+
+    def describe(self) -> str:
+        base = self.kind if self.kind in ("same_date", "season_to_date") else f"{self.kind}: {self.size}"
+        opts = [o for o, on in (("include_current", self.include_current and self.kind != "same_date"),
+                                ("cross_season", self.cross_season)) if on]
+        return base + (f" ({', '.join(opts)})" if opts else "")
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """An upstream: another processor (or the same one), or a raw table, over a window."""
+
+    source: str
+    window: Window
+    is_processor: bool
+
+
+@dataclass(frozen=True)
+class Processor:
+    name: str
+    phase: int
+    target: str
+    partition: str = "game_date"
+    sql: Path | None = None
+    python: str | None = None
+    batch_size: int = 1
+    required_columns: tuple[str, ...] = ()
+    depends_on: tuple[Dependency, ...] = ()
+    estimate_seconds: float = 30.0
+    description: str = ""
+    columns: tuple[Column, ...] = ()
+    key: tuple[str, ...] = ()
+
+    @property
+    def self_dependent(self) -> bool:
+        return any(d.is_processor and d.source == self.name for d in self.depends_on)
+
+    @property
+    def upstream_processors(self) -> tuple[Dependency, ...]:
+        return tuple(d for d in self.depends_on if d.is_processor)
+
+    @property
+    def table(self) -> TableSchema:
+        """The target table's schema; only processors that declare `columns` have one."""
+        if not self.columns:
+            raise BadInput(f"processor {self.name} declares no columns; add `columns:` to its spec")
+        return TableSchema(self.target, self.columns, self.partition)
+
+
+@dataclass(frozen=True)
+class RawTable:
+    name: str
+    partition: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    name: str
+    path: Path
+    processors: Mapping[str, Processor]
+    raw_tables: Mapping[str, RawTable]
+    schedule_table: str = "nba_raw.schedule"
+    run_history_table: str = "nba_reference.processor_run_history"
+    order: tuple[str, ...] = field(default_factory=tuple)
+    bootstrap_days: int = 14
+
+    def topological(self) -> tuple[str, ...]:
+        """Processors so that every processor comes after its (non-self) upstreams."""
+        return self.order
+
+    def select(self, phases: set[int] | None = None, names: set[str] | None = None) -> tuple[str, ...]:
+        unknown = sorted((names or set()) - set(self.processors))
+        if unknown:
+            raise BadInput(f"unknown processor(s) {', '.join(unknown)} in pipeline {self.name}; "
+                           f"known: {', '.join(self.order)}")
+        out = [n for n in self.order
+               if (phases is None or self.processors[n].phase in phases) and (names is None or n in names)]
+        if not out:
+            raise BadInput(f"the selection (phases {sorted(phases or [])}, processors {sorted(names or [])}) "
+                           f"matches no processor of pipeline {self.name}")
+        return tuple(out)
+
+    def downstream(self, name: str) -> tuple[str, ...]:
+        return tuple(n for n in self.order
+                     if any(d.source == name for d in self.processors[n].upstream_processors) and n != name)
+
+
+# -- loading ---------------------------------------------------------------------------
+
+class _Where:
+    """Line numbers of the YAML nodes, so errors can name the line."""
+
+    def __init__(self, file: Path, text: str) -> None:
+        self.file = file
+        self.lines: dict[str, int] = {}
+        try:
+            node = yaml.compose(text)
+        except yaml.YAMLError as exc:
+            raise SpecError(f"{file}: not valid YAML: {str(exc).splitlines()[0]}") from exc
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.value == "processors" and isinstance(v, yaml.MappingNode):
+                    for pk, _ in v.value:
+                        self.lines[pk.value] = pk.start_mark.line + 1
+
+    def fail(self, processor: str | None, message: str) -> SpecError:
+        if processor is None:
+            return SpecError(f"{self.file}: {message}")
+        line = self.lines.get(processor)
+        at = f"{self.file}:{line}" if line else str(self.file)
+        return SpecError(f"{at}: processor {processor}: {message}")
+
+
+def parse_window(raw: Any) -> Window:
+    """`same_date`, `season_to_date`, or `{team_games: 10, include_current: true, cross_season: false}`."""
+    if isinstance(raw, str):
+        if raw in ("same_date", "season_to_date"):
+            return Window(raw)
+        raise ValueError(f"unknown window {raw!r} (one of {', '.join(WINDOW_KINDS)})")
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"window must be a name or a mapping, got {raw!r}")
+    opts = {k: raw[k] for k in ("include_current", "cross_season") if k in raw}
+    kinds = [k for k in raw if k not in opts]
+    if len(kinds) != 1:
+        raise ValueError(f"window {dict(raw)!r} must name exactly one kind of {', '.join(WINDOW_KINDS)}")
+    kind = kinds[0]
+    if kind not in WINDOW_KINDS:
+        raise ValueError(f"unknown window kind {kind!r} (one of {', '.join(WINDOW_KINDS)})")
+    size = raw[kind]
+    if kind in _SIZED:
+        if isinstance(size, bool) or not isinstance(size, int):
+            raise ValueError(f"window {kind} needs a whole number, got {size!r}")
+        if size < 0:
+            raise ValueError(f"window {kind} has a negative size {size}")
+    else:
+        size = 0
+    for k, v in opts.items():
+        if not isinstance(v, bool):
+            raise ValueError(f"window option {k} must be true or false, got {v!r}")
+    return Window(kind, int(size), bool(opts.get("include_current", False)), bool(opts.get("cross_season", False)))
+
+
+def load_spec(path: str | Path) -> PipelineSpec:
+    """Load `pipeline.yaml` from a pipeline directory (or the file itself)."""
+    p = Path(path)
+    file = p / "pipeline.yaml" if p.is_dir() else p
+    if not file.exists():
+        raise SpecError(f"no pipeline spec at {file}", hint="pass --pipeline DIR with a pipeline.yaml in it")
+    text = file.read_text(encoding="utf-8")
+    where = _Where(file, text)
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, Mapping) or not isinstance(data.get("processors"), Mapping):
+        raise where.fail(None, "expected a mapping with a `processors:` section")
+    return _build(data, file, where)
+
+
+def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
+    base = file.parent
+    raw_tables: dict[str, RawTable] = {}
+    for name, opts in (data.get("raw_tables") or {}).items():
+        try:
+            check_table_name(name)
+            part = (opts or {}).get("partition")
+            if part is not None:
+                check_identifier(part, "partition column")
+        except BadInput as exc:
+            raise where.fail(None, f"raw table {name}: {exc.message}") from exc
+        raw_tables[name] = RawTable(name, part)
+    schedule_table = data.get("schedule_table", "nba_raw.schedule")
+    run_history = data.get("run_history_table", "nba_reference.processor_run_history")
+    for t in (schedule_table, run_history):
+        try:
+            check_table_name(t)
+        except BadInput as exc:
+            raise where.fail(None, exc.message) from exc
+
+    names = list(data["processors"].keys())
+    procs: dict[str, Processor] = {}
+    targets: dict[str, str] = {}
+    for name in names:
+        raw = data["processors"][name]
+        try:
+            check_identifier(str(name), "processor name")
+        except BadInput as exc:
+            raise where.fail(str(name), exc.message) from exc
+        if not isinstance(raw, Mapping):
+            raise where.fail(name, "expected a mapping of settings")
+        unknown = sorted(set(raw) - _PROCESSOR_KEYS)
+        if unknown:
+            raise where.fail(name, f"unknown setting(s) {', '.join(unknown)}")
+        phase = raw.get("phase")
+        if isinstance(phase, bool) or not isinstance(phase, int) or phase < 1:
+            raise where.fail(name, f"phase must be a positive whole number, got {phase!r}")
+        target = raw.get("target")
+        try:
+            check_table_name(target)
+            partition = check_identifier(raw.get("partition", "game_date"), "partition column")
+            required = tuple(check_identifier(c, "column name") for c in raw.get("required_columns") or ())
+            columns = tuple(Column(c, t) if isinstance(t, str) else Column(c, t["type"], bool(t.get("required")))
+                            for c, t in (raw.get("columns") or {}).items())
+            key = tuple(check_identifier(c, "column name") for c in raw.get("key") or ())
+        except BadInput as exc:
+            raise where.fail(name, exc.message) from exc
+        if target in targets:
+            raise where.fail(name, f"target {target} is also written by {targets[target]}")
+        targets[target] = name
+        batch = raw.get("batch_size", 1)
+        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+            raise where.fail(name, f"batch_size must be a whole number >= 1, got {batch!r}")
+        est = raw.get("estimate_seconds", 30.0)
+        if isinstance(est, bool) or not isinstance(est, (int, float)) or est < 0:
+            raise where.fail(name, f"estimate_seconds must be a number >= 0, got {est!r}")
+        sql = raw.get("sql")
+        # A missing SQL file is reported by preflight and fails only this processor's tasks.
+        sql_path = (base / sql).resolve() if sql is not None else None
+        if sql is None and raw.get("python") is None:
+            raise where.fail(name, "needs `sql: file.sql` or `python: module:function`")
+        deps = []
+        for entry in raw.get("depends_on") or ():
+            if not isinstance(entry, Mapping) or len({"processor", "table"} & set(entry)) != 1:
+                raise where.fail(name, f"depends_on entry {entry!r} needs exactly one of `processor:` or `table:`")
+            extra = sorted(set(entry) - {"processor", "table", "window"})
+            if extra:
+                raise where.fail(name, f"depends_on entry has unknown key(s) {', '.join(extra)}")
+            try:
+                window = parse_window(entry.get("window", "same_date"))
+            except ValueError as exc:
+                raise where.fail(name, str(exc)) from exc
+            if "processor" in entry:
+                src = entry["processor"]
+                if src not in data["processors"]:
+                    raise where.fail(name, f"depends on unknown processor {src!r}")
+                if src == name and window.reads_current:
+                    raise where.fail(name, "a processor may read its own earlier dates, not the date it writes "
+                                           "(drop include_current / same_date on the self-dependency)")
+                deps.append(Dependency(src, window, True))
+            else:
+                src = entry["table"]
+                if src not in raw_tables:
+                    raise where.fail(name, f"depends on unknown table {src!r}; declare it under raw_tables:")
+                deps.append(Dependency(src, window, False))
+        if batch > 1 and any(d.is_processor and d.source == name for d in deps):
+            raise where.fail(name, "batch_size > 1 is not allowed for a processor that reads its own earlier dates")
+        procs[name] = Processor(
+            name=name, phase=phase, target=target, partition=partition, sql=sql_path,
+            python=raw.get("python"), batch_size=batch, required_columns=required, depends_on=tuple(deps),
+            estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key)
+
+    sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+    for n in names:
+        sorter.add(n, *[d.source for d in procs[n].upstream_processors if d.source != n])
+    try:
+        order = tuple(sorter.static_order())
+    except graphlib.CycleError as exc:
+        cycle = list(exc.args[1])
+        raise where.fail(cycle[0], f"dependency cycle {' -> '.join(cycle)}") from exc
+    # Keep the YAML's order among processors of equal depth: readers expect it.
+    depth: dict[str, int] = {}
+    for n in order:
+        depth[n] = max([depth[d.source] + 1 for d in procs[n].upstream_processors if d.source != n] or [0])
+    order = tuple(sorted(names, key=lambda n: (procs[n].phase, depth[n], names.index(n))))
+    for n in order:
+        for d in procs[n].upstream_processors:
+            if d.source != n and order.index(d.source) > order.index(n):
+                raise where.fail(n, f"depends on {d.source}, which is in a later phase")
+    return PipelineSpec(name=str(data.get("name", file.parent.name)), path=file.parent, processors=procs,
+                        raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
+                        order=order, bootstrap_days=int(data.get("bootstrap_days", 14)))
