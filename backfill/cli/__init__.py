@@ -1,0 +1,54 @@
+"""The `backfill` command line. Each command group lives in its own module of this package."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from backfill.cli.context import CliContext
+from backfill.errors import BackfillError
+
+
+class _Group(click.Group):
+    """Turns every BackfillError into one line on stderr and its documented exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BackfillError as exc:
+            if ctx.obj is not None and getattr(ctx.obj, "debug", False):
+                traceback.print_exc()
+            click.echo(f"error: {exc.one_line()}", err=True)
+            sys.exit(exc.exit_code)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--home", envvar="BACKFILL_HOME", default=None, help="Local state directory (default .backfill).")
+@click.option("--warehouse", envvar="BACKFILL_WAREHOUSE", default=None,
+              help="duckdb:///path.duckdb or bigquery://project (default: .backfill/warehouse.duckdb).")
+@click.option("--redis-url", envvar="BACKFILL_REDIS_URL", default=None, help="Redis for run state and broker.")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="backfill")
+@click.pass_context
+def cli(ctx: click.Context, home: str | None, warehouse: str | None, redis_url: str | None, debug: bool) -> None:
+    """Dependency-safe, resumable backfills of date-partitioned warehouse pipelines.
+
+    Exit codes: 0 ok, 1 problems found, 2 bad input, 3 cannot connect.
+    """
+    ctx.obj = CliContext.build(home=home, warehouse=warehouse, redis_url=redis_url, debug=debug)
+
+
+def _register() -> None:
+    from backfill.cli import commands
+
+    for command in commands.all_commands():
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    cli(prog_name="backfill")

@@ -1,0 +1,26 @@
+"""The registry of command modules: one line per module, so parallel work never collides."""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# module name -> attribute names of click commands / groups in it
+_MODULES: dict[str, tuple[str, ...]] = {
+    "backfill.cli.plan": ("plan",),
+    "backfill.cli.data": ("data",),
+}
+
+
+def all_commands() -> list[click.Command]:
+    out: list[click.Command] = []
+    for module, names in _MODULES.items():
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        out.extend(getattr(mod, n) for n in names)
+    return out

@@ -1,0 +1,42 @@
+"""What every command needs: the settings, and lazily opened warehouse and spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from backfill.settings import Settings
+from backfill.spec import PipelineSpec, load_spec
+from backfill.warehouse import Warehouse, open_warehouse
+
+
+@dataclass
+class CliContext:
+    settings: Settings
+    debug: bool = False
+    _warehouse: Warehouse | None = field(default=None, repr=False)
+
+    @classmethod
+    def build(cls, *, home: str | None, warehouse: str | None, redis_url: str | None, debug: bool) -> CliContext:
+        overrides: dict[str, Any] = {}
+        if home:
+            overrides["home"] = Path(home)
+        if warehouse:
+            overrides["warehouse"] = warehouse
+        if redis_url:
+            overrides["redis_url"] = redis_url
+        return cls(settings=Settings(**overrides), debug=debug)
+
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            self._warehouse = open_warehouse(self.settings.warehouse_url)
+        return self._warehouse
+
+    def spec(self, pipeline: str | None) -> PipelineSpec:
+        return load_spec(pipeline or self.settings.pipeline)
+
+    def close(self) -> None:
+        if self._warehouse is not None:
+            self._warehouse.close()
+            self._warehouse = None

@@ -1,0 +1,68 @@
+"""`backfill plan`: what a backfill would do, how long it should take, and what to look out for."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
+from backfill.planner import Plan
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
+
+
+def render_plan(plan: Plan, console: Console) -> None:
+    est = plan.estimates
+    console.print(f"[bold]Plan[/bold]: {est.tasks} tasks in {est.waves} waves over "
+                  f"{plan.counts.get('game_dates', 0)} game dates")
+    waves = Table(title="Waves", show_edge=False)
+    waves.add_column("wave", justify="right")
+    waves.add_column("tasks", justify="right")
+    waves.add_column("processors")
+    for i, wave in enumerate(plan.waves):
+        procs: dict[str, int] = {}
+        for t in wave:
+            procs[t.processor] = procs.get(t.processor, 0) + 1
+        waves.add_row(str(i), str(len(wave)), ", ".join(f"{p} ({n})" for p, n in procs.items()))
+    console.print(waves)
+    counts = Table(title="Tasks per phase and season", show_edge=False)
+    counts.add_column("season")
+    phases = sorted({t.phase for t in plan.tasks()})
+    for p in phases:
+        counts.add_column(f"phase {p}", justify="right")
+    per: dict[tuple[str, int], int] = {}
+    for t in plan.tasks():
+        per[(t.season, t.phase)] = per.get((t.season, t.phase), 0) + 1
+    for season in sorted({s for s, _ in per}, reverse=plan.request.order == "recent-first"):
+        counts.add_row(season, *[str(per.get((season, p), 0)) for p in phases])
+    console.print(counts)
+    console.print(
+        f"[bold]Estimates[/bold] at concurrency {est.concurrency}: wall {_duration(est.wall_seconds)} "
+        f"(sequential {_duration(est.sequential_seconds)}, {est.speedup:.1f}x faster); "
+        f"critical path {_duration(est.critical_path_seconds)}; total work {_duration(est.total_work_seconds)}")
+    for w in plan.warnings:
+        console.print(f"[yellow]warning[/yellow]: {w}")
+
+
+@click.command("plan")
+@selection_options
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (shape in docs/cli.md).")
+@click.pass_obj
+def plan(obj: Any, pipeline: str | None, as_json: bool, **selection: Any) -> None:
+    """Show the waves, tasks and estimates of a backfill, without running anything."""
+    spec = obj.spec(pipeline)
+    request = build_request(default_concurrency=obj.settings.concurrency, **selection)
+    result, _ = plan_from_warehouse(spec, obj.warehouse(), request)
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    else:
+        render_plan(result, Console())

@@ -1,0 +1,103 @@
+"""The selection flags shared by `plan`, `enqueue` and `gaps`, and turning them into a PlanRequest."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from backfill.calendar import Calendar
+from backfill.errors import BadInput, PlanError
+from backfill.planner import Plan, PlanRequest, build_plan
+from backfill.planner.model import ORDERS
+from backfill.runhistory import RunHistory
+from backfill.spec import PipelineSpec
+
+
+def parse_date(value: str, flag: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise PlanError(f"{flag} {value!r} is not a date: use YYYY-MM-DD") from None
+
+
+def parse_ranges(start: str | None, end: str | None, ranges: tuple[str, ...]) -> tuple[tuple[dt.date, dt.date], ...]:
+    out: list[tuple[dt.date, dt.date]] = []
+    if start or end:
+        if not (start and end):
+            raise PlanError("--start and --end go together: pass both, or use --range START:END")
+        out.append((parse_date(start, "--start"), parse_date(end, "--end")))
+    for r in ranges:
+        a, sep, b = r.partition(":")
+        if not sep:
+            raise PlanError(f"--range {r!r} must look like 2021-11-01:2021-11-07")
+        out.append((parse_date(a, "--range start"), parse_date(b, "--range end")))
+    if not out:
+        raise PlanError("no dates given: pass --start D --end D, or one or more --range START:END")
+    for a, b in out:
+        if b < a:
+            raise PlanError(f"range {a}:{b} ends before it starts: swap the dates")
+    return tuple(out)
+
+
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+def parse_phases(value: str | None) -> frozenset[int] | None:
+    items = _csv(value)
+    if not items:
+        return None
+    try:
+        return frozenset(int(v) for v in items)
+    except ValueError:
+        raise PlanError(f"--phases {value!r} must be numbers like 3,4") from None
+
+
+def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command with DESIGN.md's selection flags."""
+    opts = [
+        click.option("--pipeline", default=None, help="Pipeline directory (default pipelines/nba)."),
+        click.option("--start", default=None, help="First date, YYYY-MM-DD."),
+        click.option("--end", default=None, help="Last date, YYYY-MM-DD (inclusive)."),
+        click.option("--range", "ranges", multiple=True, help="START:END, repeatable (one week of each season)."),
+        click.option("--phases", default=None, help="Comma-separated phases, e.g. 3,4."),
+        click.option("--processors", default=None, help="Comma-separated processor names."),
+        click.option("--seasons", default=None, help="Comma-separated seasons, e.g. 2023-24,2024-25."),
+        click.option("--season-types", default=None, help="Comma-separated: regular,play_in,playoffs."),
+        click.option("--order", type=click.Choice(ORDERS), default="recent-first", show_default=True,
+                     help="Which season finishes first."),
+        click.option("--concurrency", type=click.IntRange(1, 1024), default=None,
+                     help="Parallel tasks for estimates and execution (default from settings)."),
+        click.option("--force", is_flag=True, help="Redo tasks that already succeeded."),
+    ]
+    return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
+
+
+def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...], phases: str | None,
+                  processors: str | None, seasons: str | None, season_types: str | None, order: str,
+                  concurrency: int | None, force: bool, default_concurrency: int) -> PlanRequest:
+    return PlanRequest(
+        ranges=parse_ranges(start, end, ranges), phases=parse_phases(phases),
+        processors=frozenset(_csv(processors)) or None, seasons=frozenset(_csv(seasons)) or None,
+        season_types=frozenset(_csv(season_types)) or None, order=order,
+        concurrency=concurrency or default_concurrency, force=force)
+
+
+def plan_from_warehouse(spec: PipelineSpec, warehouse: Any, request: PlanRequest) -> tuple[Plan, Calendar]:
+    """Read the calendar and the run history, then plan (the only I/O around the pure planner)."""
+    calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
+    if not calendar.seasons:
+        raise BadInput(f"the schedule table {spec.schedule_table} is empty",
+                       hint="load raw data first: `backfill data sample` or `backfill data import-nba DIR`")
+    history = RunHistory(warehouse, spec.run_history_table)
+    lo = min(a for a, _ in request.ranges)
+    hi = max(b for _, b in request.ranges)
+    completed = history.completed(lo - dt.timedelta(days=400), hi)
+    from dataclasses import replace
+
+    request = replace(request, completed=completed, durations=history.durations())
+    return build_plan(spec, calendar, request), calendar

@@ -1,0 +1,90 @@
+"""processor_run_history: the durable record of every task attempt, modelled on the users' table.
+
+Rows are appended in bulk (one write per wave, never one per task: per-task load jobs are
+what exhausted the users' BigQuery quotas). Nothing is updated in place, so there are no
+stale `running` rows to clean up: the latest row per (processor, date) is the truth.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from backfill.warehouse import Warehouse
+from backfill.warehouse.schema import TableSchema, check_table_name, schema
+
+STATUSES = ("success", "failed", "partial", "skipped", "blocked", "cancelled")
+DONE_STATUSES = ("success", "partial")
+
+
+def history_schema(table: str = "nba_reference.processor_run_history") -> TableSchema:
+    return schema(
+        table, "data_date",
+        ("processor_name", "STRING", True), ("phase", "INT64", True), ("data_date", "DATE", True),
+        ("season", "STRING"), ("run_id", "STRING", True), ("task_id", "STRING", True),
+        ("status", "STRING", True), ("attempt", "INT64"), ("records_processed", "INT64"),
+        ("duration_seconds", "FLOAT64"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
+        ("error_category", "STRING"), ("error_message", "STRING"), ("warnings", "JSON"),
+        ("backfill_mode", "BOOL"), ("bootstrap", "BOOL"), ("wave", "INT64"),
+        cluster=("processor_name", "status"))
+
+
+class RunHistory:
+    """Bulk writes and the queries the planner, `gaps` and `resume` need."""
+
+    def __init__(self, warehouse: Warehouse, table: str = "nba_reference.processor_run_history") -> None:
+        check_table_name(table)
+        self.warehouse = warehouse
+        self.table = table
+        self.schema = history_schema(table)
+
+    def ensure(self) -> None:
+        self.warehouse.create_table(self.schema)
+
+    def write(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Append many rows in one bulk write."""
+        if not rows:
+            return 0
+        self.ensure()
+        cols = self.schema.column_names
+        return self.warehouse.insert_rows(self.table, [{c: r.get(c) for c in cols} for r in rows])
+
+    def latest(self, start: dt.date | None = None, end: dt.date | None = None,
+               processors: Iterable[str] | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
+        """The latest row per (processor, date), optionally within a range / for some processors / a run."""
+        if not self.warehouse.table_exists(self.table):
+            return []
+        where, params = ["1 = 1"], {}
+        if start is not None:
+            where.append("data_date >= @start")
+            params["start"] = start
+        if end is not None:
+            where.append("data_date <= @end")
+            params["end"] = end
+        if run_id is not None:
+            where.append("run_id = @run_id")
+            params["run_id"] = run_id
+        procs = sorted(processors) if processors is not None else None
+        if procs is not None:
+            where.append("processor_name IN UNNEST(@processors)")
+            params["processors"] = procs
+        sql = (f"SELECT * FROM {self.table} WHERE {' AND '.join(where)} "
+               "QUALIFY ROW_NUMBER() OVER (PARTITION BY processor_name, data_date "
+               "ORDER BY finished_at DESC, attempt DESC) = 1")
+        return self.warehouse.query(sql, params)
+
+    def completed(self, start: dt.date | None = None, end: dt.date | None = None,
+                  processors: Iterable[str] | None = None) -> frozenset[tuple[str, dt.date]]:
+        """(processor, date) whose latest attempt succeeded: the planner's skip set."""
+        return frozenset((r["processor_name"], r["data_date"]) for r in self.latest(start, end, processors)
+                         if r["status"] in DONE_STATUSES)
+
+    def durations(self) -> dict[str, float]:
+        """Median-ish seconds per date per processor from successful runs (feeds plan estimates)."""
+        if not self.warehouse.table_exists(self.table):
+            return {}
+        rows = self.warehouse.query(
+            f"SELECT processor_name, AVG(duration_seconds) AS s FROM {self.table} "
+            "WHERE status = 'success' AND duration_seconds IS NOT NULL GROUP BY 1")
+        return {r["processor_name"]: float(r["s"]) for r in rows if r["s"] is not None}
