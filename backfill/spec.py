@@ -22,6 +22,8 @@ WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date
 _SIZED = ("game_dates", "team_games", "days")
 _PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "batch_size", "required_columns",
                    "depends_on", "estimate_seconds", "description", "columns", "key", "ranges"}
+_TOP_KEYS = {"name", "description", "schedule_table", "run_history_table", "bootstrap_days", "raw_tables",
+             "processors"}
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,13 @@ def load_spec(path: str | Path) -> PipelineSpec:
     data = yaml.safe_load(text) or {}
     if not isinstance(data, Mapping) or not isinstance(data.get("processors"), Mapping):
         raise where.fail(None, "expected a mapping with a `processors:` section")
+    unknown = sorted(str(k) for k in set(data) - _TOP_KEYS)
+    if unknown:
+        raise where.fail(None, f"unknown top-level setting(s) {', '.join(unknown)} "
+                               f"(known: {', '.join(sorted(_TOP_KEYS))})")
+    boot = data.get("bootstrap_days", 14)
+    if isinstance(boot, bool) or not isinstance(boot, int) or boot < 0:
+        raise where.fail(None, f"bootstrap_days must be a whole number >= 0, got {boot!r}")
     return _build(data, file, where)
 
 
