@@ -55,7 +55,8 @@ class RunHistory:
         """The latest row per (processor, date), optionally within a range / for some processors / a run."""
         if not self.warehouse.table_exists(self.table):
             return []
-        where, params = ["1 = 1"], {}
+        where: list[str] = ["1 = 1"]
+        params: dict[str, Any] = {}
         if start is not None:
             where.append("data_date >= @start")
             params["start"] = start

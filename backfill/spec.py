@@ -242,7 +242,7 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
         phase = raw.get("phase")
         if isinstance(phase, bool) or not isinstance(phase, int) or phase < 1:
             raise where.fail(name, f"phase must be a positive whole number, got {phase!r}")
-        target = raw.get("target")
+        target = str(raw.get("target"))
         try:
             check_table_name(target)
             partition = check_identifier(raw.get("partition", "game_date"), "partition column")

@@ -31,15 +31,15 @@ def parse_ranges(start: str | None, end: str | None, ranges: tuple[str, ...]) ->
             raise PlanError("--start and --end go together: pass both, or use --range START:END")
         out.append((parse_date(start, "--start"), parse_date(end, "--end")))
     for r in ranges:
-        a, sep, b = r.partition(":")
+        first, sep, last = r.partition(":")
         if not sep:
             raise PlanError(f"--range {r!r} must look like 2021-11-01:2021-11-07")
-        out.append((parse_date(a, "--range start"), parse_date(b, "--range end")))
+        out.append((parse_date(first, "--range start"), parse_date(last, "--range end")))
     if not out:
         raise PlanError("no dates given: pass --start D --end D, or one or more --range START:END")
-    for a, b in out:
-        if b < a:
-            raise PlanError(f"range {a}:{b} ends before it starts: swap the dates")
+    for lo, hi in out:
+        if hi < lo:
+            raise PlanError(f"range {lo}:{hi} ends before it starts: swap the dates")
     return tuple(out)
 
 

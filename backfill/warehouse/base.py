@@ -77,10 +77,11 @@ class Warehouse(ABC):
             where.append(f"{date_column} <= @end")
             params["end"] = end
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self.query(f"SELECT {date_column} AS d, COUNT(*) AS n FROM {table}{clause} GROUP BY 1 ORDER BY 1", params)
+        sql = f"SELECT {date_column} AS d, COUNT(*) AS n FROM {table}{clause} GROUP BY 1 ORDER BY 1"
+        rows = self.query(sql, params)
         return {r["d"]: int(r["n"]) for r in rows}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, most warehouses hold nothing
         """Release connections."""
 
     def __enter__(self) -> Warehouse:
