@@ -271,12 +271,12 @@ class DuckDBWarehouse(Warehouse):
         return int(written[0]) if written else 0
 
     def merge_rows(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
+        for k in keys:
+            check_identifier(k, "column name")
         if not rows:
             return 0
         self.create_table(table)
         cols = table.column_names
-        for k in keys:
-            check_identifier(k, "column name")
         placeholders = ", ".join("?" for _ in cols)
         values = [[r.get(c) for c in cols] for r in rows]
         key_match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM s.{k}" for k in keys)
