@@ -10,6 +10,8 @@ import click
 _MODULES: dict[str, tuple[str, ...]] = {
     "backfill.cli.plan": ("plan",),
     "backfill.cli.data": ("data",),
+    "backfill.cli.triggers": ("triggers",),
+    "backfill.cli.services": ("worker", "down"),
 }
 
 

@@ -1,0 +1,193 @@
+"""Pause downstream triggers while a backfill writes, held by leases that cannot be forgotten.
+
+The users' fear (USERS.md, decision 1): their live Phase 3 -> Phase 4 trigger must not fire
+while Phase 3 is being backfilled, and someone might forget to switch it back on. So a pause
+is never a flag: it is a *lease* -- a Redis key with a TTL that its holder (a run, or a person
+at the CLI) renews while it lives. When the holder finishes it releases the lease; when it
+crashes the lease expires by itself and the trigger is enabled again without anyone acting.
+
+Several holders may pause the same trigger (two runs, a run and an operator); the trigger is
+enabled only when none of their leases is live. Each lease is its own key, so its expiry is
+Redis's job and needs no sweeper.
+
+Trigger names are `phase{N}->phase{N+1}`: the trigger that starts phase N+1 after phase N.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+
+from backfill.errors import CannotConnect
+from backfill.settings import Settings, redact_url
+
+log = logging.getLogger(__name__)
+
+
+def trigger_name(phase: int) -> str:
+    return f"phase{phase}->phase{phase + 1}"
+
+
+def triggers_for_phases(phases: Iterable[int]) -> list[str]:
+    """The triggers a run writing `phases` must pause: `phase{N}->phase{N+1}` for each N.
+
+    Writing phase N makes phase N+1's lookback windows incomplete, so what phase N would set
+    off downstream must wait. The trigger *into* phase N (`phase{N-1}->phase{N}`) is left on:
+    it makes the live pipeline process tonight's date, which a historical backfill does not
+    own, and pausing it would stop the nightly pipeline for no gain in safety.
+    """
+    return [trigger_name(p) for p in sorted({int(p) for p in phases})]
+
+
+def _iso(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).isoformat(timespec="seconds")
+
+
+class Triggers:
+    """Pause leases per trigger, in Redis. The connection is passed in, never global."""
+
+    names_key = "backfill:triggers"                      # SET of every trigger ever paused
+    holders_key = "backfill:trigger:{name}:holders"      # SET of holders that paused it (may be stale)
+    lease_key = "backfill:trigger:{name}:lease:{holder}"  # HASH holder/reason/since/until, with a TTL
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def _lease(self, name: str, holder: str) -> str:
+        return self.lease_key.format(name=name, holder=holder)
+
+    def _now(self) -> float:
+        # The Redis clock, so `until` agrees with the TTL that actually ends the lease.
+        seconds, micros = self.client.time()
+        return seconds + micros / 1_000_000
+
+    def pause(self, name: str, holder: str, ttl_seconds: float, reason: str = "") -> None:
+        """Pause `name` for `ttl_seconds` on behalf of `holder` (pausing again extends it)."""
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be > 0")
+        now = self._now()
+        key = self._lease(name, holder)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hsetnx(key, "since", repr(now))
+        pipe.hset(key, mapping={"holder": holder, "reason": reason, "until": repr(now + ttl_seconds)})
+        pipe.pexpire(key, int(ttl_seconds * 1000))
+        pipe.sadd(self.holders_key.format(name=name), holder)
+        pipe.sadd(self.names_key, name)
+        pipe.execute()
+        log.info("trigger %s paused by %s for %gs", name, holder, ttl_seconds)
+
+    def renew(self, name: str, holder: str, ttl_seconds: float) -> bool:
+        """Extend `holder`'s live lease; False if it has none (expired, released, never held)."""
+        key = self._lease(name, holder)
+        until = self._now() + ttl_seconds
+        # Lua keeps "still exists" and "extend" one step: a lease expiring between the two
+        # must not be resurrected as a hash without holder or since.
+        script = """
+        if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+        redis.call('HSET', KEYS[1], 'until', ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        return 1
+        """
+        return bool(self.client.eval(script, 1, key, repr(until), int(ttl_seconds * 1000)))
+
+    def release(self, name: str, holder: str) -> bool:
+        """Drop `holder`'s pause; True if it had a live one."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.delete(self._lease(name, holder))
+        pipe.srem(self.holders_key.format(name=name), holder)
+        deleted, _ = pipe.execute()
+        if deleted:
+            log.info("trigger %s released by %s", name, holder)
+        return bool(deleted)
+
+    def release_all(self, name: str) -> list[str]:
+        """Force-release every lease on `name` (an operator's override); returns the holders."""
+        released = [lease["holder"] for lease in self.leases(name)]
+        for holder in self._holders(name):
+            self.release(name, holder)
+        return released
+
+    def _holders(self, name: str) -> list[str]:
+        return sorted(_text(h) for h in self.client.smembers(self.holders_key.format(name=name)))
+
+    def leases(self, name: str) -> list[dict[str, Any]]:
+        """The live leases on `name`, the one ending last first; prunes holders whose lease expired."""
+        out: list[dict[str, Any]] = []
+        stale: list[str] = []
+        for holder in self._holders(name):
+            data = {_text(k): _text(v) for k, v in self.client.hgetall(self._lease(name, holder)).items()}
+            if not data:
+                stale.append(holder)
+                continue
+            out.append({"holder": data.get("holder", holder), "reason": data.get("reason", ""),
+                        "since": float(data.get("since", 0) or 0), "until": float(data.get("until", 0) or 0)})
+        if stale:
+            self.client.srem(self.holders_key.format(name=name), *stale)
+        out.sort(key=lambda lease: -lease["until"])
+        return out
+
+    def is_enabled(self, name: str) -> bool:
+        return not self.leases(name)
+
+    def names(self) -> list[str]:
+        return sorted(_text(n) for n in self.client.smembers(self.names_key))
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per known trigger: name, paused, holder, reason, since, until, leases.
+
+        holder/reason/since/until describe the lease that ends last (the one that decides
+        when the trigger comes back on); `leases` lists all of them. Times are ISO-8601 UTC.
+        """
+        rows: list[dict[str, Any]] = []
+        for name in self.names():
+            leases = [{**lease, "since": _iso(lease["since"]), "until": _iso(lease["until"])}
+                      for lease in self.leases(name)]
+            top = leases[0] if leases else {}
+            rows.append({"name": name, "paused": bool(leases), "holder": top.get("holder"),
+                         "reason": top.get("reason"), "since": top.get("since"), "until": top.get("until"),
+                         "leases": leases})
+        return rows
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def downstream_enabled(name: str, redis_url: str | None = None, *, strict: bool = False) -> bool:
+    """Whether the live pipeline may fire trigger `name` now (e.g. "phase3->phase4").
+
+    The URL is `redis_url`, else BACKFILL_REDIS_URL, else the local Redis that `backfill`
+    started under BACKFILL_HOME (it is never started from here). With none of them there is
+    no backfill to respect: True.
+
+    If that Redis does not answer, this **fails open** (returns True and logs a warning)
+    unless `strict=True`, which raises CannotConnect instead. Why open by default: the
+    nightly pipeline is production and must not stop because the backfill tool's Redis is
+    down; and a backfill cannot make progress without that Redis either (it is its broker),
+    so no phase is being rewritten while it is unreachable. Pipelines that prefer a skipped
+    night to a run on possibly incomplete windows pass `strict=True`.
+    """
+    url = redis_url or os.environ.get("BACKFILL_REDIS_URL", "")
+    if not url:
+        from backfill.localredis import local_url
+
+        url = local_url(Settings()) or ""
+    if not url:
+        return True
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)
+    try:
+        return Triggers(client).is_enabled(name)
+    except redis.RedisError as exc:
+        if strict:
+            raise CannotConnect(f"Redis at {redact_url(url)} does not answer ({type(exc).__name__})",
+                                hint="cannot tell whether a backfill paused this trigger") from None
+        log.warning("Redis at %s does not answer (%s); trigger %s treated as enabled (fail open)",
+                    redact_url(url), type(exc).__name__, name)
+        return True
+    finally:
+        client.close()
