@@ -1,0 +1,96 @@
+"""`backfill data`: fill the raw Phase 2 tables from the sample league or the real NBA CSVs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from backfill.cli.context import CliContext
+from backfill.errors import BadInput
+
+
+@click.group()
+def data() -> None:
+    """Fill the raw tables: a synthetic sample league, or the real NBA CSVs."""
+
+
+def _seasons(text: str | None) -> tuple[str, ...]:
+    from pipelines.nba.load import check_season
+    from pipelines.nba.sample import DEFAULT_SEASONS
+
+    if not text:
+        return DEFAULT_SEASONS
+    seasons = tuple(check_season(s) for s in text.split(",") if s.strip())
+    if not seasons:
+        raise BadInput(f"--seasons {text!r} names no season: write seasons like 2022-23,2023-24")
+    return seasons
+
+
+def _rows_table(title: str, rows: dict[str, int], per_season: dict[str, dict[str, int]]) -> Table:
+    seasons = sorted({s for counts in per_season.values() for s in counts})
+    table = Table(title=title)
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for s in seasons:
+        table.add_column(s, justify="right")
+    for name, n in rows.items():
+        table.add_row(name, f"{n:,}", *[f"{per_season.get(name, {}).get(s, 0):,}" if name in per_season else ""
+                                        for s in seasons])
+    return table
+
+
+def _emit(payload: dict[str, Any]) -> None:
+    click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
+
+
+@data.command()
+@click.option("--seasons", default=None,
+              help="Comma-separated seasons, e.g. 2022-23,2023-24 (default: 2021-22..2024-25).")
+@click.option("--seed", default=7, show_default=True, type=int, help="Same seed, same league.")
+@click.option("--json", "as_json", is_flag=True, help="Print a stable JSON object.")
+@click.pass_obj
+def sample(obj: CliContext, seasons: str | None, seed: int, as_json: bool) -> None:
+    """Generate the synthetic league and replace those seasons in the warehouse."""
+    from pipelines.nba.sample import load_sample
+
+    summary = load_sample(obj.warehouse(), _seasons(seasons), seed)
+    if as_json:
+        _emit({"command": "sample", **summary.to_dict()})
+        return
+    console = Console()
+    console.print(_rows_table(f"sample league, seed {seed}", summary.rows, summary.rows_per_season))
+    console.print(f"loaded {', '.join(summary.seasons)} in {summary.seconds:.1f} s")
+
+
+@data.command("import-nba")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=str))
+@click.option("--json", "as_json", is_flag=True, help="Print a stable JSON object.")
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.pass_obj
+def import_nba_command(obj: CliContext, directory: str, as_json: bool, quiet: bool) -> None:
+    """Import player_logs/, playoff_player_logs/ and prop_lines/ CSVs from DIRECTORY."""
+    from pipelines.nba.importer import import_nba, stderr_progress
+
+    summary = import_nba(obj.warehouse(), directory, None if quiet else stderr_progress)
+    if as_json:
+        _emit({"command": "import-nba", **summary.to_dict()})
+        return
+    console = Console()
+    console.print(_rows_table(f"imported {summary.files} files from {directory}", summary.rows,
+                              summary.rows_per_season))
+    if summary.skipped:
+        skipped = Table(title=f"{summary.skipped_total:,} rows skipped")
+        skipped.add_column("file")
+        skipped.add_column("reason")
+        skipped.add_column("rows", justify="right")
+        for file, reasons in summary.skipped.items():
+            for reason, n in reasons.items():
+                skipped.add_row(file, reason, f"{n:,}")
+        console.print(skipped)
+    else:
+        console.print("no rows skipped")
+    console.print(f"done in {summary.seconds:.1f} s")
