@@ -1,0 +1,1 @@
+"""The warehouse contract: one suite every Warehouse implementation must pass."""

@@ -1,0 +1,218 @@
+"""The behaviour every Warehouse must show, written once and run against each implementation.
+
+A test module subclasses `WarehouseContract` and provides a `warehouse` fixture (and, when the
+backend is shared, a `dataset` fixture naming a fresh dataset it cleans up afterwards).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from backfill.errors import BadInput, WarehouseError
+from backfill.warehouse import TableSchema, Warehouse, schema
+
+D1, D2, D3, D4 = (dt.date(2024, 1, d) for d in (10, 11, 12, 13))
+UTC = dt.UTC
+
+
+def events(dataset: str, name: str = "events") -> TableSchema:
+    return schema(f"{dataset}.{name}", "game_date",
+                  ("game_date", "DATE", True), ("player", "STRING", True), ("points", "INT64"),
+                  ("minutes", "FLOAT64"), ("starter", "BOOL"), ("loaded_at", "TIMESTAMP"),
+                  cluster=("player",))
+
+
+def row(day: dt.date, player: str, points: int | None, *, minutes: float | None = 30.5,
+        starter: bool | None = True) -> dict[str, Any]:
+    return {"game_date": day, "player": player, "points": points, "minutes": minutes, "starter": starter,
+            "loaded_at": dt.datetime(2024, 2, 1, 12, 30, 15, tzinfo=UTC)}
+
+
+def key(r: dict[str, Any]) -> tuple[Any, ...]:
+    return (r["game_date"], r["player"], r["points"])
+
+
+SELECT_SOURCE = ("SELECT game_date, player, points, minutes, starter, loaded_at FROM {source} "
+                 "WHERE game_date BETWEEN @start_date AND @end_date")
+# Fails while it runs, after it has produced rows: the cast of 'oops' to INT64 errors.
+SELECT_FAILING = ("SELECT game_date, player, CAST(CASE WHEN player = 'Bad Cast' THEN 'oops' "
+                  "ELSE CAST(points AS STRING) END AS INT64) AS points, minutes, starter, loaded_at "
+                  "FROM {source} WHERE game_date BETWEEN @start_date AND @end_date")
+
+
+class WarehouseContract:
+    """Subclass this in a `test_*.py` module and provide the `warehouse` fixture."""
+
+    @pytest.fixture
+    def warehouse(self) -> Iterator[Warehouse]:
+        raise NotImplementedError("a contract test module must provide a `warehouse` fixture")
+
+    @pytest.fixture
+    def dataset(self) -> str:
+        return "contract"
+
+    # -- helpers ---------------------------------------------------------------------------
+    def table_rows(self, wh: Warehouse, table: TableSchema) -> list[tuple[Any, ...]]:
+        rows = wh.query(f"SELECT {', '.join(table.column_names)} FROM {table.name} ORDER BY game_date, player")
+        return [tuple(r[c] for c in table.column_names) for r in rows]
+
+    def source(self, wh: Warehouse, dataset: str, rows: list[dict[str, Any]]) -> TableSchema:
+        src = events(dataset, "source")
+        wh.create_table(src)
+        wh.insert_rows(src.name, rows)
+        return src
+
+    def seeded_target(self, wh: Warehouse, dataset: str) -> TableSchema:
+        target = events(dataset)
+        wh.create_table(target)
+        wh.insert_rows(target.name, [row(d, "Old Row", 1) for d in (D1, D2, D3, D4)])
+        return target
+
+    def replace(self, wh: Warehouse, target: TableSchema, src: TableSchema, dates: list[dt.date],
+                sql: str = SELECT_SOURCE) -> int:
+        return wh.replace_partitions(target, dates, sql.format(source=src.name),
+                                     {"start_date": min(dates), "end_date": max(dates)},
+                                     labels={"run_id": "Contract-Run", "task_id": "events:2024-01-10"})
+
+    # -- tables ----------------------------------------------------------------------------
+    def test_created_table_exists_with_declared_columns(self, warehouse: Warehouse, dataset: str) -> None:
+        table = events(dataset)
+        assert not warehouse.table_exists(table.name)
+        warehouse.create_table(table)
+        warehouse.create_table(table)  # creating again is harmless
+        assert warehouse.table_exists(table.name)
+        assert warehouse.table_columns(table.name) == {c.name: c.type for c in table.columns}
+
+    # -- bulk inserts ----------------------------------------------------------------------
+    def test_insert_rows_round_trips_types_nulls_and_unicode(self, warehouse: Warehouse, dataset: str) -> None:
+        table = events(dataset)
+        warehouse.create_table(table)
+        rows = [row(D1, "Nikola Jokić", 32, minutes=35.25, starter=True),
+                row(D1, "Luka Dončić", None, minutes=None, starter=None),
+                row(D2, "Bench Guy", 0, minutes=0.0, starter=False)]
+        rows[1]["loaded_at"] = None
+        assert warehouse.insert_rows(table.name, rows) == 3
+        got = {r["player"]: r for r in warehouse.query(f"SELECT * FROM {table.name}")}
+        assert set(got) == {"Nikola Jokić", "Luka Dončić", "Bench Guy"}
+        for want in rows:
+            have = got[want["player"]]
+            assert have == want, f"{want['player']}: wrote {want}, read {have}"
+            assert type(have["game_date"]) is dt.date
+            assert have["starter"] is want["starter"]
+
+    def test_insert_rows_writes_many_rows_in_one_call(self, warehouse: Warehouse, dataset: str) -> None:
+        table = events(dataset)
+        warehouse.create_table(table)
+        rows = [row(D1 + dt.timedelta(days=i % 20), f"Player {i}", i) for i in range(5000)]
+        assert warehouse.insert_rows(table.name, rows) == 5000
+        assert warehouse.query(f"SELECT COUNT(*) AS n, SUM(points) AS s FROM {table.name}") == [
+            {"n": 5000, "s": sum(range(5000))}]
+
+    def test_insert_rows_into_unknown_column_is_schema_drift(self, warehouse: Warehouse, dataset: str) -> None:
+        table = events(dataset)
+        warehouse.create_table(table)
+        with pytest.raises(WarehouseError) as err:
+            warehouse.insert_rows(table.name, [{**row(D1, "A", 1), "rebounds": 3}])
+        assert err.value.category == "schema_drift"
+
+    # -- parameterised queries -------------------------------------------------------------
+    def test_query_binds_date_int_and_string_params(self, warehouse: Warehouse, dataset: str) -> None:
+        src = self.source(warehouse, dataset, [row(D1, "A", 10), row(D2, "B", 20), row(D2, "C", 5)])
+        got = warehouse.query(f"SELECT player FROM {src.name} WHERE game_date = @day AND points >= @min "
+                              f"AND player != @not ORDER BY player", {"day": D2, "min": 5, "not": "C"})
+        assert got == [{"player": "B"}]
+
+    def test_query_binds_array_params_for_in_unnest(self, warehouse: Warehouse, dataset: str) -> None:
+        src = self.source(warehouse, dataset, [row(D1, "A", 10), row(D2, "B", 20), row(D3, "C", 5)])
+        got = warehouse.query(f"SELECT player FROM {src.name} WHERE player IN UNNEST(@names) "
+                              f"AND game_date IN UNNEST(@days) ORDER BY player",
+                              {"names": ["A", "B", "Z"], "days": [D1, D2, D4]})
+        assert got == [{"player": "A"}, {"player": "B"}]
+        ints = warehouse.query(f"SELECT player FROM {src.name} WHERE points IN UNNEST(@pts)", {"pts": [5]})
+        assert ints == [{"player": "C"}]
+
+    def test_execute_runs_dml(self, warehouse: Warehouse, dataset: str) -> None:
+        src = self.source(warehouse, dataset, [row(D1, "A", 10), row(D2, "B", 20)])
+        warehouse.execute(f"DELETE FROM {src.name} WHERE game_date = @day", {"day": D1})
+        assert [r["player"] for r in warehouse.query(f"SELECT player FROM {src.name}")] == ["B"]
+
+    # -- atomic, idempotent partition replacement ------------------------------------------
+    @pytest.mark.parametrize("dates", [[D2], [D2, D3]], ids=["one-date", "several-dates"])
+    def test_replace_partitions_twice_leaves_one_copy(self, warehouse: Warehouse, dataset: str,
+                                                      dates: list[dt.date]) -> None:
+        src = self.source(warehouse, dataset, [row(d, p, i) for i, d in enumerate(dates) for p in ("A", "B")])
+        target = events(dataset)
+        first = self.replace(warehouse, target, src, dates)
+        once = self.table_rows(warehouse, target)
+        second = self.replace(warehouse, target, src, dates)
+        assert first == second == 2 * len(dates)
+        assert self.table_rows(warehouse, target) == once
+        assert len(once) == 2 * len(dates)
+
+    @pytest.mark.parametrize("dates", [[D2], [D2, D3]], ids=["one-date", "several-dates"])
+    def test_replace_partitions_touches_only_its_dates(self, warehouse: Warehouse, dataset: str,
+                                                       dates: list[dt.date]) -> None:
+        target = self.seeded_target(warehouse, dataset)
+        # The source has new rows for every date; only the task's dates may change.
+        src = self.source(warehouse, dataset, [row(d, "New Row", 9) for d in (D1, D2, D3, D4)])
+        warehouse.replace_partitions(target, dates, SELECT_SOURCE.format(source=src.name),
+                                     {"start_date": D1, "end_date": D4})
+        got = {(r[0], r[1]) for r in self.table_rows(warehouse, target)}
+        want = {(d, "New Row" if d in dates else "Old Row") for d in (D1, D2, D3, D4)}
+        assert got == want
+
+    def test_replace_partitions_with_no_rows_empties_the_partition(self, warehouse: Warehouse,
+                                                                   dataset: str) -> None:
+        target = self.seeded_target(warehouse, dataset)
+        src = self.source(warehouse, dataset, [row(D1, "Elsewhere", 1)])
+        assert self.replace(warehouse, target, src, [D3]) == 0
+        assert warehouse.row_counts(target.name, "game_date") == {D1: 1, D2: 1, D4: 1}
+
+    @pytest.mark.parametrize("dates", [[D2], [D2, D3]], ids=["one-date", "several-dates"])
+    def test_replace_partitions_failing_query_leaves_table_unchanged(self, warehouse: Warehouse, dataset: str,
+                                                                     dates: list[dt.date]) -> None:
+        target = self.seeded_target(warehouse, dataset)
+        before = self.table_rows(warehouse, target)
+        src = self.source(warehouse, dataset, [row(D2, f"Good {i}", i) for i in range(50)]
+                          + [row(dates[-1], "Bad Cast", 1)])
+        with pytest.raises(WarehouseError):
+            self.replace(warehouse, target, src, dates, SELECT_FAILING)
+        assert self.table_rows(warehouse, target) == before
+
+    # -- merges and counts -----------------------------------------------------------------
+    def test_merge_rows_upserts_by_key(self, warehouse: Warehouse, dataset: str) -> None:
+        table = events(dataset, "history")
+        assert warehouse.merge_rows(table, [row(D1, "A", 1), row(D1, "B", 2)], ["game_date", "player"]) == 2
+        warehouse.merge_rows(table, [row(D1, "B", 20), row(D2, "A", 3)], ["game_date", "player"])
+        warehouse.merge_rows(table, [row(D1, "B", 20), row(D2, "A", 3)], ["game_date", "player"])
+        assert [(r[0], r[1], r[2]) for r in self.table_rows(warehouse, table)] == [
+            (D1, "A", 1), (D1, "B", 20), (D2, "A", 3)]
+
+    def test_row_counts_per_date_within_range(self, warehouse: Warehouse, dataset: str) -> None:
+        src = self.source(warehouse, dataset, [row(D1, "A", 1), row(D2, "A", 1), row(D2, "B", 1),
+                                               row(D4, "A", 1)])
+        assert warehouse.row_counts(src.name, "game_date") == {D1: 1, D2: 2, D4: 1}
+        assert warehouse.row_counts(src.name, "game_date", D2, D3) == {D2: 2}
+
+    # -- identifiers -----------------------------------------------------------------------
+    def test_bad_identifiers_are_refused_before_any_sql(self, warehouse: Warehouse, dataset: str) -> None:
+        evil = f"{dataset}.events; DROP TABLE x"
+        with pytest.raises(BadInput):
+            warehouse.insert_rows(evil, [row(D1, "A", 1)])
+        with pytest.raises(BadInput):
+            warehouse.table_exists(evil)
+        with pytest.raises(BadInput):
+            warehouse.table_columns(evil)
+        with pytest.raises(BadInput):
+            warehouse.row_counts(f"{dataset}.events", "game_date; DROP TABLE x")
+        with pytest.raises(BadInput):
+            schema(evil, "game_date", ("game_date", "DATE"))
+        with pytest.raises(BadInput):
+            warehouse.merge_rows(events(dataset), [row(D1, "A", 1)], ["player; --"])
+        with pytest.raises(BadInput):
+            warehouse.insert_rows(f"{dataset}.events", [{"game_date; --": D1}])
+        assert not warehouse.table_exists(f"{dataset}.events")
