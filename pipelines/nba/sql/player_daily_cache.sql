@@ -1,0 +1,74 @@
+-- player_daily_cache: per player whose latest team plays on a date, season-to-date (the 180
+-- calendar days before the date, within the season: the spec's `days: 180`), L5 and L10 averages
+-- from player_game_summary; his team's pace and offensive rating over the 30 days before the date
+-- (`days: 30` on team_offense_game_summary); and the date's shot-zone row. Players with fewer
+-- than 3 games are left out; fewer than 10 are kept and flagged as a low sample.
+WITH targets AS (
+  SELECT game_date, season, home_team AS team FROM nba_raw.schedule
+  WHERE game_date BETWEEN @start_date AND @end_date AND season_type IN ('regular', 'play_in', 'playoffs')
+  UNION DISTINCT
+  SELECT game_date, season, away_team AS team FROM nba_raw.schedule
+  WHERE game_date BETWEEN @start_date AND @end_date AND season_type IN ('regular', 'play_in', 'playoffs')
+),
+history AS (
+  SELECT game_date, season, team, player_id, player_lookup, player_name, minutes, points, rebounds, assists
+  FROM nba_analytics.player_game_summary
+  WHERE game_date < @end_date AND game_date >= DATE_SUB(@start_date, INTERVAL 180 DAY)
+),
+appearances AS (
+  SELECT
+    d.game_date, p.season, p.team, p.player_id, p.player_lookup, p.player_name, p.game_date AS played_date,
+    p.minutes, p.points, p.rebounds, p.assists,
+    ROW_NUMBER() OVER (PARTITION BY d.game_date, p.player_id ORDER BY p.game_date DESC, p.team) AS rn
+  FROM (SELECT DISTINCT game_date, season FROM targets) AS d
+  JOIN history AS p
+    ON p.season = d.season AND p.game_date < d.game_date AND p.game_date >= DATE_SUB(d.game_date, INTERVAL 180 DAY)
+),
+agg AS (
+  SELECT
+    game_date, player_id,
+    MAX(IF(rn = 1, season, NULL)) AS season,
+    MAX(IF(rn = 1, team, NULL)) AS team,
+    MAX(IF(rn = 1, player_lookup, NULL)) AS player_lookup,
+    MAX(IF(rn = 1, player_name, NULL)) AS player_name,
+    MAX(played_date) AS last_played_date,
+    COUNT(*) AS games_played,
+    ROUND(AVG(minutes), 3) AS season_minutes_avg,
+    ROUND(AVG(points), 3) AS season_points_avg,
+    ROUND(AVG(rebounds), 3) AS season_rebounds_avg,
+    ROUND(AVG(assists), 3) AS season_assists_avg,
+    ROUND(AVG(IF(rn <= 5, minutes, NULL)), 3) AS l5_minutes_avg,
+    ROUND(AVG(IF(rn <= 5, points, NULL)), 3) AS l5_points_avg,
+    ROUND(AVG(IF(rn <= 10, minutes, NULL)), 3) AS l10_minutes_avg,
+    ROUND(AVG(IF(rn <= 10, points, NULL)), 3) AS l10_points_avg,
+    ROUND(AVG(IF(rn <= 10, rebounds, NULL)), 3) AS l10_rebounds_avg,
+    ROUND(AVG(IF(rn <= 10, assists, NULL)), 3) AS l10_assists_avg
+  FROM appearances
+  GROUP BY game_date, player_id
+  HAVING COUNT(*) >= 3
+),
+team_form AS (
+  SELECT
+    t.game_date, t.team,
+    ROUND(AVG(o.pace), 3) AS team_pace_30d,
+    ROUND(AVG(o.offensive_rating), 3) AS team_offensive_rating_30d
+  FROM targets AS t
+  JOIN nba_analytics.team_offense_game_summary AS o
+    ON o.team = t.team AND o.season = t.season
+   AND o.game_date < t.game_date AND o.game_date >= DATE_SUB(t.game_date, INTERVAL 30 DAY)
+  WHERE o.game_date < @end_date AND o.game_date >= DATE_SUB(@start_date, INTERVAL 30 DAY)
+  GROUP BY t.game_date, t.team
+)
+SELECT
+  a.game_date, a.season, a.player_id, a.player_lookup, a.player_name, a.team, a.last_played_date,
+  a.games_played, a.games_played < 10 AS low_sample,
+  a.season_minutes_avg, a.season_points_avg, a.season_rebounds_avg, a.season_assists_avg,
+  a.l5_minutes_avg, a.l5_points_avg, a.l10_minutes_avg, a.l10_points_avg, a.l10_rebounds_avg, a.l10_assists_avg,
+  f.team_pace_30d, f.team_offensive_rating_30d,
+  z.points_per_shot_l10, z.fg3a_share_l10, z.fta_rate_l10
+FROM agg AS a
+JOIN targets AS t ON t.game_date = a.game_date AND t.team = a.team
+LEFT JOIN team_form AS f ON f.game_date = a.game_date AND f.team = a.team
+LEFT JOIN nba_precompute.player_shot_zone_analysis AS z
+  ON z.game_date = a.game_date AND z.player_id = a.player_id AND z.team = a.team
+ AND z.game_date BETWEEN @start_date AND @end_date
