@@ -73,8 +73,8 @@ class PlayerProfile:
     @classmethod
     def random(cls, rng: random.Random, player_id: int, name: str, rank: int) -> PlayerProfile:
         weight = max(0.4, 34 - rank * 2.6 + rng.uniform(-3, 3))
-        return cls(player_id, name, weight, rng.uniform(0.25, 0.55) * (1.2 if rank < 3 else 1.0),
-                   rng.uniform(0.15, 0.55), rng.uniform(0.15, 0.45), rng.uniform(0.08, 0.3), rng.uniform(0.05, 0.25))
+        return cls(player_id, name, weight, rng.uniform(0.22, 0.45) * (1.2 if rank < 3 else 1.0),
+                   rng.uniform(0.15, 0.55), rng.uniform(0.08, 0.28), rng.uniform(0.08, 0.3), rng.uniform(0.05, 0.25))
 
 
 @dataclass
