@@ -22,8 +22,8 @@ rest AS (
   SELECT
     t.game_date, t.team,
     MAX(h.game_date) AS last_game_date,
-    COUNTIF(h.game_date >= DATE_SUB(t.game_date, INTERVAL 7 DAY)) AS games_last_7_days,
-    COUNTIF(h.game_date >= DATE_SUB(t.game_date, INTERVAL 14 DAY)) AS games_last_14_days,
+    COUNTIF(COALESCE(h.game_date >= DATE_SUB(t.game_date, INTERVAL 7 DAY), FALSE)) AS games_last_7_days,
+    COUNTIF(COALESCE(h.game_date >= DATE_SUB(t.game_date, INTERVAL 14 DAY), FALSE)) AS games_last_14_days,
     COUNT(h.game_date) AS games_last_30_days
   FROM targets AS t
   LEFT JOIN team_games AS h

@@ -17,7 +17,7 @@ ctx AS (
   SELECT
     g.game_date, g.season, g.season_type, g.game_id, g.team, g.opponent, g.is_home,
     MAX(h.game_date) AS last_game_date,
-    COUNTIF(h.game_date >= DATE_SUB(g.game_date, INTERVAL 7 DAY)) AS games_last_7_days,
+    COUNTIF(COALESCE(h.game_date >= DATE_SUB(g.game_date, INTERVAL 7 DAY), FALSE)) AS games_last_7_days,
     COUNT(h.game_date) AS games_last_14_days
   FROM team_games AS g
   LEFT JOIN team_games AS h
