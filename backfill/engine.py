@@ -103,9 +103,10 @@ def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: Run
     return record
 
 
-def dispatch(store: StateStore, dispatcher: Dispatcher, run_id: str, seq: int, wave: int) -> int | None:
+def dispatch(store: StateStore, dispatcher: Dispatcher, run_id: str, seq: int, wave: int,
+             states: Mapping[str, TaskStatus] | None = None) -> int | None:
     """Send the first wave from `wave` on that still has pending tasks, or finish; returns the wave sent."""
-    states = store.states(run_id)
+    states = store.states(run_id) if states is None else states
     while True:
         ids = store.get_wave(run_id, seq, wave)
         if not ids:
@@ -178,15 +179,17 @@ def checkpoint(store: StateStore, dispatcher: Dispatcher, warehouse: Warehouse |
         return "waiting"
     if not store.claim(run_id, f"checkpoint:{seq}:{wave}"):
         return "duplicate"
-    tasks = store.tasks(run_id)
     failed = [i for i in ids if states[i] == TaskStatus.failed]
     newly_blocked: dict[str, str] = {}
-    for f in failed:
-        for d in sorted(dependents(tasks, [f])):
-            if states.get(d) == TaskStatus.pending and d not in newly_blocked:
-                newly_blocked[d] = f
-    store.set_states(run_id, {d: TaskStatus.blocked for d in newly_blocked})
-    results = store.results(run_id)
+    if failed:
+        everything = store.tasks(run_id)
+        for f in failed:
+            for d in sorted(dependents(everything, [f])):
+                if states.get(d) == TaskStatus.pending and d not in newly_blocked:
+                    newly_blocked[d] = f
+        store.set_states(run_id, {d: TaskStatus.blocked for d in newly_blocked})
+    tasks = store.tasks_by_id(run_id, list(ids) + list(newly_blocked))
+    results = store.results_by_id(run_id, ids)
     rows: list[dict[str, Any]] = []
     for i in ids:
         if i in results and states[i] in (TaskStatus.succeeded, TaskStatus.failed):
@@ -202,7 +205,7 @@ def checkpoint(store: StateStore, dispatcher: Dispatcher, warehouse: Warehouse |
     if triggers is not None:
         for name in trigger_names(tasks.values()):
             triggers.renew(name, run_id, TRIGGER_TTL_SECONDS)
-    dispatch(store, dispatcher, run_id, seq, wave + 1)
+    dispatch(store, dispatcher, run_id, seq, wave + 1, {**states, **{d: TaskStatus.blocked for d in newly_blocked}})
     return "next"
 
 
@@ -309,3 +312,40 @@ def load_request(warehouse: Warehouse, history_table: str, run_id: str) -> RunRe
     req = r["request"] if isinstance(r["request"], dict) else json.loads(r["request"])
     return RunRecord(run_id=run_id, pipeline=r["pipeline"], request=req, alerts=r["alerts"] or "digest",
                      strict=bool(r["strict"]), history_table=history_table)
+
+
+# -- progress, derived from task states on every call (never stored, so never stale) ------
+def progress(store: StateStore, run_id: str) -> dict[str, Any] | None:
+    """Counts per status overall and per (phase, season), current wave, rate and ETA."""
+    run = store.get_run(run_id)
+    if run is None:
+        return None
+    tasks = store.tasks(run_id)
+    states = store.states(run_id)
+    counts = {s.value: 0 for s in TaskStatus}
+    groups: dict[tuple[int, str], dict[str, int]] = {}
+    for tid, st in states.items():
+        counts[st.value] += 1
+        t = tasks.get(tid)
+        if t is not None:
+            g = groups.setdefault((t.phase, t.season), {s.value: 0 for s in TaskStatus})
+            g[st.value] += 1
+    done = counts["succeeded"] + counts["skipped"]
+    settled = done + counts["failed"] + counts["blocked"] + counts["cancelled"]
+    end = run.finished_at or now()
+    elapsed = max(end - run.created_at, 1e-6)
+    rate = done / elapsed
+    remaining = len(states) - settled
+    failures = [{"task_id": tid, "category": r.get("error_category"), "message": r.get("error_message")}
+                for tid, r in sorted(store.results(run_id).items())
+                if states.get(tid) == TaskStatus.failed]
+    return {
+        "run_id": run_id, "status": run.status.value, "pipeline": run.pipeline, "request": run.request,
+        "created_at": run.created_at, "finished_at": run.finished_at, "cancelled_at": run.cancelled_at,
+        "seq": run.seq, "wave": run.wave, "waves": run.waves, "total": len(states), "done": done,
+        "settled": settled, "counts": counts, "elapsed_seconds": round(elapsed, 1),
+        "rate_per_minute": round(rate * 60, 2),
+        "eta_seconds": round(remaining / rate, 1) if rate > 0 and run.status.active else None,
+        "by_phase_season": [{"phase": p, "season": s, **c} for (p, s), c in sorted(groups.items())],
+        "failures": failures,
+    }

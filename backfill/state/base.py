@@ -52,6 +52,17 @@ class BeginDecision(StrEnum):
     unknown = "unknown"  # the run is not in this store (Redis lost it): do nothing
 
 
+@dataclass(frozen=True)
+class Begin:
+    """The answer of `begin_task`; `task`, `pipeline` and `noop` are set only when the decision is `run`."""
+
+    decision: BeginDecision
+    attempt: int
+    task: Task | None = None
+    pipeline: str = ""
+    noop: bool = False
+
+
 def now() -> float:
     return dt.datetime.now(dt.UTC).timestamp()
 
@@ -141,8 +152,14 @@ class StateStore(ABC):
     def set_states(self, run_id: str, states: Mapping[str, TaskStatus]) -> None: ...
 
     @abstractmethod
-    def begin_task(self, run_id: str, task_id: str) -> tuple[BeginDecision, int]:
+    def begin_task(self, run_id: str, task_id: str) -> Begin:
         """Atomically: refuse if cancelled/finished/unknown, else mark running and count the attempt."""
+
+    @abstractmethod
+    def tasks_by_id(self, run_id: str, task_ids: Sequence[str]) -> dict[str, Task]: ...
+
+    @abstractmethod
+    def results_by_id(self, run_id: str, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
 
     @abstractmethod
     def finish_task(self, run_id: str, task_id: str, status: TaskStatus, result: Mapping[str, Any]) -> None: ...

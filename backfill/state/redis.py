@@ -14,7 +14,7 @@ import redis
 
 from backfill.planner import Task
 from backfill.planner.model import TaskKey
-from backfill.state.base import BeginDecision, RunRecord, RunStatus, StateStore, TaskStatus, now
+from backfill.state.base import Begin, BeginDecision, RunRecord, RunStatus, StateStore, TaskStatus, now
 
 # Refuse if any lock is held by another run (return its id), else take all of them.
 _ACQUIRE = """
@@ -32,16 +32,21 @@ for i = 1, #KEYS do
 end
 return 0
 """
-# KEYS: run, states, started, attempts; ARGV: task id, timestamp.
+# KEYS: run, states, started, attempts, tasks; ARGV: task id, timestamp.
+# Returns decision, attempt, and (when it runs) the task JSON, the run's pipeline and noop flag,
+# so a worker needs one round trip before it starts and cannot race a cancel.
 _BEGIN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown', 0} end
-if redis.call('HGET', KEYS[1], 'status') == 'cancelled' then return {'cancelled', 0} end
+local run = redis.call('HMGET', KEYS[1], 'status', 'pipeline', 'noop')
+if run[1] == 'cancelled' then return {'cancelled', 0} end
 local st = redis.call('HGET', KEYS[2], ARGV[1])
 if st and st ~= 'pending' and st ~= 'running' then return {'finished', 0} end
+local task = redis.call('HGET', KEYS[5], ARGV[1])
+if not task then return {'unknown', 0} end
 redis.call('HSET', KEYS[2], ARGV[1], 'running')
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 local n = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
-return {'run', n}
+return {'run', n, task, run[2], run[3]}
 """
 
 
@@ -136,11 +141,25 @@ class RedisStateStore(StateStore):
         if states:
             self.client.hset(self.states_key.format(run_id), mapping={k: v.value for k, v in states.items()})
 
-    def begin_task(self, run_id: str, task_id: str) -> tuple[BeginDecision, int]:
+    def begin_task(self, run_id: str, task_id: str) -> Begin:
         keys = [self.run_key.format(run_id), self.states_key.format(run_id), self.started_key.format(run_id),
-                self.attempts_key.format(run_id)]
-        decision, attempt = self._begin(keys=keys, args=[task_id, repr(now())])
-        return BeginDecision(decision), int(attempt)
+                self.attempts_key.format(run_id), self.tasks_key.format(run_id)]
+        out = self._begin(keys=keys, args=[task_id, repr(now())])
+        if out[0] != "run":
+            return Begin(BeginDecision(out[0]), 0)
+        return Begin(BeginDecision.run, int(out[1]), Task.from_json(json.loads(out[2])), out[3] or "", out[4] == "1")
+
+    def tasks_by_id(self, run_id: str, task_ids: Sequence[str]) -> dict[str, Task]:
+        if not task_ids:
+            return {}
+        raw = self.client.hmget(self.tasks_key.format(run_id), list(task_ids))
+        return {i: Task.from_json(json.loads(r)) for i, r in zip(task_ids, raw, strict=True) if r}
+
+    def results_by_id(self, run_id: str, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not task_ids:
+            return {}
+        raw = self.client.hmget(self.results_key.format(run_id), list(task_ids))
+        return {i: json.loads(r) for i, r in zip(task_ids, raw, strict=True) if r}
 
     def finish_task(self, run_id: str, task_id: str, status: TaskStatus, result: Mapping[str, Any]) -> None:
         pipe = self.client.pipeline()

@@ -1,0 +1,292 @@
+"""`enqueue`, `status`, `runs`, `cancel`, `retry`, `resume`: driving runs from the command line.
+
+The CLI talks to Redis (run state) and, through the Celery app, to the broker; it opens an
+embedded DuckDB file only per operation, so the workers that own it between tasks can go on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import click
+from pydantic import SecretStr
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from backfill import engine
+from backfill.cli.context import CliContext
+from backfill.cli.plan import _duration, render_plan
+from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
+from backfill.errors import BadInput, ProblemsFound
+from backfill.planner import PlanRequest, build_plan
+from backfill.runhistory import RunHistory
+from backfill.settings import Settings
+from backfill.state import RedisStateStore, RunRecord, RunStatus
+from backfill.warehouse import Warehouse, open_warehouse
+
+
+class Session:
+    """What the run commands share: a Redis that answers, the state store, and a dispatcher."""
+
+    def __init__(self, ctx: CliContext) -> None:
+        from backfill.localredis import ensure_redis
+
+        url = ensure_redis(ctx.settings)
+        self.settings: Settings = ctx.settings.model_copy(update={"redis_url": SecretStr(url)})
+        self.store = RedisStateStore.from_url(url)
+        self._app: Any = None
+
+    @property
+    def dispatcher(self) -> engine.Dispatcher:
+        from workers.tasks import CeleryDispatcher
+
+        return CeleryDispatcher(self.app)
+
+    @property
+    def app(self) -> Any:
+        if self._app is None:
+            from workers.app import create_app
+
+            self._app = create_app(self.settings)
+        return self._app
+
+    @property
+    def triggers(self) -> engine.TriggerPauser:
+        from backfill.triggers import Triggers
+
+        return Triggers(self.store.client)
+
+    def throttle_limit(self) -> int | None:
+        from backfill.throttle import Throttle
+
+        try:
+            return Throttle(self.store.client, initial_limit=self.settings.max_warehouse_jobs).limit()
+        except Exception:  # status must still show the run if the throttle keys are odd
+            return None
+
+    def warehouse(self) -> Warehouse:
+        url = self.settings.warehouse_url
+        return open_warehouse(url, hold=False) if url.startswith("duckdb:") else open_warehouse(url)
+
+
+def _pipeline_path(ctx: CliContext, pipeline: str | None) -> str:
+    return str(Path(pipeline or ctx.settings.pipeline).resolve())
+
+
+def wait_for(session: Session, run_id: str, console: Console, poll: float = 0.5) -> dict[str, Any]:
+    """A progress bar (done/total, failures, rate, ETA) until the run is no longer running."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("failed {task.fields[failed]} blocked {task.fields[blocked]}"),
+               TextColumn("{task.fields[rate]}/min"), TextColumn("ETA {task.fields[eta]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        job = bar.add_task(run_id, total=None, failed=0, blocked=0, rate="-", eta="-")
+        while True:
+            info = engine.progress(session.store, run_id)
+            if info is None:
+                raise BadInput(f"run {run_id} disappeared from Redis", hint=f"`backfill resume {run_id}`")
+            c = info["counts"]
+            eta = info["eta_seconds"]
+            bar.update(job, total=info["total"], completed=info["settled"], failed=c["failed"], blocked=c["blocked"],
+                       rate=f"{info['rate_per_minute']:.0f}", eta=_duration(eta) if eta is not None else "-")
+            if info["status"] != RunStatus.running.value:
+                return info
+            time.sleep(poll)
+
+
+def print_summary(info: dict[str, Any], console: Console) -> None:
+    c = info["counts"]
+    console.print(f"run {info['run_id']}: [bold]{info['status']}[/bold] - {c['succeeded']} succeeded, "
+                  f"{c['failed']} failed, {c['blocked']} blocked, {c['cancelled']} cancelled of {info['total']} "
+                  f"in {_duration(info['elapsed_seconds'])}")
+    for f in info["failures"][:20]:
+        console.print(f"  [red]failed[/red] {f['task_id']}: {f['category']}: {f['message']}")
+
+
+def _finish_exit(info: dict[str, Any]) -> None:
+    if info["status"] != RunStatus.succeeded.value:
+        raise ProblemsFound(f"run {info['run_id']} ended {info['status']}",
+                            hint=f"see `backfill status {info['run_id']}`; fix and `backfill retry {info['run_id']}`")
+
+
+@click.command("enqueue")
+@selection_options
+@click.option("--alerts", type=click.Choice(["digest", "immediate", "off"]), default=None,
+              help="Alert mode (default from settings: digest).")
+@click.option("--strict/--no-strict", default=True, show_default=True,
+              help="Strict: upstream windows must be complete before a task runs.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and enqueue nothing.")
+@click.option("--wait", is_flag=True, help="Show progress until the run ends.")
+@click.pass_obj
+def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: bool, dry_run: bool, wait: bool,
+            **selection: Any) -> None:
+    """Plan a backfill and send it to the workers; prints the run id."""
+    spec = obj.spec(pipeline)
+    request = build_request(default_concurrency=obj.settings.concurrency, **selection)
+    console = Console(stderr=True)
+    session = Session(obj)
+    warehouse = session.warehouse()
+    plan, _ = plan_from_warehouse(spec, warehouse, request)
+    if dry_run:
+        render_plan(plan, Console())
+        return
+    if len(plan) == 0:
+        console.print("nothing to do: every selected task already succeeded (use --force to redo)")
+        return
+    record = RunRecord(run_id=engine.new_run_id(), pipeline=_pipeline_path(obj, pipeline), request=request.to_json(),
+                       alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers)
+    engine.record_request(warehouse, record)
+    click.echo(record.run_id)
+    console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves")
+    if wait:
+        info = wait_for(session, record.run_id, console)
+        print_summary(info, console)
+        _finish_exit(info)
+
+
+def _latest_run(session: Session) -> str:
+    runs = session.store.list_runs()
+    if not runs:
+        raise BadInput("no runs in Redis yet", hint="start one with `backfill enqueue`")
+    return runs[0].run_id
+
+
+def render_status(info: dict[str, Any], throttle: int | None, console: Console) -> None:
+    console.print(f"run [bold]{info['run_id']}[/bold] {info['status']} - wave {info['wave'] + 1}/"
+                  f"{max(info['waves'], 1)} (sequence {info['seq']}); {info['settled']}/{info['total']} settled; "
+                  f"{info['rate_per_minute']:.0f} tasks/min; ETA "
+                  f"{_duration(info['eta_seconds']) if info['eta_seconds'] is not None else '-'}; "
+                  f"throttle limit {throttle if throttle is not None else '-'}")
+    table = Table(show_edge=False)
+    for col in ("phase", "season", "done", "running", "failed", "blocked", "pending", "cancelled"):
+        table.add_column(col, justify="right" if col not in ("season",) else "left")
+    for g in info["by_phase_season"]:
+        table.add_row(str(g["phase"]), g["season"], str(g["succeeded"] + g["skipped"]), str(g["running"]),
+                      str(g["failed"]), str(g["blocked"]), str(g["pending"]), str(g["cancelled"]))
+    console.print(table)
+    for f in info["failures"][:10]:
+        console.print(f"  [red]failed[/red] {f['task_id']}: {f['category']}: {f['message']}")
+
+
+@click.command("status")
+@click.argument("run_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable status (shape in docs/cli.md).")
+@click.option("--watch", is_flag=True, help="Refresh every 2 seconds until the run ends.")
+@click.pass_obj
+def status(obj: CliContext, run_id: str | None, as_json: bool, watch: bool) -> None:
+    """Progress of a run (the latest one by default) per phase and season."""
+    session = Session(obj)
+    run_id = run_id or _latest_run(session)
+    console = Console()
+    while True:
+        info = engine.progress(session.store, run_id)
+        if info is None:
+            raise BadInput(f"no run {run_id} in Redis", hint=f"if Redis lost it: `backfill resume {run_id}`")
+        limit = session.throttle_limit()
+        if as_json:
+            click.echo(json.dumps({**info, "throttle_limit": limit}, default=str))
+        else:
+            render_status(info, limit, console)
+        if not watch or info["status"] != RunStatus.running.value:
+            return
+        time.sleep(2.0)
+
+
+@click.command("runs")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def runs(obj: CliContext, as_json: bool) -> None:
+    """The runs Redis knows, newest first."""
+    session = Session(obj)
+    rows = []
+    for r in session.store.list_runs():
+        states = session.store.states(r.run_id)
+        done = sum(1 for s in states.values() if s.value in ("succeeded", "skipped"))
+        rows.append({"run_id": r.run_id, "status": r.status.value, "tasks": r.total, "done": done,
+                     "created_at": dt.datetime.fromtimestamp(r.created_at, dt.UTC).isoformat(timespec="seconds"),
+                     "ranges": r.request.get("ranges"), "phases": r.request.get("phases")})
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    table = Table(show_edge=False)
+    for col in ("run id", "status", "done", "created", "ranges", "phases"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["run_id"], row["status"], f"{row['done']}/{row['tasks']}", row["created_at"],
+                      " ".join(f"{a}:{b}" for a, b in row["ranges"] or []), str(row["phases"] or "all"))
+    Console().print(table)
+
+
+@click.command("cancel")
+@click.argument("run_id")
+@click.pass_obj
+def cancel(obj: CliContext, run_id: str) -> None:
+    """Stop a run now: no task starts after this; queued ones are revoked; triggers resume."""
+    session = Session(obj)
+    rec = engine.cancel(session.store, session.dispatcher, run_id, session.triggers)
+    click.echo(f"run {run_id} {rec.status.value}")
+
+
+@click.command("retry")
+@click.argument("run_id")
+@click.option("--wait", is_flag=True, help="Show progress until the run ends.")
+@click.pass_obj
+def retry(obj: CliContext, run_id: str, wait: bool) -> None:
+    """Run a finished run's failed and blocked tasks again (after fixing the cause)."""
+    session = Session(obj)
+    n = engine.retry(session.store, session.dispatcher, run_id, session.triggers)
+    click.echo(f"run {run_id}: retrying {n} failed/blocked task(s)")
+    if wait:
+        info = wait_for(session, run_id, Console(stderr=True))
+        print_summary(info, Console(stderr=True))
+        _finish_exit(info)
+
+
+@click.command("resume")
+@click.argument("run_id")
+@click.option("--wait", is_flag=True, help="Show progress until the run ends.")
+@click.pass_obj
+def resume(obj: CliContext, run_id: str, wait: bool) -> None:
+    """Continue a run after its queue or its Redis state was lost; finished tasks are not redone."""
+    session = Session(obj)
+    if session.store.get_run(run_id) is not None:
+        n = engine.resume(session.store, session.dispatcher, run_id, session.triggers)
+        click.echo(f"run {run_id}: resumed {n} unfinished task(s)")
+    else:
+        n = rebuild(obj, session, run_id)
+        click.echo(f"run {run_id}: rebuilt from run history; {n} task(s) still to do")
+    if wait:
+        info = wait_for(session, run_id, Console(stderr=True))
+        print_summary(info, Console(stderr=True))
+        _finish_exit(info)
+
+
+def rebuild(obj: CliContext, session: Session, run_id: str) -> int:
+    """Redis lost the run: re-plan its stored request, skipping what the run history says succeeded."""
+    spec_default = obj.spec(None)
+    warehouse = session.warehouse()
+    record = engine.load_request(warehouse, spec_default.run_history_table, run_id)
+    if record is None:
+        raise BadInput(f"run {run_id} is neither in Redis nor in the warehouse's run ledger",
+                       hint="check the run id with `backfill runs`, or enqueue a new run")
+    spec = obj.spec(record.pipeline)
+    request = PlanRequest.from_json(record.request)
+    plan, calendar = plan_from_warehouse(spec, warehouse, replace(request, force=False))
+    if request.force:
+        # A forced run redid everything: only this run's own successes count as done.
+        history = RunHistory(warehouse, spec.run_history_table)
+        mine = frozenset((r["processor_name"], r["data_date"]) for r in history.latest(run_id=run_id)
+                         if r["status"] in ("success", "partial"))
+        plan = build_plan(spec, calendar, replace(request, completed=mine))
+    record.seq = 1  # messages of the lost sequence, still in a worker's memory, are now stale
+    if len(plan) == 0:
+        session.store.create_run(replace(record, status=RunStatus.succeeded, finished_at=time.time()), [])
+        return 0
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers)
+    return len(plan)

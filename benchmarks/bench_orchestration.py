@@ -1,0 +1,133 @@
+"""Orchestration overhead: 2,000 no-op tasks through the engine vs a plain Celery chord.
+
+Both go through the same real redis-server and the same real worker process, in one run, so
+the ratio isolates what the engine adds: run state in Redis per task, waves as chords with
+idempotent checkpoints, one bulk run-history write per wave. Target: ratio >= 0.8.
+
+    python benchmarks/bench_orchestration.py [--tasks 2000] [--waves 4] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from celery import chord, group
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from backfill import engine  # noqa: E402
+from backfill.planner import Plan, PlanRequest, Task  # noqa: E402
+from backfill.planner.model import Estimates  # noqa: E402
+from backfill.settings import Settings  # noqa: E402
+from backfill.state import RedisStateStore, RunRecord, RunStatus  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def synthetic_plan(n: int, waves: int) -> Plan:
+    """`n` no-op tasks in `waves` waves; each task depends on its twin in the previous wave."""
+    per = n // waves
+    start = dt.date(2000, 1, 1)
+    out: list[tuple[Task, ...]] = []
+    for w in range(waves):
+        wave = []
+        for i in range(per):
+            day = start + dt.timedelta(days=i)
+            deps = (f"noop{w - 1}@{day.isoformat()}",) if w else ()
+            wave.append(Task(f"noop{w}@{day.isoformat()}", f"noop{w}", 0, "bench", (day,), deps, False, w, 0.0))
+        out.append(tuple(wave))
+    est = Estimates(n, waves, 0.0, 0.0, 0.0, 0.0, 1)
+    return Plan(request=PlanRequest(ranges=((start, start + dt.timedelta(days=per)),)), waves=tuple(out),
+                estimates=est, warnings=())
+
+
+def wait_worker(app: object, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app.control.ping(timeout=0.5):  # type: ignore[attr-defined]
+            return
+    raise RuntimeError("worker did not come up")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tasks", type=int, default=2000)
+    ap.add_argument("--waves", type=int, default=4)
+    ap.add_argument("--concurrency", type=int, default=8)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-orch-"))
+    port = free_port()
+    redis_proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "",
+                                   "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    env = dict(os.environ, BACKFILL_REDIS_URL=url, BACKFILL_WAREHOUSE=f"duckdb:///{tmp / 'wh.duckdb'}",
+               PYTHONPATH=str(REPO))
+    time.sleep(0.3)
+    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
+                               "-c", str(args.concurrency), "--loglevel", "WARNING", "-n", "bench@%h"],
+                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "worker.log").open("w"))
+    try:
+        from workers.app import create_app
+        from workers.tasks import CeleryDispatcher
+
+        settings = Settings(redis_url=url, warehouse=env["BACKFILL_WAREHOUSE"])
+        app = create_app(settings)
+        wait_worker(app)
+        store = RedisStateStore.from_url(url)
+
+        # warm-up, so neither side pays for connection set-up
+        chord(group(app.signature("backfill.noop", args=(i,), immutable=True) for i in range(50)),
+              app.signature("backfill.noop_done")).apply_async().get(timeout=60)
+
+        t0 = time.perf_counter()
+        res = chord(group(app.signature("backfill.noop", args=(i,), immutable=True) for i in range(args.tasks)),
+                    app.signature("backfill.noop_done")).apply_async()
+        assert res.get(timeout=600) == args.tasks
+        chord_s = time.perf_counter() - t0
+
+        plan = synthetic_plan(args.tasks, args.waves)
+        record = RunRecord(run_id=engine.new_run_id(), pipeline="-", request=plan.request.to_json(), noop=True)
+        t0 = time.perf_counter()
+        engine.start_run(store, CeleryDispatcher(app), plan, record)
+        while True:
+            run = store.get_run(record.run_id)
+            if run is not None and run.status is not RunStatus.running:
+                break
+            time.sleep(0.02)
+        engine_s = time.perf_counter() - t0
+        assert run.status is RunStatus.succeeded, run.status
+
+        chord_rate = args.tasks / chord_s
+        engine_rate = len(plan) / engine_s
+        print(f"plain celery chord : {args.tasks} no-op tasks in {chord_s:6.2f}s = {chord_rate:7.1f} tasks/s")
+        print(f"backfill engine    : {len(plan)} no-op tasks in {engine_s:6.2f}s = {engine_rate:7.1f} tasks/s "
+              f"({args.waves} waves, run state + checkpoints + {args.waves} bulk history writes)")
+        print(f"ratio engine/chord : {engine_rate / chord_rate:.2f} (target >= 0.8); "
+              f"worker: threads x{args.concurrency}")
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        redis_proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
