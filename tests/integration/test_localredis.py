@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,28 @@ def test_a_configured_url_that_does_not_answer_is_exit_3_without_the_password(tm
     assert len(out.stderr.strip().splitlines()) == 1, out.stderr
     assert "does not answer" in out.stderr
     assert "hunter2-secret" not in out.stderr + out.stdout
+
+
+def test_backfill_worker_starts_celery_on_the_local_redis_and_down_stops_both(home: Path) -> None:
+    from tests.conftest import REPO
+
+    log = home.parent / "worker.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([*BACKFILL, "--home", str(home), "worker"], env=_env(), cwd=REPO,
+                                stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready" not in log.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.2)
+        assert "ready" in log.read_text(), log.read_text()
+        assert "--pool threads" in log.read_text(), "a DuckDB warehouse gets the threads pool"
+        assert (home / "pids" / f"worker-{proc.pid}.pid").exists(), "exec keeps the pid that down will stop"
+        out = subprocess.run([*BACKFILL, "--home", str(home), "down"], env=_env(), capture_output=True, text=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert f"stopped worker worker-{proc.pid}" in out.stdout and "stopped redis-server" in out.stdout
+        proc.wait(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
