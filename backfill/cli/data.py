@@ -33,7 +33,7 @@ def _seasons(text: str | None) -> tuple[str, ...]:
 def _rows_table(title: str, rows: dict[str, int], per_season: dict[str, dict[str, int]]) -> Table:
     seasons = sorted({s for counts in per_season.values() for s in counts})
     table = Table(title=title)
-    table.add_column("table")
+    table.add_column("table", no_wrap=True)
     table.add_column("rows", justify="right")
     for s in seasons:
         table.add_column(s, justify="right")
