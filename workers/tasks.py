@@ -6,6 +6,7 @@ password or token ever travels in a message. Everything else is read from run st
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import random
@@ -20,6 +21,7 @@ from celery.exceptions import Retry
 
 from backfill import engine
 from backfill.errors import QuotaExceeded, TransientWarehouseError
+from backfill.planner import Task as PlanTask
 from backfill.settings import Settings
 from backfill.spec import PipelineSpec, load_spec
 from backfill.state import BeginDecision, RedisStateStore, TaskStatus
@@ -96,12 +98,13 @@ class CeleryDispatcher:
             self.app.control.revoke(ids[i:i + 500])
 
 
-def _failure(task_id: str, processor: str, attempt: int, category: str, message: str, started: float) -> dict[str, Any]:
+def _failure(task: PlanTask, attempt: int, category: str, message: str, started: float) -> dict[str, Any]:
     from backfill.executor import TaskResult
 
-    return TaskResult(task_id=task_id, processor=processor, status="failed", rows=0,
-                      duration_seconds=time.monotonic() - started, error_category=category,
-                      error_message=message[:2000], warnings=[], unresolved_players=[], attempt=attempt).to_json()
+    return TaskResult(task_id=task.id, processor=task.processor, phase=task.phase, season=task.season,
+                      dates=task.dates, status="failed", duration_seconds=time.monotonic() - started,
+                      finished_at=dt.datetime.now(dt.UTC), error_category=category, error_message=message[:2000],
+                      attempt=attempt).to_json()
 
 
 def run_task(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str) -> dict[str, Any]:
@@ -140,12 +143,12 @@ def run_task(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str) -
             log.info("task %s attempt %d: %s; retrying in %.1fs", task_id, attempt, type(exc).__name__, countdown)
             raise celery_task.retry(countdown=countdown, max_retries=None) from exc
         category = getattr(exc, "category", "transient")
-        result = _failure(task_id, task.processor, attempt, category, str(exc), started)
+        result = _failure(task, attempt, category, str(exc), started)
     except Retry:
         raise
     except Exception as exc:  # a bug or an unexpected error must not fail the chord
         log.exception("task %s failed", task_id)
-        result = _failure(task_id, task.processor, attempt, getattr(exc, "category", "processor_error"),
+        result = _failure(task, attempt, getattr(exc, "category", "processor_error"),
                           f"{type(exc).__name__}: {exc}", started)
     status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
     store.finish_task(run_id, task_id, status, result)

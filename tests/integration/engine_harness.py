@@ -1,0 +1,107 @@
+"""Real workers, a real DuckDB league and the real CLI for the engine's integration tests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from backfill.cli import cli
+from backfill.state import RedisStateStore, RunRecord, RunStatus
+from backfill.warehouse.duckdb import DuckDBWarehouse
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Worker:
+    """`celery -A workers.app worker --pool threads` as a subprocess pointed at the test Redis and file."""
+
+    count = 0
+
+    def __init__(self, redis_url: str, warehouse: Path, home: Path, concurrency: int = 4, **env: str) -> None:
+        Worker.count += 1
+        self.name = f"w{Worker.count}-{os.getpid()}"
+        self.log = home / f"{self.name}.log"
+        home.mkdir(parents=True, exist_ok=True)
+        self.env = dict(os.environ, BACKFILL_REDIS_URL=redis_url, BACKFILL_WAREHOUSE=f"duckdb:///{warehouse}",
+                        BACKFILL_HOME=str(home), BACKFILL_VISIBILITY_TIMEOUT="6", BACKFILL_RETRY_BACKOFF_SECONDS="0.2",
+                        PYTHONPATH=str(REPO), **env)
+        self.argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
+                     "-c", str(concurrency), "--loglevel", "INFO", "-n", f"{self.name}@%h",
+                     "--without-mingle", "--without-gossip"]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Worker:
+        self.proc = subprocess.Popen(self.argv, cwd=REPO, env=self.env, stdout=self.log.open("ab"),
+                                     stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.log.exists() and " ready." in self.log.read_text(errors="replace"):
+                return self
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"worker not ready: {self.log.read_text(errors='replace')[-3000:]}")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def league_copy(template: Path, dest: Path) -> Path:
+    shutil.copyfile(template, dest)
+    return dest
+
+
+def run_cli(redis_url: str, warehouse: Path, home: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--redis-url", redis_url, "--warehouse", f"duckdb:///{warehouse}",
+                                    "--home", str(home), *args], catch_exceptions=False)
+
+
+def wait_run(store: RedisStateStore, run_id: str, timeout: float = 60, until: Any = None) -> RunRecord:
+    """Poll until the run is no longer running (or `until(store)` holds)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = store.get_run(run_id)
+        if until is not None:
+            if until(store):
+                assert run is not None
+                return run
+        elif run is not None and run.status is not RunStatus.running:
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run {run_id} still {store.get_run(run_id)} after {timeout}s: "
+                         f"{ {k: v.value for k, v in store.states(run_id).items()} }")
+
+
+def table_checksums(path: Path, tables: list[str]) -> dict[str, tuple[int, str]]:
+    """Row count and a digest of the sorted rows of each table (order-independent)."""
+    wh = DuckDBWarehouse(path, hold=False)
+    out: dict[str, tuple[int, str]] = {}
+    for table in tables:
+        rows = sorted(repr(sorted(r.items())) for r in wh.query(f"SELECT * FROM {table}"))
+        out[table] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest()[:16])
+    return out
+
+
+def history(path: Path, run_id: str | None = None) -> list[dict[str, Any]]:
+    wh = DuckDBWarehouse(path, hold=False)
+    where = f" WHERE run_id = '{run_id}'" if run_id else ""
+    return wh.query(f"SELECT * FROM nba_reference.processor_run_history{where}")
