@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from backfill.calendar import Calendar
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema, check_table_name, schema
 
@@ -80,6 +81,28 @@ class RunHistory:
         """(processor, date) whose latest attempt succeeded: the planner's skip set."""
         return frozenset((r["processor_name"], r["data_date"]) for r in self.latest(start, end, processors)
                          if r["status"] in DONE_STATUSES)
+
+    def gaps(self, calendar: Calendar, processors: Iterable[str], start: dt.date,
+             end: dt.date) -> list[tuple[str, dt.date]]:
+        """(processor, game date) in [start, end] whose latest attempt is not done (success or partial).
+
+        Only the schedule's game dates can be gaps, so off-days and the All-Star break never are.
+        A `partial` date counts as done: its rows are written and its warnings name what the raw
+        data lacked, which a rerun cannot fix.
+        """
+        names = sorted(set(processors))
+        done = self.completed(start, end, names)
+        return [(name, day) for day in calendar.game_dates_between(start, end) for name in names
+                if (name, day) not in done]
+
+    def status_counts(self, start: dt.date | None = None, end: dt.date | None = None,
+                      processors: Iterable[str] | None = None) -> dict[str, dict[str, int]]:
+        """processor -> latest status -> number of dates (a processor's success rate at a glance)."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self.latest(start, end, processors):
+            per = out.setdefault(r["processor_name"], {})
+            per[r["status"]] = per.get(r["status"], 0) + 1
+        return out
 
     def durations(self) -> dict[str, float]:
         """Median-ish seconds per date per processor from successful runs (feeds plan estimates)."""
