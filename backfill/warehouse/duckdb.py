@@ -60,9 +60,12 @@ def _used_params(sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in params.items() if k in used}
 
 
+_NULL = "\\N"
+
+
 def _csv_value(value: Any) -> Any:
     if value is None:
-        return "\\N"
+        return _NULL
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
@@ -220,8 +223,13 @@ class DuckDBWarehouse(Warehouse):
                 raise WarehouseError(f"table {table} has no column(s) {', '.join(missing)}", category="schema_drift")
             with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", encoding="utf-8", delete=False) as fh:
                 writer = csv.writer(fh)
-                for r in rows:
-                    writer.writerow([_csv_value(r.get(c)) for c in cols])
+                # Only JSON-ish columns need converting; everything else csv writes as str(value).
+                complex_cols = {i for i, c in enumerate(cols) if isinstance(rows[0].get(c), (dict, list))
+                                or types[c] in ("JSON", "BOOLEAN")}
+                if complex_cols:
+                    writer.writerows([_csv_value(r.get(c)) for c in cols] for r in rows)
+                else:
+                    writer.writerows([_NULL if (v := r.get(c)) is None else v for c in cols] for r in rows)
                 tmp = fh.name
             spec = ", ".join(f"'{c}': '{types[c]}'" for c in cols)
             try:
