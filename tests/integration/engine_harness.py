@@ -9,16 +9,20 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
-from backfill.cli import cli
+from backfill.cli import cli as backfill_cli
 from backfill.state import RedisStateStore, RunRecord, RunStatus
 from backfill.warehouse.duckdb import DuckDBWarehouse
+from pipelines.nba.sample import load_sample
 
 REPO = Path(__file__).resolve().parents[2]
+WEEK = ("--start", "2023-11-01", "--end", "2023-11-07", "--phases", "3,4")
 
 
 class Worker:
@@ -71,7 +75,7 @@ def league_copy(template: Path, dest: Path) -> Path:
 
 
 def run_cli(redis_url: str, warehouse: Path, home: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--redis-url", redis_url, "--warehouse", f"duckdb:///{warehouse}",
+    return CliRunner().invoke(backfill_cli, ["--redis-url", redis_url, "--warehouse", f"duckdb:///{warehouse}",
                                     "--home", str(home), *args], catch_exceptions=False)
 
 
@@ -105,3 +109,41 @@ def history(path: Path, run_id: str | None = None) -> list[dict[str, Any]]:
     wh = DuckDBWarehouse(path, hold=False)
     where = f" WHERE run_id = '{run_id}'" if run_id else ""
     return wh.query(f"SELECT * FROM nba_reference.processor_run_history{where}")
+
+
+@pytest.fixture(scope="session")
+def league_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("league") / "league.duckdb"
+    wh = DuckDBWarehouse(path)
+    load_sample(wh, seasons=("2023-24",))
+    wh.close()
+    return path
+
+
+@pytest.fixture
+def env(tmp_path: Path, redis_server, league_template: Path) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    wh = tmp_path / "wh.duckdb"
+    wh.write_bytes(league_template.read_bytes())
+    workers: list[Worker] = []
+
+    def worker(concurrency: int = 4, **kw: str) -> Worker:
+        w = Worker(redis_server.url, wh, tmp_path / "home", concurrency, **kw).start()
+        workers.append(w)
+        return w
+
+    yield {"wh": wh, "home": tmp_path / "home", "redis": redis_server, "worker": worker,
+           "store": RedisStateStore.from_url(redis_server.url)}
+    for w in workers:
+        w.stop()
+
+
+def cli(env: dict, *args: str):  # type: ignore[no-untyped-def]
+    return run_cli(env["redis"].url, env["wh"], env["home"], *args)
+
+
+def enqueue(env: dict, *args: str) -> str:
+    result = cli(env, "enqueue", *WEEK, *args)
+    assert result.exit_code == 0, result.output
+    return result.stdout.strip().splitlines()[-1]
+
+

@@ -1,0 +1,183 @@
+"""Failures the engine must survive: a failing processor, a killed worker, a lost Redis, duplicates, cancel."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from backfill import engine
+from backfill.planner import Plan, PlanRequest, Task
+from backfill.planner.model import Estimates
+from backfill.settings import Settings
+from backfill.state import RunRecord, RunStatus, TaskStatus
+from backfill.triggers import Triggers
+from backfill.warehouse.duckdb import DuckDBWarehouse
+from tests.integration.engine_harness import REPO, cli, enqueue, history, wait_run
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.engine_harness"]
+
+
+def _break(sql: Path, day: str) -> str:
+    """Make a processor's SQL raise on one date only (evaluated per row, so no other date fails)."""
+    original = sql.read_text()
+    broken = original.replace(
+        "SELECT\n  d.game_date,",
+        f"SELECT\n  CASE WHEN d.game_date = DATE '{day}' THEN ERROR(CONCAT('injected failure on ', "
+        "CAST(d.game_date AS STRING))) ELSE d.game_date END AS game_date,", 1)
+    assert broken != original
+    sql.write_text(broken)
+    return original
+
+
+@pytest.mark.slow
+def test_failed_date_blocks_only_its_dependents_and_retry_completes(env: dict, tmp_path: Path) -> None:
+    pipeline = tmp_path / "nba"
+    shutil.copytree(REPO / "pipelines" / "nba", pipeline)
+    sql = pipeline / "sql" / "team_defense_game_summary.sql"
+    original = _break(sql, "2023-11-03")
+    env["worker"]()
+    run_id = enqueue(env, "--pipeline", str(pipeline))
+    run = wait_run(env["store"], run_id, timeout=90)
+    assert run.status is RunStatus.failed
+    states = env["store"].states(run_id)
+    tasks = env["store"].tasks(run_id)
+    failed = {t for t, s in states.items() if s is TaskStatus.failed}
+    assert failed == {"team_defense_game_summary@2023-11-03"}
+    blocked = {t for t, s in states.items() if s is TaskStatus.blocked}
+    assert blocked and blocked == engine.dependents(tasks, failed)
+    assert {tasks[t].processor for t in blocked} <= {"team_defense_zone_analysis", "player_composite_factors",
+                                                      "ml_feature_store"}
+    assert all(s is TaskStatus.succeeded for t, s in states.items() if t not in failed | blocked)
+    rows = history(env["wh"], run_id)
+    assert {r["task_id"] for r in rows if r["status"] == "blocked"} == blocked
+
+    sql.write_text(original)
+    result = cli(env, "retry", run_id)
+    assert result.exit_code == 0, result.output
+    run = wait_run(env["store"], run_id, timeout=90)
+    assert run.status is RunStatus.succeeded
+    assert set(env["store"].states(run_id).values()) == {TaskStatus.succeeded}
+
+
+@pytest.mark.slow
+def test_killed_worker_mid_wave_run_completes_without_duplicates(env: dict) -> None:
+    first = env["worker"](concurrency=2)
+    run_id = enqueue(env)
+    store = env["store"]
+    wait_run(store, run_id, timeout=60, until=lambda s: (
+        Counter(s.states(run_id).values())[TaskStatus.running] > 0
+        and Counter(s.states(run_id).values())[TaskStatus.succeeded] > 3))
+    first.kill()
+    env["worker"](concurrency=2)
+    run = wait_run(store, run_id, timeout=90)
+    assert run.status is RunStatus.succeeded
+    assert TaskStatus.running not in set(store.states(run_id).values())
+    wh = DuckDBWarehouse(env["wh"], hold=False)
+    for table in ("nba_analytics.player_game_summary", "nba_precompute.ml_feature_store"):
+        rows = [tuple(sorted(r.items())) for r in wh.query(f"SELECT * FROM {table}")]
+        assert rows and len(rows) == len(set(rows)), table
+    per_task = Counter((r["task_id"], r["data_date"]) for r in history(env["wh"], run_id) if r["status"] == "success")
+    assert set(per_task.values()) == {1}
+    assert len(per_task) == len(store.states(run_id))
+
+
+@pytest.mark.slow
+def test_redis_lost_mid_run_resume_skips_recorded_successes(env: dict) -> None:
+    env["worker"](concurrency=2)
+    run_id = enqueue(env)
+    store = env["store"]
+    wait_run(store, run_id, timeout=60, until=lambda s: (s.get_run(run_id) or RunRecord("", "", {})).wave >= 2)
+    env["redis"].stop()
+    env["redis"].start()  # same port, empty: run state, queue and chords are gone
+    assert store.get_run(run_id) is None
+    before = history(env["wh"], run_id)
+    done_before = {(r["task_id"], r["data_date"]) for r in before if r["status"] == "success"}
+    assert done_before
+
+    result = cli(env, "resume", run_id)
+    assert result.exit_code == 0, result.output
+    run = wait_run(store, run_id, timeout=90)
+    assert run.status is RunStatus.succeeded
+    after = history(env["wh"], run_id)
+    per_task = Counter((r["task_id"], r["data_date"]) for r in after if r["status"] == "success")
+    assert all(per_task[k] == 1 for k in done_before), "a task recorded as successful was redone"
+    assert not ({k[0] for k in done_before} & set(store.states(run_id)))
+    assert {k[0] for k in per_task} == {k[0] for k in done_before} | set(store.states(run_id))
+
+
+def _noop_plan(waves: int, per_wave: int) -> Plan:
+    day0 = dt.date(2001, 1, 1)
+    out = []
+    for w in range(waves):
+        out.append(tuple(Task(f"noop{w}@{(day0 + dt.timedelta(days=i)).isoformat()}", f"noop{w}", 0, "x",
+                              (day0 + dt.timedelta(days=i),),
+                              (f"noop{w - 1}@{(day0 + dt.timedelta(days=i)).isoformat()}",) if w else (),
+                              False, w, 0.0) for i in range(per_wave)))
+    return Plan(PlanRequest(ranges=((day0, day0),)), tuple(out), Estimates(waves * per_wave, waves, 0, 0, 0, 0, 1), ())
+
+
+def test_checkpoint_delivered_twice_enqueues_next_wave_once(env: dict) -> None:
+    from workers.app import create_app
+    from workers.tasks import CeleryDispatcher
+
+    store = env["store"]
+    app = create_app(Settings(redis_url=env["redis"].url, warehouse=f"duckdb:///{env['wh']}"))
+    plan = _noop_plan(3, 5)
+    record = RunRecord(run_id=engine.new_run_id(), pipeline="-", request=plan.request.to_json(), noop=True)
+    engine.start_run(store, CeleryDispatcher(app), plan, record)  # no worker yet: wave 0 waits in the queue
+    for t in plan.waves[0]:  # wave 0 done, as a worker would record it
+        store.begin_task(record.run_id, t.id)
+        store.finish_task(record.run_id, t.id, TaskStatus.succeeded, {"noop": True, "attempt": 1})
+    outcomes: list[str] = []
+    threads = [threading.Thread(target=lambda: outcomes.append(engine.checkpoint(
+        store, CeleryDispatcher(app), None, record.run_id, 0, 0))) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(outcomes) == ["duplicate", "duplicate", "duplicate", "next"]
+    assert len(store.queued(record.run_id)) == 10  # wave 0 and wave 1, each once
+    for _ in range(2):  # and twice more through Celery itself
+        app.signature("backfill.checkpoint_wave", args=(record.run_id, 0, 1)).apply_async()
+    env["worker"]()
+    run = wait_run(store, record.run_id, timeout=60)
+    assert run.status is RunStatus.succeeded
+    assert len(store.queued(record.run_id)) == 15
+    assert set(store.attempts(record.run_id).values()) == {1}
+
+
+def test_overlapping_enqueue_is_refused_naming_the_running_run(env: dict) -> None:
+    first = enqueue(env)  # no worker: it stays running
+    result = cli(env, "enqueue", "--start", "2023-11-05", "--end", "2023-11-09", "--phases", "3")
+    assert result.exit_code == 2
+    assert first in result.output
+    assert cli(env, "cancel", first).exit_code == 0
+    assert enqueue(env) != first  # the locks went with the cancel
+
+
+@pytest.mark.slow
+def test_cancel_mid_run_stops_new_work_and_resumes_triggers(env: dict) -> None:
+    env["worker"](concurrency=1)
+    run_id = enqueue(env)
+    store = env["store"]
+    assert any(t["holders"] if "holders" in t else t for t in Triggers(store.client).status())
+    wait_run(store, run_id, timeout=60, until=lambda s: Counter(s.states(run_id).values())[TaskStatus.succeeded] >= 3)
+    result = cli(env, "cancel", run_id)
+    assert result.exit_code == 0, result.output
+    cancelled_at = store.get_run(run_id).cancelled_at  # type: ignore[union-attr]
+    time.sleep(4)
+    late = {t: at for t, at in store.started_at(run_id).items() if at > cancelled_at}
+    assert not late, f"tasks started after cancel: {late}"
+    status = json.loads(cli(env, "status", run_id, "--json").stdout)
+    assert status["status"] == "cancelled"
+    assert status["counts"]["cancelled"] > 0 and status["counts"]["pending"] == 0
+    paused_by_run = [t for t in Triggers(store.client).status() if run_id in json.dumps(t, default=str)]
+    assert not paused_by_run
