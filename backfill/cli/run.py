@@ -24,9 +24,10 @@ from backfill.cli.context import CliContext
 from backfill.cli.plan import _duration, render_plan
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
 from backfill.errors import BadInput, ProblemsFound
-from backfill.planner import PlanRequest, build_plan
+from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
+from backfill.spec import PipelineSpec
 from backfill.state import RedisStateStore, RunRecord, RunStatus
 from backfill.warehouse import Warehouse, open_warehouse
 
@@ -73,6 +74,18 @@ class Session:
     def warehouse(self) -> Warehouse:
         url = self.settings.warehouse_url
         return open_warehouse(url, hold=False) if url.startswith("duckdb:") else open_warehouse(url)
+
+
+def prepare_targets(spec: PipelineSpec, warehouse: Warehouse, plan: Plan) -> None:
+    """Create the run's target tables and the run history up front, once.
+
+    Many tasks of a wave write the same table; letting each of them create it on first use
+    turns into concurrent DDL, which DuckDB refuses with write-write conflicts.
+    """
+    for name in sorted({t.processor for t in plan.tasks()}):
+        if name in spec.processors:
+            warehouse.create_table(spec.processors[name].table)
+    RunHistory(warehouse, spec.run_history_table).ensure()
 
 
 def _pipeline_path(ctx: CliContext, pipeline: str | None) -> str:
@@ -140,6 +153,7 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
         return
     record = RunRecord(run_id=engine.new_run_id(), pipeline=_pipeline_path(obj, pipeline), request=request.to_json(),
                        alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
+    prepare_targets(spec, warehouse, plan)
     engine.start_run(session.store, session.dispatcher, plan, record, session.triggers)
     engine.record_request(warehouse, record)
     click.echo(record.run_id)
@@ -288,5 +302,6 @@ def rebuild(obj: CliContext, session: Session, run_id: str) -> int:
     if len(plan) == 0:
         session.store.create_run(replace(record, status=RunStatus.succeeded, finished_at=time.time()), [])
         return 0
+    prepare_targets(spec, warehouse, plan)
     engine.start_run(session.store, session.dispatcher, plan, record, session.triggers)
     return len(plan)

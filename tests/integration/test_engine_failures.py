@@ -50,7 +50,8 @@ def test_failed_date_blocks_only_its_dependents_and_retry_completes(env: dict, t
     states = env["store"].states(run_id)
     tasks = env["store"].tasks(run_id)
     failed = {t for t, s in states.items() if s is TaskStatus.failed}
-    assert failed == {"team_defense_game_summary@2023-11-03"}
+    results = env["store"].results(run_id)
+    assert failed == {"team_defense_game_summary@2023-11-03"}, {t: results[t]["error_message"] for t in failed}
     blocked = {t for t, s in states.items() if s is TaskStatus.blocked}
     assert blocked and blocked == engine.dependents(tasks, failed)
     assert {tasks[t].processor for t in blocked} <= {"team_defense_zone_analysis", "player_composite_factors",
