@@ -8,7 +8,8 @@ Configuration, chosen on purpose:
   sits behind another on a busy worker while idle workers wait.
 - broker_transport_options.visibility_timeout (BACKFILL_VISIBILITY_TIMEOUT, default 2 h):
   Redis redelivers an unacknowledged message after this long, so it must exceed the longest
-  task (retry countdowns included); tests lower it to see redelivery within seconds.
+  task (retry countdowns included); tests lower it to see redelivery within seconds, and the
+  sweep that finds expired messages is kept well inside it.
 - result_expires = 3 days: chord bookkeeping and task results clean themselves up; the
   durable record is the warehouse's run history, not the result backend.
 - worker_send_task_events + task_send_sent_event: Flower sees tasks with no extra flags.
@@ -38,7 +39,13 @@ def create_app(settings: Settings) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": visibility},
+        broker_transport_options={
+            "visibility_timeout": visibility,
+            # kombu sweeps for expired unacked messages every interval * throttle seconds
+            # (100 s by default); keep the sweep well inside a short visibility timeout.
+            "unacked_restore_interval": max(1.0, min(10.0, visibility / 3)),
+            "unacked_restore_throttle": 1 if visibility < 600 else 10,
+        },
         result_backend_transport_options={"visibility_timeout": visibility},
         result_expires=3 * 24 * 3600,
         worker_send_task_events=True,
