@@ -110,6 +110,7 @@ def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id
                         started_at=started, attempt=attempt)
     try:
         proc, table, sql = _prepare(task, spec)
+        _ensure_upstream_tables(warehouse, spec, proc)
         labels = {"run_id": run_id, "task_id": task.id, "processor": task.processor}
         try:
             warehouse.replace_partitions(table, task.dates, sql,
@@ -164,6 +165,18 @@ def _prepare(task: Task, spec: PipelineSpec) -> tuple[Processor, TableSchema, st
     except BackfillError as exc:
         raise _Failed("auth_config", exc.message) from exc
     return proc, table, sql
+
+
+def _ensure_upstream_tables(warehouse: Warehouse, spec: PipelineSpec, proc: Processor) -> None:
+    """An upstream that never ran yet has no table; for a window that is simply no rows, not an error.
+
+    Early-season tasks have empty windows and may run before any upstream task (in a shuffled or
+    wide wave), so their SQL must find the upstream tables, even empty.
+    """
+    for dep in proc.upstream_processors:
+        upstream = spec.processors[dep.source]
+        if upstream.columns:
+            warehouse.create_table(upstream.table)
 
 
 def _inspect(result: TaskResult, task: Task, warehouse: Warehouse, spec: PipelineSpec, proc: Processor,

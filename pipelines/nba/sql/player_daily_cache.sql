@@ -3,6 +3,8 @@
 -- from player_game_summary; his team's pace and offensive rating over the 30 days before the date
 -- (`days: 30` on team_offense_game_summary); and the date's shot-zone row. Players with fewer
 -- than 3 games are left out; fewer than 10 are kept and flagged as a low sample.
+-- Fractional inputs are summed as integer hundredths: a float sum depends on the order rows
+-- arrive in, and rounding its result would make the table depend on the execution order.
 WITH targets AS (
   SELECT game_date, season, home_team AS team FROM nba_raw.schedule
   WHERE game_date BETWEEN @start_date AND @end_date AND season_type IN ('regular', 'play_in', 'playoffs')
@@ -33,13 +35,13 @@ agg AS (
     MAX(IF(rn = 1, player_name, NULL)) AS player_name,
     MAX(played_date) AS last_played_date,
     COUNT(*) AS games_played,
-    ROUND(AVG(minutes), 3) AS season_minutes_avg,
+    ROUND(AVG(CAST(ROUND(minutes * 100) AS INT64)) / 100, 3) AS season_minutes_avg,
     ROUND(AVG(points), 3) AS season_points_avg,
     ROUND(AVG(rebounds), 3) AS season_rebounds_avg,
     ROUND(AVG(assists), 3) AS season_assists_avg,
-    ROUND(AVG(IF(rn <= 5, minutes, NULL)), 3) AS l5_minutes_avg,
+    ROUND(AVG(IF(rn <= 5, CAST(ROUND(minutes * 100) AS INT64), NULL)) / 100, 3) AS l5_minutes_avg,
     ROUND(AVG(IF(rn <= 5, points, NULL)), 3) AS l5_points_avg,
-    ROUND(AVG(IF(rn <= 10, minutes, NULL)), 3) AS l10_minutes_avg,
+    ROUND(AVG(IF(rn <= 10, CAST(ROUND(minutes * 100) AS INT64), NULL)) / 100, 3) AS l10_minutes_avg,
     ROUND(AVG(IF(rn <= 10, points, NULL)), 3) AS l10_points_avg,
     ROUND(AVG(IF(rn <= 10, rebounds, NULL)), 3) AS l10_rebounds_avg,
     ROUND(AVG(IF(rn <= 10, assists, NULL)), 3) AS l10_assists_avg
@@ -50,8 +52,8 @@ agg AS (
 team_form AS (
   SELECT
     t.game_date, t.team,
-    ROUND(AVG(o.pace), 3) AS team_pace_30d,
-    ROUND(AVG(o.offensive_rating), 3) AS team_offensive_rating_30d
+    ROUND(AVG(CAST(ROUND(o.pace * 100) AS INT64)) / 100, 3) AS team_pace_30d,
+    ROUND(AVG(CAST(ROUND(o.offensive_rating * 100) AS INT64)) / 100, 3) AS team_offensive_rating_30d
   FROM targets AS t
   JOIN nba_analytics.team_offense_game_summary AS o
     ON o.team = t.team AND o.season = t.season

@@ -2,6 +2,8 @@
 -- the season (`team_games: 15` on team_defense_game_summary) against the league over the 30
 -- calendar days before the date (`days: 30`). The date's own games are not read: these are
 -- pre-game features. The schedule of the date (same_date) says which teams play and the season.
+-- Fractional inputs are summed as integer hundredths: a float sum depends on the order rows
+-- arrive in, and rounding its result would make the table depend on the execution order.
 WITH targets AS (
   SELECT game_date, season, home_team AS team FROM nba_raw.schedule
   WHERE game_date BETWEEN @start_date AND @end_date AND season_type IN ('regular', 'play_in', 'playoffs')
@@ -28,7 +30,7 @@ team_agg AS (
     ROUND(SAFE_DIVIDE(SUM(opp_fgm), SUM(opp_fga)), 4) AS fg_pct_allowed,
     ROUND(SAFE_DIVIDE(SUM(opp_fg3m), SUM(opp_fg3a)), 4) AS fg3_pct_allowed,
     ROUND(SAFE_DIVIDE(SUM(opp_fta), SUM(opp_fga)), 4) AS ft_rate_allowed,
-    ROUND(SAFE_DIVIDE(100 * SUM(points_allowed), SUM(opp_possessions)), 2) AS defensive_rating
+    ROUND(SAFE_DIVIDE(10000 * SUM(points_allowed), SUM(CAST(ROUND(opp_possessions * 100) AS INT64))), 2) AS defensive_rating
   FROM last15
   GROUP BY game_date, season, team
 ),
@@ -39,7 +41,7 @@ league AS (
     ROUND(SAFE_DIVIDE(SUM(h.opp_fgm), SUM(h.opp_fga)), 4) AS league_fg_pct_allowed,
     ROUND(SAFE_DIVIDE(SUM(h.opp_fg3m), SUM(h.opp_fg3a)), 4) AS league_fg3_pct_allowed,
     ROUND(SAFE_DIVIDE(SUM(h.opp_fta), SUM(h.opp_fga)), 4) AS league_ft_rate_allowed,
-    ROUND(SAFE_DIVIDE(100 * SUM(h.points_allowed), SUM(h.opp_possessions)), 2) AS league_defensive_rating
+    ROUND(SAFE_DIVIDE(10000 * SUM(h.points_allowed), SUM(CAST(ROUND(h.opp_possessions * 100) AS INT64))), 2) AS league_defensive_rating
   FROM (SELECT DISTINCT game_date, season FROM targets) AS d
   JOIN history AS h
     ON h.season = d.season AND h.game_date < d.game_date AND h.game_date >= DATE_SUB(d.game_date, INTERVAL 30 DAY)

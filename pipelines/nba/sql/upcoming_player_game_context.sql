@@ -4,6 +4,8 @@
 -- those games. Rest and density come from nba_raw.schedule over the 30 days before the date
 -- (`days: 30` window, within the season); the prop line from the same date's nba_raw.prop_lines,
 -- resolved to player_lookup exactly as player_game_summary does (registry, then aliases).
+-- Fractional inputs are summed as integer hundredths: a float sum depends on the order rows
+-- arrive in, and rounding its result would make the table depend on the execution order.
 WITH sched AS (
   SELECT game_id, game_date, season, season_type, home_team, away_team
   FROM nba_raw.schedule
@@ -58,8 +60,8 @@ players AS (
     MAX(IF(rn = 1, player_name, NULL)) AS player_name,
     MAX(played_date) AS last_played_date,
     COUNT(*) AS games_in_window,
-    ROUND(AVG(IF(rn <= 5, minutes, NULL)), 3) AS l5_minutes,
-    ROUND(AVG(minutes), 3) AS l10_minutes,
+    ROUND(AVG(IF(rn <= 5, CAST(ROUND(minutes * 100) AS INT64), NULL)) / 100, 3) AS l5_minutes,
+    ROUND(AVG(CAST(ROUND(minutes * 100) AS INT64)) / 100, 3) AS l10_minutes,
     ROUND(AVG(IF(rn <= 5, points, NULL)), 3) AS l5_points,
     ROUND(AVG(points), 3) AS l10_points,
     ROUND(AVG(IF(rn <= 5, rebounds, NULL)), 3) AS l5_rebounds,
