@@ -12,6 +12,8 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "backfill.cli.data": ("data",),
     "backfill.cli.triggers": ("triggers",),
     "backfill.cli.services": ("worker", "down"),
+    "backfill.cli.run": ("enqueue", "status", "runs", "cancel", "retry", "resume"),
+    "backfill.cli.demo": ("demo",),
 }
 
 
