@@ -54,9 +54,10 @@ def requested_dates(calendar: Calendar, request: PlanRequest) -> tuple[tuple[dt.
             if day not in seen_days:
                 seen_days.add(day)
                 if not calendar.is_game_date(day):
-                    if calendar.season_containing(day) is None:
+                    containing = calendar.season_containing(day)
+                    if containing is None:
                         outside += 1
-                    else:
+                    elif not request.seasons or containing in request.seasons:
                         no_games += 1
             day += dt.timedelta(days=1)
         for d in calendar.game_dates_between(start, end):
