@@ -399,3 +399,11 @@ def test_plan_json_shape(nba: PipelineSpec, cal: Calendar) -> None:
     assert {"id", "processor", "dates", "depends_on", "bootstrap"} <= set(task)
     assert parse_task_id(task["id"]) == (task["processor"], D.fromisoformat(task["dates"][0]))
     assert PlanRequest.from_json(data["request"]).ranges == plan.request.ranges
+
+
+def test_off_days_of_seasons_left_out_by_the_filter_are_not_reported(nba: PipelineSpec, cal: Calendar) -> None:
+    season = cal.seasons["2022-23"]
+    span = (season.end - season.start).days + 1
+    off_days = span - len(season.dates)
+    plan = build_plan(nba, cal, request(cal, seasons=frozenset({"2022-23"})))
+    assert plan.counts["days_without_games"] == off_days

@@ -65,14 +65,13 @@ def test_real_nba_pipeline_loads_with_the_users_windows() -> None:
     assert isinstance(spec, PipelineSpec)
     assert len(spec.processors) == 10
     assert {p.phase for p in spec.processors.values()} == {3, 4}
-    tdza = spec.processors["team_defense_zone_analysis"]
-    assert [(d.source, d.window) for d in tdza.depends_on] == [
-        ("team_defense_game_summary", Window("team_games", 15))]
-    cache = {d.source: d.window for d in spec.processors["player_daily_cache"].depends_on}
-    assert cache["player_game_summary"] == Window("days", 180)
-    upcoming = {d.source: d.window for d in spec.processors["upcoming_player_game_context"].depends_on}
-    assert upcoming["player_game_summary"] == Window("team_games", 10)
-    store = {d.source for d in spec.processors["ml_feature_store"].depends_on}
+    tdza = [(d.source, d.window) for d in spec.processors["team_defense_zone_analysis"].depends_on]
+    assert ("team_defense_game_summary", Window("team_games", 15)) in tdza
+    cache = [(d.source, d.window) for d in spec.processors["player_daily_cache"].depends_on]
+    assert ("player_game_summary", Window("days", 180)) in cache
+    upcoming = [(d.source, d.window) for d in spec.processors["upcoming_player_game_context"].depends_on]
+    assert ("player_game_summary", Window("team_games", 10)) in upcoming
+    store = {d.source for d in spec.processors["ml_feature_store"].upstream_processors}
     assert store == {"player_composite_factors", "player_daily_cache", "team_defense_zone_analysis",
                      "player_shot_zone_analysis"}
 
