@@ -55,6 +55,33 @@ def duplicate_keys(path: Path, spec: PipelineSpec) -> dict[str, int]:
         con.close()
 
 
+RANGES = {  # column -> plausible closed range, wherever the column appears
+    "minutes": (0, 60), "l5_minutes": (0, 60), "l10_minutes": (0, 60), "season_minutes_avg": (0, 60),
+    "l10_minutes_avg": (0, 60), "fg_pct": (0, 1), "fg3_pct": (0, 1), "ft_pct": (0, 1), "fg_pct_allowed": (0, 1),
+    "fg3_pct_allowed": (0, 1), "league_fg_pct_allowed": (0, 1), "fg3a_share_l10": (0, 1), "fg3a_share_l20": (0, 1),
+    "efg_pct": (0, 1.5), "true_shooting_pct": (0, 1.5), "feature_quality": (0, 1), "fatigue_score": (0, 1),
+    "points": (0, 200), "pace": (60, 140), "offensive_rating": (40, 200), "defensive_rating": (60, 160),
+}
+
+
+def assert_plausible(path: Path, spec: PipelineSpec) -> None:
+    """Every table non-empty, no NULL in a required column, metrics inside plausible ranges."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        for proc in spec.processors.values():
+            assert con.execute(f"SELECT COUNT(*) FROM {proc.target}").fetchone()[0] > 0, proc.target  # type: ignore[index]
+            for c in proc.columns:
+                if c.required:
+                    nulls = con.execute(f"SELECT COUNT(*) FROM {proc.target} WHERE {c.name} IS NULL").fetchone()
+                    assert nulls == (0,), f"{proc.target}.{c.name} has NULLs"
+                if c.name in RANGES:
+                    lo, hi = RANGES[c.name]
+                    bad = con.execute(f"SELECT COUNT(*) FROM {proc.target} WHERE {c.name} < {lo} OR {c.name} > {hi}")
+                    assert bad.fetchone() == (0,), f"{proc.target}.{c.name} outside [{lo}, {hi}]"
+    finally:
+        con.close()
+
+
 def run(path: Path, tasks: Iterable[Task]) -> None:
     with DuckDBWarehouse(path) as w:
         for t in tasks:
@@ -98,6 +125,7 @@ def assert_equivalent(base: Path, tmp: Path, start: dt.date, end: dt.date) -> No
         sums[label] = checksums(path, SPEC)
         assert duplicate_keys(path, SPEC) == {p.target: 0 for p in SPEC.processors.values()}
     reference = sums["b_waves"]
+    assert_plausible(tmp / "b_waves.duckdb", SPEC)
     for target, per_date in reference.items():
         assert per_date, f"{target} is empty"
     for label, got in sums.items():
