@@ -79,7 +79,7 @@ def main() -> None:
                PYTHONPATH=str(REPO))
     time.sleep(0.3)
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
-                               "-c", str(args.concurrency), "--loglevel", "WARNING", "-n", "bench@%h"],
+                               "-c", str(args.concurrency), "--loglevel", "INFO", "-n", "bench@%h"],
                               cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "worker.log").open("w"))
     try:
         from workers.app import create_app
@@ -117,6 +117,10 @@ def main() -> None:
         print(f"plain celery chord : {args.tasks} no-op tasks in {chord_s:6.2f}s = {chord_rate:7.1f} tasks/s")
         print(f"backfill engine    : {len(plan)} no-op tasks in {engine_s:6.2f}s = {engine_rate:7.1f} tasks/s "
               f"({args.waves} waves, run state + checkpoints + {args.waves} bulk history writes)")
+        log = (tmp / "worker.log").read_text(errors="replace").splitlines()
+        spent = [float(line.rsplit(" in ", 1)[1].rstrip("s:").split("s")[0]) for line in log
+                 if "backfill.checkpoint_wave[" in line and " succeeded in " in line]
+        print(f"checkpoints        : {len(spent)} took {sum(spent):.2f}s in all (the wave barriers)")
         print(f"ratio engine/chord : {engine_rate / chord_rate:.2f} (target >= 0.8); "
               f"worker: threads x{args.concurrency}")
     finally:
