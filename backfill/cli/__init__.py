@@ -51,4 +51,17 @@ _register()
 
 
 def main() -> None:
-    cli(prog_name="backfill")
+    """Entry point: click's own usage errors also become one line and exit 2."""
+    try:
+        code = cli.main(prog_name="backfill", standalone_mode=False)
+    except click.UsageError as exc:
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        click.echo(f"error: {exc.format_message()}{where}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
