@@ -29,6 +29,9 @@ from backfill.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
 BACKOFF_CAP_SECONDS = 300.0
+# A quota error says "slow down", not "this task is broken": the throttle halves the
+# concurrency and the task waits its turn, with a budget this many times the normal one.
+QUOTA_RETRY_FACTOR = 10
 
 
 class WorkerContext:
@@ -68,8 +71,12 @@ class WorkerContext:
 
 
 def backoff_seconds(attempt: int, base: float) -> float:
-    """Exponential backoff with jitter, so retries of many tasks spread out instead of colliding."""
-    return min(BACKOFF_CAP_SECONDS, base * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.5)
+    """Exponential backoff with jitter, so retries of many tasks spread out instead of colliding.
+
+    Capped at 60 x the base (2 min by default): quota windows are per minute, so waiting
+    longer only idles the run.
+    """
+    return min(BACKOFF_CAP_SECONDS, base * 60, base * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.5)
 
 
 class CeleryDispatcher:
@@ -125,19 +132,18 @@ def run_task(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str) -
     from backfill.executor import execute_task
 
     started = time.monotonic()
-    final = attempt > ctx.settings.max_retries
     try:
         spec = ctx.spec(begin.pipeline)
         with ctx.throttle.slot(f"{run_id}|{task_id}", timeout=120):
-            outcome = execute_task(task, ctx.warehouse(), spec, run_id=run_id, attempt=attempt,
-                                   raise_transient=not final)
+            outcome = execute_task(task, ctx.warehouse(), spec, run_id=run_id, attempt=attempt)
         result = outcome.to_json()
         if outcome.status in ("success", "partial"):
             ctx.throttle.record_success()
     except (TransientWarehouseError, TimeoutError) as exc:
-        if isinstance(exc, QuotaExceeded):
+        quota = isinstance(exc, QuotaExceeded)
+        if quota:
             ctx.throttle.record_quota_error()
-        if not final:
+        if attempt <= ctx.settings.max_retries * (QUOTA_RETRY_FACTOR if quota else 1):
             store.set_states(run_id, {task_id: TaskStatus.pending})
             countdown = backoff_seconds(attempt, ctx.settings.retry_backoff_seconds)
             log.info("task %s attempt %d: %s; retrying in %.1fs", task_id, attempt, type(exc).__name__, countdown)

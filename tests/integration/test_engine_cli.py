@@ -1,0 +1,81 @@
+"""The run commands as a user drives them: --wait, --dry-run, skipping done work, secrets never shown."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from backfill.state import RedisStateStore, RunStatus
+from backfill.warehouse.duckdb import DuckDBWarehouse
+from tests.conftest import RedisServer
+from tests.integration.engine_harness import WEEK, Worker, cli, enqueue, run_cli, wait_run
+
+pytestmark = pytest.mark.integration
+pytest_plugins = ["tests.integration.engine_harness"]
+
+
+def test_dry_run_prints_the_plan_and_enqueues_nothing(env: dict) -> None:
+    result = cli(env, "enqueue", *WEEK, "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "70 tasks in 4 waves" in result.output
+    assert env["store"].list_runs() == []
+
+
+def test_enqueue_wait_then_rerun_skips_successful_tasks_unless_forced(env: dict) -> None:
+    env["worker"]()
+    result = cli(env, "enqueue", *WEEK, "--wait")
+    assert result.exit_code == 0, result.output
+    assert "70/70" in result.output and "succeeded" in result.output
+    again = cli(env, "enqueue", *WEEK)
+    assert again.exit_code == 0 and "nothing to do" in again.output
+    forced = enqueue(env, "--force", "--processors", "team_offense_game_summary")
+    assert wait_run(env["store"], forced).status is RunStatus.succeeded
+    assert env["store"].get_run(forced).total == 7  # type: ignore[union-attr]
+    runs = json.loads(cli(env, "runs", "--json").stdout)
+    assert [r["run_id"] for r in runs][0] == forced and len(runs) == 2
+
+
+def test_redis_password_never_reaches_logs_status_messages_or_state(tmp_path: Path, league_template: Path) -> None:
+    secret = "planted-Secret-7f3c9a"
+    server = RedisServer(tmp_path, password=secret)
+    server.start()
+    wh = tmp_path / "wh.duckdb"
+    wh.write_bytes(league_template.read_bytes())
+    home = tmp_path / "home"
+    worker = Worker(server.url, wh, home).start()
+    try:
+        result = run_cli(server.url, wh, home, "enqueue", *WEEK, "--wait")
+        assert result.exit_code == 0, result.output
+        run_id = result.stdout.strip().splitlines()[-1]
+        shown = [result.output, run_cli(server.url, wh, home, "status", run_id, "--json").output,
+                 run_cli(server.url, wh, home, "status", run_id).output,
+                 run_cli(server.url, wh, home, "runs", "--json").output]
+        store = RedisStateStore.from_url(server.url)
+        client = store.client
+        for key in client.scan_iter(count=1000):  # run state, results, chord bookkeeping, any queued message
+            kind = client.type(key)
+            value = {"string": client.get, "hash": client.hgetall, "list": lambda k: client.lrange(k, 0, -1),
+                     "set": client.smembers, "zset": lambda k: client.zrange(k, 0, -1)}.get(kind, lambda k: "")(key)
+            shown.append(f"{key} {value}")
+        db = DuckDBWarehouse(wh, hold=False)
+        shown.append(repr(db.query("SELECT * FROM nba_reference.backfill_runs")))
+        shown.append(repr(db.query("SELECT * FROM nba_reference.processor_run_history")))
+    finally:
+        worker.stop()
+        server.stop()
+    shown.append(worker.log.read_text(errors="replace"))
+    leaks = [s[max(0, s.find(secret) - 80):s.find(secret) + 40] for s in shown if secret in s]
+    assert not leaks
+
+
+@pytest.mark.slow
+def test_quota_errors_on_30_percent_of_calls_are_retried_until_the_run_completes(env: dict) -> None:
+    env["worker"](BACKFILL_FAULT_QUOTA_RATE="0.3")
+    run_id = enqueue(env)
+    run = wait_run(env["store"], run_id, timeout=120)
+    failed = {t: (r["attempt"], r["error_category"], r["error_message"]) for t, r in env["store"].results(run_id).items()
+              if r["status"] == "failed"}
+    assert run.status is RunStatus.succeeded, failed
+    assert max(env["store"].attempts(run_id).values()) > 1
