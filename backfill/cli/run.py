@@ -218,7 +218,7 @@ def status(obj: CliContext, run_id: str | None, as_json: bool, watch: bool) -> N
 def runs(obj: CliContext, as_json: bool) -> None:
     """The runs Redis knows, newest first."""
     session = Session(obj)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for r in session.store.list_runs():
         states = session.store.states(r.run_id)
         done = sum(1 for s in states.values() if s.value in ("succeeded", "skipped"))
@@ -232,8 +232,9 @@ def runs(obj: CliContext, as_json: bool) -> None:
     for col in ("run id", "status", "done", "created", "ranges", "phases"):
         table.add_column(col)
     for row in rows:
-        table.add_row(row["run_id"], row["status"], f"{row['done']}/{row['tasks']}", row["created_at"],
-                      " ".join(f"{a}:{b}" for a, b in row["ranges"] or []), str(row["phases"] or "all"))
+        ranges: list[list[str]] = row["ranges"] or []
+        table.add_row(str(row["run_id"]), str(row["status"]), f"{row['done']}/{row['tasks']}", str(row["created_at"]),
+                      " ".join(f"{a}:{b}" for a, b in ranges), str(row["phases"] or "all"))
     Console().print(table)
 
 

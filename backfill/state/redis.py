@@ -66,7 +66,9 @@ class RedisStateStore(StateStore):
     guard_ttl_seconds = 7 * 24 * 3600
 
     def __init__(self, client: redis.Redis) -> None:
-        self.client = client
+        # Built with decode_responses=True (see from_url), so every reply is a str; the Any
+        # keeps redis-py's bytes-or-str stubs from leaking into every caller.
+        self.client: Any = client
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
         self._begin = client.register_script(_BEGIN)

@@ -75,7 +75,8 @@ def test_quota_errors_on_30_percent_of_calls_are_retried_until_the_run_completes
     env["worker"](BACKFILL_FAULT_QUOTA_RATE="0.3")
     run_id = enqueue(env)
     run = wait_run(env["store"], run_id, timeout=120)
-    failed = {t: (r["attempt"], r["error_category"], r["error_message"]) for t, r in env["store"].results(run_id).items()
+    results = env["store"].results(run_id)
+    failed = {t: (r["attempt"], r["error_category"], r["error_message"]) for t, r in results.items()
               if r["status"] == "failed"}
     assert run.status is RunStatus.succeeded, failed
     assert max(env["store"].attempts(run_id).values()) > 1
