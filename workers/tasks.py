@@ -47,7 +47,24 @@ class WorkerContext:
         self.triggers = Triggers(self.store.client)
         self._warehouse: Warehouse | None = None
         self._specs: dict[str, PipelineSpec] = {}
+        self._renewed: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
+
+    def renew_triggers(self, run_id: str, phase: int) -> None:
+        """Keep the run's trigger pause alive while its tasks run (at most once a minute per phase).
+
+        Checkpoints renew it too, but one wave of a big backfill can outlast the lease.
+        """
+        from backfill.triggers import triggers_for_phases
+
+        key = (run_id, phase)
+        moment = time.monotonic()
+        with self._lock:
+            if moment - self._renewed.get(key, -1e9) < 60:
+                return
+            self._renewed[key] = moment
+        for name in triggers_for_phases([phase]):
+            self.triggers.renew(name, run_id, engine.TRIGGER_TTL_SECONDS)
 
     def warehouse(self) -> Warehouse:
         """Opened lazily; an embedded DuckDB file is not held between operations, so the CLI can read it."""
@@ -133,6 +150,7 @@ def run_task(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str) -
 
     started = time.monotonic()
     try:
+        ctx.renew_triggers(run_id, task.phase)
         spec = ctx.spec(begin.pipeline)
         with ctx.throttle.slot(f"{run_id}|{task_id}", timeout=120):
             outcome = execute_task(task, ctx.warehouse(), spec, run_id=run_id, attempt=attempt)

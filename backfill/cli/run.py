@@ -71,6 +71,13 @@ class Session:
         except Exception:  # status must still show the run if the throttle keys are odd
             return None
 
+    def trigger_pauses(self, run_id: str) -> list[dict[str, Any]]:
+        """The trigger pauses this run holds, and until when (the lease ends them if the run dies)."""
+        from backfill.triggers import Triggers
+
+        return [{"trigger": row["name"], "until": lease["until"]} for row in Triggers(self.store.client).status()
+                for lease in row["leases"] if lease["holder"] == run_id]
+
     def warehouse(self) -> Warehouse:
         url = self.settings.warehouse_url
         return open_warehouse(url, hold=False) if url.startswith("duckdb:") else open_warehouse(url)
@@ -172,6 +179,7 @@ def _latest_run(session: Session) -> str:
 
 
 def render_status(info: dict[str, Any], throttle: int | None, console: Console) -> None:
+    """One headline, a table per phase and season, the pauses the run holds, the first failures."""
     console.print(f"run [bold]{info['run_id']}[/bold] {info['status']} - wave {info['wave'] + 1}/"
                   f"{max(info['waves'], 1)} (sequence {info['seq']}); {info['settled']}/{info['total']} settled; "
                   f"{info['rate_per_minute']:.0f} tasks/min; ETA "
@@ -184,6 +192,8 @@ def render_status(info: dict[str, Any], throttle: int | None, console: Console) 
         table.add_row(str(g["phase"]), g["season"], str(g["succeeded"] + g["skipped"]), str(g["running"]),
                       str(g["failed"]), str(g["blocked"]), str(g["pending"]), str(g["cancelled"]))
     console.print(table)
+    for p in info.get("trigger_pauses", []):
+        console.print(f"  trigger {p['trigger']} paused by this run until {p['until']}")
     for f in info["failures"][:10]:
         console.print(f"  [red]failed[/red] {f['task_id']}: {f['category']}: {f['message']}")
 
@@ -203,6 +213,7 @@ def status(obj: CliContext, run_id: str | None, as_json: bool, watch: bool) -> N
         if info is None:
             raise BadInput(f"no run {run_id} in Redis", hint=f"if Redis lost it: `backfill resume {run_id}`")
         limit = session.throttle_limit()
+        info["trigger_pauses"] = session.trigger_pauses(run_id)
         if as_json:
             click.echo(json.dumps({**info, "throttle_limit": limit}, default=str))
         else:

@@ -182,3 +182,18 @@ def test_cancel_mid_run_stops_new_work_and_resumes_triggers(env: dict) -> None:
     assert status["status"] == "cancelled"
     assert status["counts"]["cancelled"] > 0 and status["counts"]["pending"] == 0
     assert triggers.is_enabled("phase3->phase4") and triggers.is_enabled("phase4->phase5")
+
+
+def test_resume_after_the_queue_was_lost_runs_every_unfinished_task(env: dict) -> None:
+    store = env["store"]
+    run_id = enqueue(env)  # no worker yet: wave 0 sits in the broker queue
+    status = json.loads(cli(env, "status", run_id, "--json").stdout)
+    assert status["status"] == "running" and status["counts"]["pending"] == status["total"]
+    assert {p["trigger"] for p in status["trigger_pauses"]} == {"phase3->phase4", "phase4->phase5"}
+    assert store.client.delete("celery") == 1  # the broker queue is gone; run state is intact
+    result = cli(env, "resume", run_id)
+    assert result.exit_code == 0 and "resumed 70" in result.output, result.output
+    env["worker"]()
+    run = wait_run(store, run_id, timeout=60)
+    assert run.status is RunStatus.succeeded and run.seq == 1
+    assert set(store.attempts(run_id).values()) == {1}
