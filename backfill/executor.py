@@ -110,7 +110,7 @@ def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id
                         started_at=started, attempt=attempt)
     try:
         proc, table, sql = _prepare(task, spec)
-        _ensure_upstream_tables(warehouse, spec, proc)
+        _ensure_tables(warehouse, spec, proc, table)
         labels = {"run_id": run_id, "task_id": task.id, "processor": task.processor}
         try:
             warehouse.replace_partitions(table, task.dates, sql,
@@ -167,16 +167,25 @@ def _prepare(task: Task, spec: PipelineSpec) -> tuple[Processor, TableSchema, st
     return proc, table, sql
 
 
-def _ensure_upstream_tables(warehouse: Warehouse, spec: PipelineSpec, proc: Processor) -> None:
-    """An upstream that never ran yet has no table; for a window that is simply no rows, not an error.
+def _ensure_tables(warehouse: Warehouse, spec: PipelineSpec, proc: Processor, table: TableSchema) -> None:
+    """Create the target and upstream tables up front, retrying: creation is idempotent, yet two
+    threads creating the same dataset at once can conflict, and that must not fail a task.
 
-    Early-season tasks have empty windows and may run before any upstream task (in a shuffled or
-    wide wave), so their SQL must find the upstream tables, even empty.
+    An upstream that never ran yet has no table; for a window that is simply no rows, not an
+    error. Early-season tasks have empty windows and may run before any upstream task (in a
+    shuffled or wide wave), so their SQL must find the upstream tables, even empty.
     """
-    for dep in proc.upstream_processors:
-        upstream = spec.processors[dep.source]
-        if upstream.columns:
-            warehouse.create_table(upstream.table)
+    tables = [table] + [spec.processors[d.source].table for d in proc.upstream_processors
+                        if spec.processors[d.source].columns]
+    for t in tables:
+        for attempt in range(5):
+            try:
+                warehouse.create_table(t)
+                break
+            except Exception:
+                if attempt == 4:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
 
 
 def _inspect(result: TaskResult, task: Task, warehouse: Warehouse, spec: PipelineSpec, proc: Processor,
