@@ -161,3 +161,31 @@ def test_real_unresolved_prop_names_are_listed_once_and_counted(nba_data_dir: Pa
     assert any("did not resolve" in msg for r in first for msg in r.warnings)
     assert [(r["player_name"], r["source"]) for r in listed] == [(n, "prop_lines") for n in FEED_NAMES]
     assert [(r["first_seen"], r["last_seen"], r["count"]) for r in listed] == [(f["a"], f["b"], f["n"]) for f in feed]
+
+
+def test_first_two_weeks_of_a_season_are_bootstrap_features(sample_week: Path) -> None:
+    with DuckDBWarehouse(sample_week) as w:
+        rows = w.query("SELECT LOGICAL_AND(bootstrap) AS all_boot, MIN(feature_quality) AS lo, "
+                       "MAX(feature_quality) AS hi FROM nba_precompute.ml_feature_store")
+    assert rows[0]["all_boot"] is True and 0 <= rows[0]["lo"] <= rows[0]["hi"] <= 1
+
+
+def test_every_sql_file_transpiles_and_returns_exactly_the_declared_columns(tmp_path: Path) -> None:
+    from pipelines.nba import raw
+
+    spec = load_spec(PIPELINE)
+    with DuckDBWarehouse(tmp_path / "empty.duckdb") as w:
+        for table in raw.RAW_TABLES:
+            w.create_table(table)
+        for name in spec.order:  # upstream tables exist before their readers are checked
+            proc = spec.processors[name]
+            assert proc.sql is not None
+            sql = proc.sql.read_text()
+            assert "@start_date" in sql and "@end_date" in sql, name
+            w.create_table(proc.table)
+            got = w.query(f"SELECT * FROM ({sql}) AS q LIMIT 0",
+                          {"start_date": WEEK[0], "end_date": WEEK[1]})
+            assert got == []
+            w.execute(f"CREATE TABLE scratch_{name} AS SELECT * FROM ({sql}) AS q",
+                      {"start_date": WEEK[0], "end_date": WEEK[1]})
+            assert w.table_columns(f"main.scratch_{name}") == {c.name: c.type for c in proc.columns}, name

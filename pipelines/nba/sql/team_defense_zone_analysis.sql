@@ -21,6 +21,7 @@ last15 AS (
          h.opp_fta, h.opp_possessions
   FROM targets AS t
   JOIN history AS h ON h.team = t.team AND h.season = t.season AND h.game_date < t.game_date
+  WHERE TRUE  -- BigQuery accepts QUALIFY only with a WHERE, GROUP BY or HAVING clause
   QUALIFY ROW_NUMBER() OVER (PARTITION BY t.game_date, t.team ORDER BY h.game_date DESC) <= 15
 ),
 team_agg AS (

@@ -43,6 +43,7 @@ team_window AS (
   FROM targets AS t
   JOIN (SELECT DISTINCT game_date AS past_date, season, team FROM history) AS h
     ON h.team = t.team AND h.season = t.season AND h.past_date < t.game_date
+  WHERE TRUE  -- BigQuery accepts QUALIFY only with a WHERE, GROUP BY or HAVING clause
   QUALIFY ROW_NUMBER() OVER (PARTITION BY t.game_date, t.team ORDER BY h.past_date DESC) <= 10
 ),
 appearances AS (
