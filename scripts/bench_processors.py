@@ -32,6 +32,7 @@ from backfill.executor import TaskResult, execute_task  # noqa: E402
 from backfill.planner import Plan, PlanRequest, build_plan  # noqa: E402
 from backfill.planner.model import Task  # noqa: E402
 from backfill.spec import PipelineSpec, load_spec  # noqa: E402
+from backfill.warehouse import Warehouse  # noqa: E402
 from backfill.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
 
 
@@ -51,7 +52,7 @@ def import_season(data: Path, season: str, path: Path) -> None:
         import_nba(w, subset)
 
 
-def run_task(task: Task, w: DuckDBWarehouse, spec: PipelineSpec) -> TaskResult:
+def run_task(task: Task, w: Warehouse, spec: PipelineSpec) -> TaskResult:
     for attempt in range(1, 8):
         try:
             return execute_task(task, w, spec, attempt=attempt)
