@@ -72,7 +72,7 @@ def test_redis_password_never_reaches_logs_status_messages_or_state(tmp_path: Pa
 
 @pytest.mark.slow
 def test_quota_errors_on_30_percent_of_calls_are_retried_until_the_run_completes(env: dict) -> None:
-    env["worker"](BACKFILL_FAULT_QUOTA_RATE="0.3")
+    env["worker"](BACKFILL_FAULT_QUOTA_RATE="0.3", BACKFILL_RETRY_BACKOFF_SECONDS="0.1")
     run_id = enqueue(env)
     run = wait_run(env["store"], run_id, timeout=120)
     results = env["store"].results(run_id)
