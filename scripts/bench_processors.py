@@ -88,6 +88,31 @@ def checksums(path: Path, spec: PipelineSpec) -> dict[str, tuple[int, int]]:
         con.close()
 
 
+def plausibility(path: Path, spec: PipelineSpec) -> list[str]:
+    """Per table: rows per date (min-max), dates, NULLs in required columns; key metric ranges."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        lines = []
+        for p in spec.processors.values():
+            lo, hi, days = con.execute(f"SELECT MIN(n), MAX(n), COUNT(*) FROM (SELECT COUNT(*) AS n FROM {p.target} "
+                                       f"GROUP BY {p.partition})").fetchone()  # type: ignore[misc]
+            nulls = 0
+            for c in p.columns:
+                if c.required:
+                    found = con.execute(f"SELECT COUNT(*) FROM {p.target} WHERE {c.name} IS NULL").fetchone()
+                    nulls += int(found[0]) if found else 0
+            lines.append(f"  {p.target:46} {days:4d} dates, {lo}-{hi} rows/date, {nulls} NULLs in required columns")
+        m = con.execute("SELECT MIN(minutes), MAX(minutes), MIN(fg_pct), MAX(fg_pct), MAX(fg3_pct), MAX(ft_pct) "
+                        "FROM nba_analytics.player_game_summary").fetchone()
+        lines.append(f"  minutes {m[0]}-{m[1]}; fg% {m[2]}-{m[3]}; max 3p% {m[4]}; max ft% {m[5]}")  # type: ignore[index]
+        q = con.execute("SELECT MIN(feature_quality), AVG(feature_quality), COUNTIF(bootstrap), COUNT(*) "
+                        "FROM nba_precompute.ml_feature_store").fetchone()
+        lines.append(f"  feature_quality {q[0]}-1 (mean {q[1]:.3f}); bootstrap rows {q[2]} of {q[3]}")  # type: ignore[index]
+        return lines
+    finally:
+        con.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(os.environ.get("BACKFILL_NBA_DATA", REPO.parent / "shared" / "data" / "nba"))
@@ -129,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"tables identical after both runs: {same}")
     for target, (n, _) in runs[1][3].items():
         print(f"  {target:46} {n:8d} rows")
+    print("plausibility:")
+    print("\n".join(plausibility(work / "threads1.duckdb", spec)))
     return 0 if same and not runs[1][2] and not runs[2][2] else 1
 
 
