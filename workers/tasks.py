@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 from celery import Celery, Task, chord, group
 from celery.exceptions import Retry
 
@@ -158,10 +159,11 @@ def run_task(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str) -
         if outcome.status in ("success", "partial"):
             ctx.throttle.record_success()
     except (TransientWarehouseError, TimeoutError) as exc:
-        quota = isinstance(exc, QuotaExceeded)
-        if quota:
+        if isinstance(exc, QuotaExceeded):
             ctx.throttle.record_quota_error()
-        if attempt <= ctx.settings.max_retries * (QUOTA_RETRY_FACTOR if quota else 1):
+        # Waiting for a throttle slot is quota pressure too, not a fault of the task.
+        pressure = isinstance(exc, (QuotaExceeded, TimeoutError))
+        if attempt <= ctx.settings.max_retries * (QUOTA_RETRY_FACTOR if pressure else 1):
             store.set_states(run_id, {task_id: TaskStatus.pending})
             countdown = backoff_seconds(attempt, ctx.settings.retry_backoff_seconds)
             log.info("task %s attempt %d: %s; retrying in %.1fs", task_id, attempt, type(exc).__name__, countdown)
@@ -192,11 +194,17 @@ def register(app: Celery, settings: Settings) -> None:
 
     app.backfill_context = context  # type: ignore[attr-defined]
 
-    @app.task(name="backfill.run_task", bind=True, max_retries=None, shared=False)
+    # A Redis hiccup before the task could record anything must not fail the chord (its
+    # callback would never run): retry it like any transient error.
+    redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+    @app.task(name="backfill.run_task", bind=True, max_retries=None, shared=False, autoretry_for=redis_errors,
+              retry_backoff=True, retry_backoff_max=60)
     def run_task_(self: Task, run_id: str, task_id: str) -> dict[str, Any]:
         return run_task(context(), self, run_id, task_id)
 
-    @app.task(name="backfill.checkpoint_wave", bind=True, max_retries=None, shared=False)
+    @app.task(name="backfill.checkpoint_wave", bind=True, max_retries=None, shared=False, autoretry_for=redis_errors,
+              retry_backoff=True, retry_backoff_max=60)
     def checkpoint_wave(self: Task, run_id: str, seq: int, wave: int) -> str:
         ctx = context()
         try:
@@ -205,7 +213,8 @@ def register(app: Celery, settings: Settings) -> None:
         except TransientWarehouseError as exc:
             raise self.retry(countdown=backoff_seconds(self.request.retries + 1, 1.0)) from exc
 
-    @app.task(name="backfill.finish_run", shared=False)
+    @app.task(name="backfill.finish_run", shared=False, max_retries=None, autoretry_for=redis_errors,
+              retry_backoff=True, retry_backoff_max=60)
     def finish_run(run_id: str, seq: int) -> str | None:
         ctx = context()
         status = engine.finish(ctx.store, run_id, seq, ctx.triggers)
