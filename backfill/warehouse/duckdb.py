@@ -186,8 +186,12 @@ class DuckDBWarehouse(Warehouse):
         dataset, _ = check_table_name(table.name)
         cols = ", ".join(f"{c.name} {_DUCK_TYPES[c.type]}" for c in table.columns)
         with self._cursor() as cur:
-            self._ensure_schema(cur, dataset)
-            cur.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({cols})")
+            try:
+                self._ensure_schema(cur, dataset)
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({cols})")
+            except duckdb.Error as exc:  # e.g. two threads creating the same table: transient
+                self._schemas.discard(dataset)
+                raise classify_duckdb_error(exc) from exc
 
     def table_exists(self, name: str) -> bool:
         dataset, tbl = check_table_name(name)
