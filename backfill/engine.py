@@ -158,9 +158,11 @@ def _result_rows(result: Mapping[str, Any], task: Task, run_id: str, wave: int) 
 
 
 def checkpoint(store: StateStore, dispatcher: Dispatcher, warehouse: Warehouse | None, run_id: str, seq: int,
-               wave: int, triggers: TriggerPauser | None = None) -> str:
+               wave: int, triggers: TriggerPauser | None = None, takeover_after: float | None = None) -> str:
     """The chord callback: verify the wave, record it in one bulk write, block dependents, send the next.
 
+    `takeover_after` (the broker's redelivery delay) lets the redelivered callback of a worker
+    that died mid-checkpoint finish the job instead of being taken for a duplicate.
     Returns what it did (`waiting`, `duplicate`, `stale`, `cancelled`, `unknown`, `next`), for logs and tests.
     """
     run = store.get_run(run_id)
@@ -177,7 +179,8 @@ def checkpoint(store: StateStore, dispatcher: Dispatcher, warehouse: Warehouse |
         # waiting for redelivery after a worker died: look again shortly.
         dispatcher.send_checkpoint(run_id, seq, wave, CHECKPOINT_POLL_SECONDS)
         return "waiting"
-    if not store.claim(run_id, f"checkpoint:{seq}:{wave}"):
+    guard, written = f"checkpoint:{seq}:{wave}", f"history:{seq}:{wave}"
+    if not store.claim(run_id, guard, takeover_after):
         return "duplicate"
     failed = [i for i in ids if states[i] == TaskStatus.failed]
     newly_blocked: dict[str, str] = {}
@@ -196,23 +199,27 @@ def checkpoint(store: StateStore, dispatcher: Dispatcher, warehouse: Warehouse |
             rows.extend(_result_rows(results[i], tasks[i], run_id, wave))
     for d, cause in newly_blocked.items():
         rows.extend(_blocked_rows(tasks[d], run_id, wave, cause))
-    if rows and warehouse is not None:
+    if rows and warehouse is not None and not store.is_complete(run_id, written):
         try:
             RunHistory(warehouse, run.history_table).write(rows)
         except Exception:
-            store.unclaim(run_id, f"checkpoint:{seq}:{wave}")
+            store.unclaim(run_id, guard)
             raise
+        store.complete(run_id, written)
     if triggers is not None:
         for name in trigger_names(tasks.values()):
             triggers.renew(name, run_id, TRIGGER_TTL_SECONDS)
     dispatch(store, dispatcher, run_id, seq, wave + 1, {**states, **{d: TaskStatus.blocked for d in newly_blocked}})
+    store.complete(run_id, guard)
     return "next"
 
 
-def finish(store: StateStore, run_id: str, seq: int, triggers: TriggerPauser | None = None) -> RunStatus | None:
+def finish(store: StateStore, run_id: str, seq: int, triggers: TriggerPauser | None = None,
+           takeover_after: float | None = None) -> RunStatus | None:
     """Close a run once: its status, then locks and trigger pauses go back."""
     run = store.get_run(run_id)
-    if run is None or run.seq != seq or not run.status.active or not store.claim(run_id, f"finish:{seq}"):
+    if run is None or run.seq != seq or not run.status.active or not store.claim(run_id, f"finish:{seq}",
+                                                                                  takeover_after):
         return None
     states = store.states(run_id)
     ok = all(s in (TaskStatus.succeeded, TaskStatus.skipped) for s in states.values())
@@ -221,6 +228,7 @@ def finish(store: StateStore, run_id: str, seq: int, triggers: TriggerPauser | N
     tasks = store.tasks(run_id)
     store.release_locks(run_id, task_keys(tasks.values()))
     _release_triggers(triggers, run_id, tasks.values())
+    store.complete(run_id, f"finish:{seq}")
     return status
 
 

@@ -194,6 +194,10 @@ def register(app: Celery, settings: Settings) -> None:
 
     app.backfill_context = context  # type: ignore[attr-defined]
 
+    def redelivery_seconds() -> float:
+        """A claim older than the broker's visibility timeout belongs to a worker that died."""
+        return float((app.conf.broker_transport_options or {}).get("visibility_timeout", 3600))
+
     # A Redis hiccup before the task could record anything must not fail the chord (its
     # callback would never run): retry it like any transient error.
     redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
@@ -209,7 +213,7 @@ def register(app: Celery, settings: Settings) -> None:
         ctx = context()
         try:
             return engine.checkpoint(ctx.store, CeleryDispatcher(app), ctx.warehouse(), run_id, seq, wave,
-                                     ctx.triggers)
+                                     ctx.triggers, takeover_after=redelivery_seconds())
         except TransientWarehouseError as exc:
             raise self.retry(countdown=backoff_seconds(self.request.retries + 1, 1.0)) from exc
 
@@ -217,7 +221,7 @@ def register(app: Celery, settings: Settings) -> None:
               retry_backoff=True, retry_backoff_max=60)
     def finish_run(run_id: str, seq: int) -> str | None:
         ctx = context()
-        status = engine.finish(ctx.store, run_id, seq, ctx.triggers)
+        status = engine.finish(ctx.store, run_id, seq, ctx.triggers, takeover_after=redelivery_seconds())
         return status.value if status else None
 
     @app.task(name="backfill.noop", shared=False)

@@ -171,8 +171,19 @@ class StateStore(ABC):
     def started_at(self, run_id: str) -> dict[str, float]: ...
 
     @abstractmethod
-    def claim(self, run_id: str, name: str) -> bool:
-        """SETNX-style guard: True exactly once per (run, name), so duplicate callbacks do nothing."""
+    def claim(self, run_id: str, name: str, stale_after: float | None = None) -> bool:
+        """SETNX-style guard: True once per (run, name), so duplicate callbacks do nothing.
+
+        A claim never `complete`d and older than `stale_after` seconds may be taken over: its
+        holder died mid-step (a SIGKILLed worker), and its redelivered message must finish it.
+        """
+
+    @abstractmethod
+    def complete(self, run_id: str, name: str) -> None:
+        """Mark a claimed step done for good."""
+
+    @abstractmethod
+    def is_complete(self, run_id: str, name: str) -> bool: ...
 
     @abstractmethod
     def unclaim(self, run_id: str, name: str) -> None:

@@ -49,6 +49,14 @@ local n = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
 return {'run', n, task, run[2], run[3]}
 """
 
+# KEYS: guard; ARGV: now, stale_after ('' = never), ttl. Free, or stale and not done -> take it.
+_CLAIM = """
+local v = redis.call('GET', KEYS[1])
+if v and (v == 'done' or ARGV[2] == '' or tonumber(ARGV[1]) - tonumber(v) <= tonumber(ARGV[2])) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
+
 
 class RedisStateStore(StateStore):
     prefix = "backfill"
@@ -72,6 +80,7 @@ class RedisStateStore(StateStore):
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
         self._begin = client.register_script(_BEGIN)
+        self._claim = client.register_script(_CLAIM)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStateStore:
@@ -179,8 +188,16 @@ class RedisStateStore(StateStore):
         return {k: int(v) for k, v in self.client.hgetall(self.attempts_key.format(run_id)).items()}
 
     # -- guards and queued celery ids ----------------------------------------------------
-    def claim(self, run_id: str, name: str) -> bool:
-        return bool(self.client.set(self.guard_key.format(run_id, name), "1", nx=True, ex=self.guard_ttl_seconds))
+    def claim(self, run_id: str, name: str, stale_after: float | None = None) -> bool:
+        args: list[str | int] = [repr(now()), "" if stale_after is None else repr(float(stale_after)),
+                                 self.guard_ttl_seconds]
+        return bool(self._claim(keys=[self.guard_key.format(run_id, name)], args=args))
+
+    def complete(self, run_id: str, name: str) -> None:
+        self.client.set(self.guard_key.format(run_id, name), "done", ex=self.guard_ttl_seconds)
+
+    def is_complete(self, run_id: str, name: str) -> bool:
+        return bool(self.client.get(self.guard_key.format(run_id, name)) == "done")
 
     def unclaim(self, run_id: str, name: str) -> None:
         self.client.delete(self.guard_key.format(run_id, name))

@@ -197,3 +197,25 @@ def test_resume_after_the_queue_was_lost_runs_every_unfinished_task(env: dict) -
     run = wait_run(store, run_id, timeout=60)
     assert run.status is RunStatus.succeeded and run.seq == 1
     assert set(store.attempts(run_id).values()) == {1}
+
+
+def test_checkpoint_of_a_worker_that_died_mid_checkpoint_is_finished_by_its_redelivery(env: dict) -> None:
+    from workers.app import create_app
+    from workers.tasks import CeleryDispatcher
+
+    store = env["store"]
+    app = create_app(Settings(redis_url=env["redis"].url, warehouse=f"duckdb:///{env['wh']}"))
+    plan = _noop_plan(2, 4)
+    record = RunRecord(run_id=engine.new_run_id(), pipeline="-", request=plan.request.to_json(), noop=True)
+    engine.start_run(store, CeleryDispatcher(app), plan, record)
+    for t in plan.waves[0]:
+        store.begin_task(record.run_id, t.id)
+        store.finish_task(record.run_id, t.id, TaskStatus.succeeded, {"noop": True, "attempt": 1})
+    assert store.claim(record.run_id, "checkpoint:0:0")  # a worker claimed the checkpoint, then was SIGKILLed
+    guard = store.guard_key.format(record.run_id, "checkpoint:0:0")
+    store.client.set(guard, repr(time.time() - 60))  # ... a visibility timeout ago (6 s in these tests)
+    assert engine.checkpoint(store, CeleryDispatcher(app), None, record.run_id, 0, 0) == "duplicate"  # no takeover
+    app.signature("backfill.checkpoint_wave", args=(record.run_id, 0, 0)).apply_async()  # the redelivery
+    env["worker"]()
+    assert wait_run(store, record.run_id, timeout=60).status is RunStatus.succeeded
+    assert len(store.queued(record.run_id)) == 8
