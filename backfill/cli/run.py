@@ -165,6 +165,8 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
     engine.record_request(warehouse, record)
     click.echo(record.run_id)
     console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves")
+    for w in plan.warnings:
+        console.print(f"[yellow]warning[/yellow]: {w}")
     if wait:
         info = wait_for(session, record.run_id, console)
         print_summary(info, console)

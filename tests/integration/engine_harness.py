@@ -36,7 +36,7 @@ class Worker:
         self.log = home / f"{self.name}.log"
         home.mkdir(parents=True, exist_ok=True)
         self.env = dict(os.environ, BACKFILL_REDIS_URL=redis_url, BACKFILL_WAREHOUSE=f"duckdb:///{warehouse}",
-                        BACKFILL_HOME=str(home), BACKFILL_VISIBILITY_TIMEOUT="6", BACKFILL_RETRY_BACKOFF_SECONDS="0.2",
+                        BACKFILL_HOME=str(home), BACKFILL_VISIBILITY_TIMEOUT="10", BACKFILL_RETRY_BACKOFF_SECONDS="0.2",
                         PYTHONPATH=str(REPO))
         self.env.update(env)
         self.argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
