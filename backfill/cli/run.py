@@ -168,6 +168,8 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
     for w in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {w}")
     if wait:
+        if not session.app.control.ping(timeout=1.0):
+            console.print("[yellow]no worker answers yet[/yellow]: start one with `backfill worker` (waiting)")
         info = wait_for(session, record.run_id, console)
         print_summary(info, console)
         _finish_exit(info)
