@@ -7,7 +7,6 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["backfill", "backfill.*", "workers", "workers.*", "pipelines", "pipelines.*"]),
     package_data={"pipelines.nba": ["*.yaml", "sql/*.sql"]},
-    include_package_data=True,
     install_requires=[
         "click>=8.1",
         "celery[redis]>=5.3",
