@@ -17,6 +17,7 @@ from backfill.warehouse.schema import TableSchema, check_table_name, schema
 
 STATUSES = ("success", "failed", "partial", "skipped", "blocked", "cancelled")
 DONE_STATUSES = ("success", "partial")
+HISTORY_KEY = ("run_id", "task_id", "data_date", "attempt")
 
 
 def history_schema(table: str = "nba_reference.processor_run_history") -> TableSchema:
@@ -44,12 +45,15 @@ class RunHistory:
         self.warehouse.create_table(self.schema)
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Append many rows in one bulk write."""
+        """Write many rows in one bulk upsert keyed on (run, task, date, attempt).
+
+        Keyed, so a checkpoint that is redelivered after writing (a worker killed between the
+        write and marking it done) replaces its own rows instead of duplicating them.
+        """
         if not rows:
             return 0
-        self.ensure()
         cols = self.schema.column_names
-        return self.warehouse.insert_rows(self.table, [{c: r.get(c) for c in cols} for r in rows])
+        return self.warehouse.merge_rows(self.schema, [{c: r.get(c) for c in cols} for r in rows], HISTORY_KEY)
 
     def latest(self, start: dt.date | None = None, end: dt.date | None = None,
                processors: Iterable[str] | None = None, run_id: str | None = None) -> list[dict[str, Any]]:

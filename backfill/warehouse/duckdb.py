@@ -16,6 +16,7 @@ import re
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -210,37 +211,54 @@ class DuckDBWarehouse(Warehouse):
         return {r[0]: _BQ_TYPES.get(r[1], r[1]) for r in rows}
 
     # -- writes ------------------------------------------------------------------------
+    def _column_types(self, cur: duckdb.DuckDBPyConnection, table: str, cols: Sequence[str]) -> dict[str, str]:
+        dataset, name = check_table_name(table)
+        for c in cols:
+            check_identifier(c, "column name")
+        types = dict(cur.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ?", [dataset, name]).fetchall())
+        missing = [c for c in cols if c not in types]
+        if missing:
+            raise WarehouseError(f"table {table} has no column(s) {', '.join(missing)}", category="schema_drift")
+        return types
+
+    @staticmethod
+    def _staged_csv(rows: Sequence[Mapping[str, Any]], cols: Sequence[str], types: Mapping[str, str]) -> str:
+        """Write rows to a temporary CSV file and return its path (the caller unlinks it).
+
+        DuckDB's executemany costs ~0.5 ms a row; a CSV read by read_csv loads 100k rows a second.
+        """
+        with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", encoding="utf-8", delete=False) as fh:
+            writer = csv.writer(fh)
+            # Only JSON-ish columns need converting; everything else csv writes as str(value).
+            complex_cols = [c for c in cols if isinstance(rows[0].get(c), (dict, list))
+                            or types[c] in ("JSON", "BOOLEAN")]
+            if complex_cols:
+                writer.writerows([_csv_value(r.get(c)) for c in cols] for r in rows)
+            else:
+                writer.writerows([_NULL if (v := r.get(c)) is None else v for c in cols] for r in rows)
+            return fh.name
+
+    @staticmethod
+    def _read_csv_sql(cols: Sequence[str], types: Mapping[str, str]) -> str:
+        spec = ", ".join(f"'{c}': '{types[c]}'" for c in cols)
+        return (f"read_csv(?, header=false, columns={{{spec}}}, nullstr='\\N', quote='\"', escape='\"', "
+                "auto_detect=false)")
+
     def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Bulk append through a temporary CSV file: DuckDB's executemany costs ~0.5 ms a row."""
+        """Bulk append in one transaction, through a temporary CSV file."""
         check_table_name(table)
         if not rows:
             return 0
         cols = list(rows[0].keys())
-        for c in cols:
-            check_identifier(c, "column name")
         with self._cursor() as cur:
-            types = dict(cur.execute(
-                "SELECT column_name, data_type FROM information_schema.columns "
-                "WHERE table_schema = ? AND table_name = ?", list(table.split("."))).fetchall())
-            missing = [c for c in cols if c not in types]
-            if missing:
-                raise WarehouseError(f"table {table} has no column(s) {', '.join(missing)}", category="schema_drift")
-            with tempfile.NamedTemporaryFile("w", suffix=".csv", newline="", encoding="utf-8", delete=False) as fh:
-                writer = csv.writer(fh)
-                # Only JSON-ish columns need converting; everything else csv writes as str(value).
-                complex_cols = {i for i, c in enumerate(cols) if isinstance(rows[0].get(c), (dict, list))
-                                or types[c] in ("JSON", "BOOLEAN")}
-                if complex_cols:
-                    writer.writerows([_csv_value(r.get(c)) for c in cols] for r in rows)
-                else:
-                    writer.writerows([_NULL if (v := r.get(c)) is None else v for c in cols] for r in rows)
-                tmp = fh.name
-            spec = ", ".join(f"'{c}': '{types[c]}'" for c in cols)
+            types = self._column_types(cur, table, cols)
+            tmp = self._staged_csv(rows, cols, types)
             try:
                 cur.execute("BEGIN")
-                cur.execute(
-                    f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM read_csv(?, header=false, "
-                    f"columns={{{spec}}}, nullstr='\\N', quote='\"', escape='\"', auto_detect=false)", [tmp])
+                cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM {self._read_csv_sql(cols, types)}",
+                            [tmp])
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
                 cur.execute("ROLLBACK")
@@ -289,19 +307,16 @@ class DuckDBWarehouse(Warehouse):
             return 0
         self.create_table(table)
         cols = table.column_names
-        placeholders = ", ".join("?" for _ in cols)
-        values = [[r.get(c) for c in cols] for r in rows]
         key_match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM s.{k}" for k in keys)
         with self._cursor() as cur:
+            types = self._column_types(cur, table.name, cols)
+            tmp = self._staged_csv(rows, cols, types)
+            stage = f"__merge_{uuid.uuid4().hex[:12]}"
             try:
+                cur.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {self._read_csv_sql(cols, types)}", [tmp])
                 cur.execute("BEGIN")
-                cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS __merge_{id(cur)} AS SELECT * FROM {table.name} LIMIT 0")
-                tmp = f"__merge_{id(cur)}"
-                cur.execute(f"DELETE FROM {tmp}")
-                cur.executemany(f"INSERT INTO {tmp} ({', '.join(cols)}) VALUES ({placeholders})", values)
-                cur.execute(f"DELETE FROM {table.name} t WHERE EXISTS (SELECT 1 FROM {tmp} s WHERE {key_match})")
-                cur.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {tmp}")
-                cur.execute(f"DROP TABLE {tmp}")
+                cur.execute(f"DELETE FROM {table.name} t WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {key_match})")
+                cur.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {stage}")
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
                 try:
@@ -309,4 +324,10 @@ class DuckDBWarehouse(Warehouse):
                 except duckdb.Error:
                     pass
                 raise classify_duckdb_error(exc) from exc
+            finally:
+                os.unlink(tmp)
+                try:
+                    cur.execute(f"DROP TABLE IF EXISTS {stage}")
+                except duckdb.Error:
+                    pass
         return len(rows)
