@@ -1,0 +1,148 @@
+"""`backfill gaps`: (processor, game date) partitions whose latest run did not succeed.
+
+Counted in game dates from the schedule, so off-days, the All-Star break and days outside
+every season are never gaps. A date whose latest run is `success` or `partial` is done; every
+other date (never run, or latest run failed / blocked / cancelled / skipped) is a gap.
+Exit codes: 0 no gaps, 1 gaps found, 2 bad input, 3 cannot open the warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from backfill.calendar import Calendar
+from backfill.cli.context import CliContext
+from backfill.cli.selection import _csv, parse_phases, parse_ranges
+from backfill.errors import BadInput, PlanError, ProblemsFound
+from backfill.runhistory import RunHistory
+from backfill.warehouse import Warehouse, open_warehouse
+
+FIRST_DATES = 5  # dates shown per (processor, season) in the human output
+NEVER_RUN = "never_run"  # the counts key for gaps without any run-history row
+
+
+def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.date], ...],
+              names: tuple[str, ...], seasons: frozenset[str] | None) -> dict[str, Any]:
+    """The `--json` document: every gap with its season and latest status, and the counts."""
+    calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
+    if not calendar.seasons:
+        raise BadInput(f"the schedule table {spec.schedule_table} is empty",
+                       hint="load raw data first: `backfill data sample` or `backfill data import-nba DIR`")
+    if seasons:
+        unknown = sorted(seasons - set(calendar.seasons))
+        if unknown:
+            raise PlanError(f"unknown season(s) {', '.join(unknown)}: the schedule has {', '.join(calendar.seasons)}")
+    history = RunHistory(warehouse, spec.run_history_table)
+    found: set[tuple[str, dt.date]] = set()
+    game_dates: set[dt.date] = set()
+    days: set[dt.date] = set()
+    for lo, hi in ranges:
+        found.update(history.gaps(calendar, names, lo, hi))
+        game_dates.update(calendar.game_dates_between(lo, hi))
+        days.update(lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1))
+    if seasons:
+        found = {(p, d) for p, d in found if calendar.season_of(d) in seasons}
+        game_dates = {d for d in game_dates if calendar.season_of(d) in seasons}
+    lo = min(a for a, _ in ranges)
+    hi = max(b for _, b in ranges)
+    last = {(r["processor_name"], r["data_date"]): r["status"] for r in history.latest(lo, hi, names)} if found else {}
+    order = {n: i for i, n in enumerate(names)}
+    rows = [{"processor": p, "date": d.isoformat(), "season": calendar.season_of(d), "last_status": last.get((p, d))}
+            for p, d in sorted(found, key=lambda pd: (order[pd[0]], pd[1]))]
+    by_season = Counter(str(r["season"]) for r in rows)
+    by_status = Counter(r["last_status"] or NEVER_RUN for r in rows)
+    by_processor = {n: 0 for n in names}
+    for p, _ in found:
+        by_processor[p] += 1
+    counts = {
+        "gaps": len(rows),
+        "game_dates": len(game_dates),
+        "partitions_checked": len(game_dates) * len(names),
+        "days_without_games": len(days) - len({d for d in days if calendar.is_game_date(d)}),
+        "by_processor": by_processor,
+        "by_season": dict(sorted(by_season.items())),
+        "by_last_status": dict(sorted(by_status.items())),
+    }
+    return {"gaps": rows, "counts": counts}
+
+
+def render_gaps(result: dict[str, Any], names: tuple[str, ...], console: Console) -> None:
+    counts = result["counts"]
+    console.print(f"[bold]Gaps[/bold]: {counts['gaps']} of {counts['partitions_checked']} (processor, game date) "
+                  f"partitions over {counts['game_dates']} game dates "
+                  f"({counts['days_without_games']} day(s) without games are never gaps)")
+    per: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for r in result["gaps"]:
+        per.setdefault(r["processor"], {}).setdefault(str(r["season"]), []).append(r)
+    for name in names:
+        seasons = per.get(name)
+        if not seasons:
+            console.print(f"{name}: no gaps")
+            continue
+        total = sum(len(v) for v in seasons.values())
+        table = Table(title=f"{name}: {total} gap(s)", title_justify="left", show_edge=False)
+        table.add_column("season")
+        table.add_column("gaps", justify="right")
+        table.add_column("last status")
+        table.add_column("first dates")
+        for season in sorted(seasons):
+            rows = seasons[season]
+            status = Counter(r["last_status"] or NEVER_RUN for r in rows)
+            more = f" (+{len(rows) - FIRST_DATES} more)" if len(rows) > FIRST_DATES else ""
+            table.add_row(season, str(len(rows)), ", ".join(f"{k} {v}" for k, v in sorted(status.items())),
+                          ", ".join(r["date"] for r in rows[:FIRST_DATES]) + more)
+        console.print(table)
+
+
+def _open(obj: CliContext) -> tuple[Warehouse, bool]:
+    """A DuckDB file is opened per operation (workers may own it between tasks)."""
+    url = obj.settings.warehouse_url
+    if url.startswith("duckdb:"):
+        return open_warehouse(url, hold=False), True
+    return obj.warehouse(), False
+
+
+@click.command("gaps")
+@click.option("--pipeline", default=None, help="Pipeline directory (default pipelines/nba).")
+@click.option("--start", default=None, help="First date, YYYY-MM-DD.")
+@click.option("--end", default=None, help="Last date, YYYY-MM-DD (inclusive).")
+@click.option("--range", "ranges", multiple=True, help="START:END, repeatable.")
+@click.option("--phases", default=None, help="Comma-separated phases, e.g. 3,4.")
+@click.option("--processors", default=None, help="Comma-separated processor names.")
+@click.option("--seasons", default=None, help="Comma-separated seasons, e.g. 2023-24,2024-25.")
+@click.option("--json", "as_json", is_flag=True, help="Print the gaps as JSON (shape in docs/cli.md).")
+@click.pass_obj
+def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | None, ranges: tuple[str, ...],
+         phases: str | None, processors: str | None, seasons: str | None, as_json: bool) -> None:
+    """(processor, game date) partitions with no successful latest run; exit 1 when there are any.
+
+    Off-days and the All-Star break are never gaps. Fill them by enqueueing the same selection:
+    the run history makes `enqueue` skip what already succeeded.
+    """
+    spec = obj.spec(pipeline)
+    parsed = parse_ranges(start, end, ranges)
+    phase_set = parse_phases(phases)
+    names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors)) or None)
+    warehouse, close = _open(obj)
+    try:
+        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None)
+    finally:
+        if close:
+            warehouse.close()
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        render_gaps(result, names, Console())
+    n = result["counts"]["gaps"]
+    if n:
+        where = " ".join(f"--range {a}:{b}" for a, b in parsed)
+        procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
+        raise ProblemsFound(f"{n} gap(s) in {len(procs)} processor(s)",
+                            hint=f"fill them with `backfill enqueue {where} --processors {','.join(procs)}`")
