@@ -13,7 +13,6 @@ from tests.conftest import RedisServer
 from tests.integration.engine_harness import WEEK, Worker, cli, enqueue, run_cli, wait_run
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.engine_harness"]
 
 
 def test_dry_run_prints_the_plan_and_enqueues_nothing(env: dict) -> None:

@@ -22,7 +22,6 @@ from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.integration.engine_harness import REPO, cli, enqueue, history, wait_run
 
 pytestmark = pytest.mark.integration
-pytest_plugins = ["tests.integration.engine_harness"]
 
 
 def _break(sql: Path, day: str) -> str:

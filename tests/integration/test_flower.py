@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import RedisServer, free_port
-from tests.integration.engine_harness import REPO, Worker, league_copy, league_template, run_cli, wait_run  # noqa: F401
+from tests.integration.engine_harness import REPO, Worker, league_copy, run_cli, wait_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SECRET = "PLANTED_FLOWER_SECRET_42"
@@ -27,7 +27,7 @@ def _get(url: str, auth: str) -> object:
         return json.loads(resp.read())
 
 
-def test_flower_lists_the_runs_tasks_without_secrets(tmp_path: Path, league_template: Path) -> None:  # noqa: F811
+def test_flower_lists_the_runs_tasks_without_secrets(tmp_path: Path, league_template: Path) -> None:
     redis = RedisServer(tmp_path, password=SECRET)
     redis.start()
     wh = league_copy(league_template, tmp_path / "wh.duckdb")
