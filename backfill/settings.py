@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     pipeline: str = Field(default="pipelines/nba", description="default pipeline directory")
     concurrency: int = Field(default=8, ge=1, le=1024)
     max_warehouse_jobs: int = Field(default=20, ge=1, le=1000)
+    throttle_recover_after: int = Field(default=20, ge=1, le=10000,
+                                        description="consecutive successes before the throttle limit creeps up")
     max_retries: int = Field(default=5, ge=0, le=50)
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
     sentry_dsn: SecretStr = Field(default=SecretStr(""))

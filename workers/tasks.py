@@ -44,7 +44,8 @@ class WorkerContext:
 
         self.settings = settings
         self.store = RedisStateStore.from_url(settings.redis_url_value or "redis://127.0.0.1:6379/0")
-        self.throttle = Throttle(self.store.client, "warehouse", initial_limit=settings.max_warehouse_jobs)
+        self.throttle = Throttle(self.store.client, "warehouse", initial_limit=settings.max_warehouse_jobs,
+                                 recover_after=settings.throttle_recover_after)
         self.triggers = Triggers(self.store.client)
         self._warehouse: Warehouse | None = None
         self._specs: dict[str, PipelineSpec] = {}

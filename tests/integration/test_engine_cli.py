@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from backfill.state import RedisStateStore, RunStatus
+from backfill.throttle import Throttle
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import RedisServer
-from tests.integration.engine_harness import WEEK, Worker, cli, enqueue, run_cli, wait_run
+from tests.integration.engine_harness import WEEK, Worker, cli, enqueue, history, run_cli, wait_run
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +72,8 @@ def test_redis_password_never_reaches_logs_status_messages_or_state(tmp_path: Pa
 
 @pytest.mark.slow
 def test_quota_errors_on_30_percent_of_calls_are_retried_until_the_run_completes(env: dict) -> None:
-    env["worker"](BACKFILL_FAULT_QUOTA_RATE="0.3", BACKFILL_RETRY_BACKOFF_SECONDS="0.1")
+    env["worker"](BACKFILL_FAULT_QUOTA_RATE="0.3", BACKFILL_RETRY_BACKOFF_SECONDS="0.1",
+                  BACKFILL_MAX_WAREHOUSE_JOBS="4", BACKFILL_THROTTLE_RECOVER_AFTER="3")
     run_id = enqueue(env)
     run = wait_run(env["store"], run_id, timeout=120)
     results = env["store"].results(run_id)
@@ -79,3 +81,12 @@ def test_quota_errors_on_30_percent_of_calls_are_retried_until_the_run_completes
               if r["status"] == "failed"}
     assert run.status is RunStatus.succeeded, failed
     assert max(env["store"].attempts(run_id).values()) > 1
+    # The throttle visibly dropped on quota errors and crept back up after runs of successes.
+    events = Throttle(env["store"].client, "warehouse", initial_limit=4).events()
+    assert any(e["limit"] < e["previous"] for e in events), events
+    first_drop = next(i for i, e in enumerate(events) if e["limit"] < e["previous"])
+    assert any(e["limit"] > e["previous"] for e in events[first_drop:]), events
+    # Attempts are recorded durably: the run history keeps the attempt that finally succeeded.
+    rows = history(env["wh"], run_id)
+    assert {r["status"] for r in rows} == {"success"}
+    assert max(r["attempt"] for r in rows) > 1
