@@ -143,6 +143,8 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
     n = result["counts"]["gaps"]
     if n:
         where = " ".join(f"--range {a}:{b}" for a, b in parsed)
+        if pipeline:
+            where = f"--pipeline {pipeline} {where}"
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
         raise ProblemsFound(f"{n} gap(s) in {len(procs)} processor(s)",
                             hint=f"fill them with `backfill enqueue {where} --processors {','.join(procs)}`")
