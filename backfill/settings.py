@@ -28,7 +28,6 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
     sentry_dsn: SecretStr = Field(default=SecretStr(""))
     alerts: str = Field(default="digest", pattern="^(digest|immediate|off)$")
-    bigquery_location: str = Field(default="US")
 
     @property
     def warehouse_url(self) -> str:

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
+from backfill.errors import BadInput
 from backfill.settings import Settings
 from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse import Warehouse, open_warehouse
@@ -26,11 +29,19 @@ class CliContext:
             overrides["warehouse"] = warehouse
         if redis_url:
             overrides["redis_url"] = redis_url
-        return cls(settings=Settings(**overrides), debug=debug)
+        try:
+            settings = Settings(**overrides)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field_name = str(first["loc"][0]) if first.get("loc") else "setting"
+            raise BadInput(f"invalid setting {field_name} (BACKFILL_{field_name.upper()}): {first['msg']}",
+                           hint="fix the flag or environment variable") from None
+        return cls(settings=settings, debug=debug)
 
-    def warehouse(self) -> Warehouse:
+    def warehouse(self, *, create: bool = False) -> Warehouse:
+        """The configured warehouse; only commands that load data may create a new DuckDB file."""
         if self._warehouse is None:
-            self._warehouse = open_warehouse(self.settings.warehouse_url)
+            self._warehouse = open_warehouse(self.settings.warehouse_url, create=create)
         return self._warehouse
 
     def spec(self, pipeline: str | None) -> PipelineSpec:

@@ -57,7 +57,7 @@ def sample(obj: CliContext, seasons: str | None, seed: int, as_json: bool) -> No
     """Generate the synthetic league and replace those seasons in the warehouse."""
     from pipelines.nba.sample import load_sample
 
-    summary = load_sample(obj.warehouse(), _seasons(seasons), seed)
+    summary = load_sample(obj.warehouse(create=True), _seasons(seasons), seed)
     if as_json:
         _emit({"command": "sample", **summary.to_dict()})
         return
@@ -75,7 +75,7 @@ def import_nba_command(obj: CliContext, directory: str, as_json: bool, quiet: bo
     """Import player_logs/, playoff_player_logs/ and prop_lines/ CSVs from DIRECTORY."""
     from pipelines.nba.importer import import_nba, stderr_progress
 
-    summary = import_nba(obj.warehouse(), directory, None if quiet else stderr_progress)
+    summary = import_nba(obj.warehouse(create=True), directory, None if quiet else stderr_progress)
     if as_json:
         _emit({"command": "import-nba", **summary.to_dict()})
         return

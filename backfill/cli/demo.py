@@ -39,7 +39,7 @@ def demo_pipeline(ctx: CliContext) -> str:
 
 def _ensure_league(ctx: CliContext, session: Session, console: Console) -> None:
     spec = ctx.spec(demo_pipeline(ctx))
-    warehouse = session.warehouse()
+    warehouse = session.warehouse(create=True)
     if warehouse.table_exists(spec.schedule_table) and Calendar.from_warehouse(warehouse, spec.schedule_table).seasons:
         return
     from pipelines.nba.sample import load_sample

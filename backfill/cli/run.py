@@ -78,9 +78,11 @@ class Session:
         return [{"trigger": row["name"], "until": lease["until"]} for row in Triggers(self.store.client).status()
                 for lease in row["leases"] if lease["holder"] == run_id]
 
-    def warehouse(self) -> Warehouse:
+    def warehouse(self, *, create: bool = False) -> Warehouse:
         url = self.settings.warehouse_url
-        return open_warehouse(url, hold=False) if url.startswith("duckdb:") else open_warehouse(url)
+        if url.startswith("duckdb:"):
+            return open_warehouse(url, create=create, hold=False)
+        return open_warehouse(url)
 
 
 def prepare_targets(spec: PipelineSpec, warehouse: Warehouse, plan: Plan) -> None:

@@ -12,13 +12,22 @@ __all__ = ["Column", "Row", "TableSchema", "Warehouse", "check_identifier", "che
            "open_warehouse", "schema"]
 
 
-def open_warehouse(url: str, **kwargs: Any) -> Warehouse:
-    """Build a warehouse from `duckdb:///path.duckdb` or `bigquery://project[/location]`."""
+def open_warehouse(url: str, *, create: bool = True, **kwargs: Any) -> Warehouse:
+    """Build a warehouse from `duckdb:///path.duckdb` or `bigquery://project[/location]`.
+
+    With `create=False` a missing DuckDB file is bad input rather than a new empty file, so
+    read-only commands (plan, gaps, enqueue) change nothing when pointed at the wrong path.
+    """
     if url.startswith("duckdb://"):
+        from pathlib import Path
+
         from backfill.warehouse.duckdb import DuckDBWarehouse
 
-        return DuckDBWarehouse(url.removeprefix("duckdb:///") if url.startswith("duckdb:///")
-                               else url.removeprefix("duckdb://"), **kwargs)
+        path = url.removeprefix("duckdb:///") if url.startswith("duckdb:///") else url.removeprefix("duckdb://")
+        if not create and path != ":memory:" and not Path(path).exists():
+            raise BadInput(f"no warehouse at {path}",
+                           hint="load raw data first: `backfill data sample` or `backfill data import-nba DIR`")
+        return DuckDBWarehouse(path, **kwargs)
     if url.startswith("bigquery://"):
         from backfill.warehouse.bigquery import BigQueryWarehouse
 
