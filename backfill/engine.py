@@ -248,6 +248,31 @@ def cancel(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
     return store.get_run(run_id) or run
 
 
+def record_finished(store: StateStore, warehouse: Warehouse, run_id: str) -> int:
+    """Write the run history of every finished task of the current sequence, in one bulk write.
+
+    A cancelled run never reaches its next checkpoint, so the tasks that finished in its last
+    wave would otherwise be known only to Redis. The write is a keyed upsert, so rows a
+    checkpoint already wrote are rewritten identically, never duplicated. Returns rows written.
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise BadInput(f"no run {run_id} in Redis", hint="`backfill runs` lists the known runs")
+    states = store.states(run_id)
+    rows: list[dict[str, Any]] = []
+    for wave in range(run.wave + 1):
+        ids = [i for i in store.get_wave(run_id, run.seq, wave)
+               if states.get(i) in (TaskStatus.succeeded, TaskStatus.failed)]
+        if not ids:
+            continue
+        tasks = store.tasks_by_id(run_id, ids)
+        results = store.results_by_id(run_id, ids)
+        for i in ids:
+            if i in results:
+                rows.extend(_result_rows(results[i], tasks[i], run_id, tasks[i].wave))
+    return RunHistory(warehouse, run.history_table).write(rows)
+
+
 def _restart(store: StateStore, dispatcher: Dispatcher, run: RunRecord, chosen: Sequence[Task],
              triggers: TriggerPauser | None) -> int:
     """A new wave sequence over `chosen`, in their original wave order (which respects every dependency)."""

@@ -257,12 +257,27 @@ def runs(obj: CliContext, as_json: bool) -> None:
 
 @click.command("cancel")
 @click.argument("run_id")
+@click.option("--settle", type=click.FloatRange(0, 3600), default=30.0, show_default=True,
+              help="Seconds to let running tasks finish before recording the run history.")
 @click.pass_obj
-def cancel(obj: CliContext, run_id: str) -> None:
-    """Stop a run now: no task starts after this; queued ones are revoked; triggers resume."""
+def cancel(obj: CliContext, run_id: str, settle: float) -> None:
+    """Stop a run now: no task starts after this; queued ones are revoked; triggers resume.
+
+    Tasks already running finish (their partition writes are atomic); once they settle, every
+    finished task of the run is recorded in the run history, so `gaps` and `resume` see it.
+    """
     session = Session(obj)
     rec = engine.cancel(session.store, session.dispatcher, run_id, session.triggers)
     click.echo(f"run {run_id} {rec.status.value}")
+    deadline = time.monotonic() + settle
+    while time.monotonic() < deadline and any(
+            s.value == "running" for s in session.store.states(run_id).values()):
+        time.sleep(0.2)
+    running = sum(1 for s in session.store.states(run_id).values() if s.value == "running")
+    rows = engine.record_finished(session.store, session.warehouse(), run_id)
+    click.echo(f"recorded {rows} run-history row(s) of finished tasks"
+               + (f"; {running} task(s) still running are not recorded (`backfill resume {run_id}` redoes them)"
+                  if running else ""), err=True)
 
 
 @click.command("retry")
