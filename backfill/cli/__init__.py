@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -52,6 +53,9 @@ _register()
 
 def main() -> None:
     """Entry point: click's own usage errors also become one line and exit 2."""
+    if not sys.stdout.isatty():
+        # Piped or logged output: rich would otherwise squeeze tables into 80 columns and cut numbers.
+        os.environ.setdefault("COLUMNS", "160")
     try:
         code = cli.main(prog_name="backfill", standalone_mode=False)
     except click.UsageError as exc:
