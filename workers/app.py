@@ -17,6 +17,8 @@ Configuration, chosen on purpose:
   are `RUN|processor@date|nonce`, so Flower's search finds a run, a processor or a date.
 - Broker, result backend and run state all use BACKFILL_REDIS_URL as given (passwords and
   `rediss://` pass straight through); it is only ever shown redacted.
+- BACKFILL_SENTRY_DSN set: Sentry is started here (backfill.alerts.sentry), and run_task
+  reports each final failure, scrubbed of secrets, grouped by (processor, category).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ DEFAULT_VISIBILITY_TIMEOUT = 7200.0
 
 
 def create_app(settings: Settings) -> Celery:
+    if settings.sentry_dsn.get_secret_value():
+        from backfill.alerts.sentry import init_sentry
+
+        init_sentry(settings)
     url = settings.redis_url_value or "redis://127.0.0.1:6379/0"
     app = Celery("backfill", broker=url, backend=url, set_as_current=False)
     visibility = float(os.environ.get("BACKFILL_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT))

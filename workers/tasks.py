@@ -179,7 +179,19 @@ def run_task(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str) -
                           f"{type(exc).__name__}: {exc}", started)
     status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
     store.finish_task(run_id, task_id, status, result)
+    if status is TaskStatus.failed:
+        _report_failure(result, run_id)
     return result
+
+
+def _report_failure(result: dict[str, Any], run_id: str) -> None:
+    """Send a final failure to Sentry (if configured); a Sentry problem never fails the task."""
+    try:
+        from backfill.alerts.sentry import report_task_failure
+
+        report_task_failure(result, run_id)
+    except Exception:  # alerting is best effort
+        log.warning("could not report task %s to Sentry", result.get("task_id"), exc_info=True)
 
 
 def register(app: Celery, settings: Settings) -> None:
