@@ -17,7 +17,7 @@ from rich.console import Console
 from backfill import engine
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
-from backfill.cli.run import Session, _finish_exit, prepare_targets, print_summary, wait_for
+from backfill.cli.run import Session, check_succeeded, prepare_targets, print_summary, wait_for
 from backfill.cli.selection import plan_from_warehouse
 from backfill.planner import PlanRequest
 from backfill.settings import redact_url
@@ -100,4 +100,4 @@ def demo(ctx: CliContext) -> None:
     info = wait_for(session, record.run_id, console)
     print_summary(info, console)
     console.print("next: `backfill status`, `backfill runs`, `backfill down` to stop the local Redis and worker")
-    _finish_exit(info)
+    check_succeeded(info)

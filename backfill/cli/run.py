@@ -28,7 +28,7 @@ from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
 from backfill.spec import PipelineSpec
-from backfill.state import RedisStateStore, RunRecord, RunStatus
+from backfill.state import RedisStateStore, RunRecord, RunStatus, TaskStatus
 from backfill.warehouse import Warehouse, open_warehouse
 
 
@@ -130,7 +130,15 @@ def print_summary(info: dict[str, Any], console: Console) -> None:
         console.print(f"  [red]failed[/red] {f['task_id']}: {f['category']}: {f['message']}")
 
 
-def _finish_exit(info: dict[str, Any]) -> None:
+def wait_and_exit(session: Session, run_id: str, console: Console) -> None:
+    """`--wait`: show progress until the run ends, print the summary, exit 1 unless it succeeded."""
+    info = wait_for(session, run_id, console)
+    print_summary(info, console)
+    check_succeeded(info)
+
+
+def check_succeeded(info: dict[str, Any]) -> None:
+    """A run that ended in anything but success is a problem found (exit 1)."""
     if info["status"] != RunStatus.succeeded.value:
         raise ProblemsFound(f"run {info['run_id']} ended {info['status']}",
                             hint=f"see `backfill status {info['run_id']}`; fix and `backfill retry {info['run_id']}`")
@@ -172,9 +180,7 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
     if wait:
         if not session.app.control.ping(timeout=1.0):
             console.print("[yellow]no worker answers yet[/yellow]: start one with `backfill worker` (waiting)")
-        info = wait_for(session, record.run_id, console)
-        print_summary(info, console)
-        _finish_exit(info)
+        wait_and_exit(session, record.run_id, console)
 
 
 def _latest_run(session: Session) -> str:
@@ -271,9 +277,9 @@ def cancel(obj: CliContext, run_id: str, settle: float) -> None:
     click.echo(f"run {run_id} {rec.status.value}")
     deadline = time.monotonic() + settle
     while time.monotonic() < deadline and any(
-            s.value == "running" for s in session.store.states(run_id).values()):
+            s is TaskStatus.running for s in session.store.states(run_id).values()):
         time.sleep(0.2)
-    running = sum(1 for s in session.store.states(run_id).values() if s.value == "running")
+    running = sum(1 for s in session.store.states(run_id).values() if s is TaskStatus.running)
     rows = engine.record_finished(session.store, session.warehouse(), run_id)
     click.echo(f"recorded {rows} run-history row(s) of finished tasks"
                + (f"; {running} task(s) still running are not recorded (`backfill resume {run_id}` redoes them)"
@@ -290,9 +296,7 @@ def retry(obj: CliContext, run_id: str, wait: bool) -> None:
     n = engine.retry(session.store, session.dispatcher, run_id, session.triggers)
     click.echo(f"run {run_id}: retrying {n} failed/blocked task(s)")
     if wait:
-        info = wait_for(session, run_id, Console(stderr=True))
-        print_summary(info, Console(stderr=True))
-        _finish_exit(info)
+        wait_and_exit(session, run_id, Console(stderr=True))
 
 
 @click.command("resume")
@@ -309,9 +313,7 @@ def resume(obj: CliContext, run_id: str, wait: bool) -> None:
         n = rebuild(obj, session, run_id)
         click.echo(f"run {run_id}: rebuilt from run history; {n} task(s) still to do")
     if wait:
-        info = wait_for(session, run_id, Console(stderr=True))
-        print_summary(info, Console(stderr=True))
-        _finish_exit(info)
+        wait_and_exit(session, run_id, Console(stderr=True))
 
 
 def rebuild(obj: CliContext, session: Session, run_id: str) -> int:
