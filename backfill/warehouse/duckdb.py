@@ -44,14 +44,28 @@ _LOCK_WAIT_SECONDS = 120.0
 
 
 @lru_cache(maxsize=1024)
-def to_duckdb_sql(sql: str) -> str:
-    """Translate BigQuery Standard SQL to DuckDB's dialect (cached: the same SQL runs per task)."""
+def to_duckdb_sql(sql: str, catalog: str | None = None) -> str:
+    """Translate BigQuery Standard SQL to DuckDB's dialect (cached: the same SQL runs per task).
+
+    With `catalog`, every `dataset.table` becomes `"catalog".dataset.table`: DuckDB names a
+    file's catalog after the file, so a file called `nba_analytics.duckdb` would otherwise make
+    `nba_analytics.x` ambiguous between that catalog and the `nba_analytics` schema.
+    """
     try:
-        statements = sqlglot.transpile(sql, read="bigquery", write="duckdb")
+        trees = sqlglot.parse(sql, read="bigquery")
     except sqlglot.errors.ParseError as exc:
         raise WarehouseError(f"SQL does not parse as BigQuery SQL: {str(exc).splitlines()[0]}",
                              category="processor_error") from exc
-    return ";\n".join(statements)
+    out = []
+    for tree in trees:
+        if tree is None:
+            continue
+        if catalog is not None:
+            for table in tree.find_all(sqlglot.exp.Table):
+                if table.args.get("db") is not None and table.args.get("catalog") is None:
+                    table.set("catalog", sqlglot.exp.to_identifier(catalog, quoted=True))
+        out.append(tree.sql(dialect="duckdb"))
+    return ";\n".join(out)
 
 
 def _used_params(sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -103,13 +117,15 @@ class DuckDBWarehouse(Warehouse):
         self._users = 0
         self._con: duckdb.DuckDBPyConnection | None = None
         self._schemas: set[str] = set()
+        self._catalog = "memory"
         if hold:
             self._con = self._open()
 
-    @classmethod
-    def from_url(cls, url: str, **kwargs: Any) -> DuckDBWarehouse:
-        return cls(url.removeprefix("duckdb://").removeprefix("/") if url.startswith("duckdb:///") and
-                   not url.startswith("duckdb:////") else url.removeprefix("duckdb://"), **kwargs)
+    def _q(self, name: str) -> str:
+        """`dataset.table` qualified with this file's catalog (see `to_duckdb_sql`)."""
+        dataset, table = check_table_name(name)
+        catalog = self._catalog.replace('"', '""')
+        return f'"{catalog}".{dataset}.{table}'
 
     # -- connections -------------------------------------------------------------------
     def _open(self) -> duckdb.DuckDBPyConnection:
@@ -117,7 +133,10 @@ class DuckDBWarehouse(Warehouse):
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(self.path, read_only=self.read_only)
+                con = duckdb.connect(self.path, read_only=self.read_only)
+                row = con.execute("SELECT current_database()").fetchone()
+                self._catalog = str(row[0]) if row else "memory"
+                return con
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise CannotConnect(f"cannot open warehouse {self.path}: {str(exc).splitlines()[0]}",
@@ -160,8 +179,8 @@ class DuckDBWarehouse(Warehouse):
     # -- queries -----------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None, *,
               labels: Mapping[str, str] | None = None) -> list[Row]:
-        duck = to_duckdb_sql(sql)
         with self._cursor() as cur:
+            duck = to_duckdb_sql(sql, self._catalog)
             try:
                 rel = cur.execute(duck, _used_params(sql, params))
                 cols = [d[0] for d in rel.description or []]
@@ -171,8 +190,8 @@ class DuckDBWarehouse(Warehouse):
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None, *,
                 labels: Mapping[str, str] | None = None) -> None:
-        duck = to_duckdb_sql(sql)
         with self._cursor() as cur:
+            duck = to_duckdb_sql(sql, self._catalog)
             try:
                 cur.execute(duck, _used_params(sql, params))
             except duckdb.Error as exc:
@@ -180,7 +199,8 @@ class DuckDBWarehouse(Warehouse):
 
     def _ensure_schema(self, cur: duckdb.DuckDBPyConnection, dataset: str) -> None:
         if dataset not in self._schemas:
-            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {check_identifier(dataset, 'dataset name')}")
+            catalog = self._catalog.replace('"', '""')
+            cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{catalog}".{check_identifier(dataset, "dataset name")}')
             self._schemas.add(dataset)
 
     def create_table(self, table: TableSchema) -> None:
@@ -189,7 +209,7 @@ class DuckDBWarehouse(Warehouse):
         with self._cursor() as cur:
             try:
                 self._ensure_schema(cur, dataset)
-                cur.execute(f"CREATE TABLE IF NOT EXISTS {table.name} ({cols})")
+                cur.execute(f"CREATE TABLE IF NOT EXISTS {self._q(table.name)} ({cols})")
             except duckdb.Error as exc:  # e.g. two threads creating the same table: transient
                 self._schemas.discard(dataset)
                 raise classify_duckdb_error(exc) from exc
@@ -257,7 +277,8 @@ class DuckDBWarehouse(Warehouse):
             tmp = self._staged_csv(rows, cols, types)
             try:
                 cur.execute("BEGIN")
-                cur.execute(f"INSERT INTO {table} ({', '.join(cols)}) SELECT * FROM {self._read_csv_sql(cols, types)}",
+                cur.execute(f"INSERT INTO {self._q(table)} ({', '.join(cols)}) "
+                            f"SELECT * FROM {self._read_csv_sql(cols, types)}",
                             [tmp])
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
@@ -272,7 +293,6 @@ class DuckDBWarehouse(Warehouse):
                            labels: Mapping[str, str] | None = None) -> int:
         if table.partition is None:
             raise WarehouseError(f"table {table.name} has no partition column", category="processor_error")
-        select = to_duckdb_sql(select_sql).rstrip().rstrip(";")
         cols = ", ".join(table.column_names)
         part = table.partition
         date_list = sorted(set(dates))
@@ -281,15 +301,18 @@ class DuckDBWarehouse(Warehouse):
         in_list = ", ".join(f"$__d{i}" for i in range(len(date_list))) or "NULL"
         self.create_table(table)
         with self._cursor() as cur:
+            # Translated before BEGIN: a SQL error must not leave a transaction open.
+            select = to_duckdb_sql(select_sql, self._catalog).rstrip().rstrip(";")
+            target = self._q(table.name)
             try:
                 cur.execute("BEGIN")
-                cur.execute(f"DELETE FROM {table.name} WHERE {part} IN ({in_list})",
+                cur.execute(f"DELETE FROM {target} WHERE {part} IN ({in_list})",
                             {k: v for k, v in bound.items() if k.startswith("__d")})
                 cur.execute(
-                    f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM ({select}) AS __src "
+                    f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({select}) AS __src "
                     f"WHERE {part} IN ({in_list})", bound)
                 written = cur.execute(
-                    f"SELECT COUNT(*) FROM {table.name} WHERE {part} IN ({in_list})",
+                    f"SELECT COUNT(*) FROM {target} WHERE {part} IN ({in_list})",
                     {k: v for k, v in bound.items() if k.startswith("__d")}).fetchone()
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
@@ -315,8 +338,9 @@ class DuckDBWarehouse(Warehouse):
             try:
                 cur.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {self._read_csv_sql(cols, types)}", [tmp])
                 cur.execute("BEGIN")
-                cur.execute(f"DELETE FROM {table.name} t WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {key_match})")
-                cur.execute(f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {stage}")
+                target = self._q(table.name)
+                cur.execute(f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {key_match})")
+                cur.execute(f"INSERT INTO {target} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {stage}")
                 cur.execute("COMMIT")
             except duckdb.Error as exc:
                 try:
