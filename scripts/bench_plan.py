@@ -27,6 +27,7 @@ from backfill.calendar import Calendar  # noqa: E402
 from backfill.planner import Plan, PlanRequest, build_plan  # noqa: E402
 from backfill.spec import PipelineSpec, load_spec  # noqa: E402
 from backfill.warehouse import open_warehouse  # noqa: E402
+from pipelines.nba.importer import default_data_dir  # noqa: E402
 
 TARGET_SECONDS = 2.0
 TARGET_MB = 300.0
@@ -65,7 +66,7 @@ def plan_once(spec: PipelineSpec, warehouse_url: str) -> tuple[float, float, Pla
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "nba")
+    parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--prepare", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -34,6 +34,7 @@ from backfill.planner.model import Task  # noqa: E402
 from backfill.spec import PipelineSpec, load_spec  # noqa: E402
 from backfill.warehouse import Warehouse  # noqa: E402
 from backfill.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
+from pipelines.nba.importer import default_data_dir  # noqa: E402
 
 
 def import_season(data: Path, season: str, path: Path) -> None:
@@ -115,8 +116,7 @@ def plausibility(path: Path, spec: PipelineSpec) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_data = Path(os.environ.get("BACKFILL_NBA_DATA", REPO.parent / "shared" / "data" / "nba"))
-    parser.add_argument("--data", type=Path, default=default_data)
+    parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--season", default="2023-24")
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args(argv)

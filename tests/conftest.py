@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -71,8 +70,15 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 @pytest.fixture
 def nba_data_dir() -> Path:
     """../shared/data/nba (or $BACKFILL_NBA_DATA); tests that need it skip cleanly when it is absent."""
-    env = os.environ.get("BACKFILL_NBA_DATA")
-    path = Path(env) if env else REPO.parent / "shared" / "data" / "nba"
-    if not (path / "player_logs").is_dir():
-        pytest.skip(f"real NBA data not found at {path} (set BACKFILL_NBA_DATA)")
+    return require_nba_data()
+
+
+def require_nba_data(*needed: str) -> Path:
+    """The real data directory, or a clean skip when it (or one of the `needed` files) is absent."""
+    from pipelines.nba.importer import default_data_dir
+
+    path = default_data_dir()
+    for rel in needed or ("player_logs",):
+        if not (path / rel).exists():
+            pytest.skip(f"real NBA data not found at {path} (set BACKFILL_NBA_DATA)")
     return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
 import sys
 import time
 from collections import Counter
@@ -54,6 +55,12 @@ class ImportSummary:
         return {"directory": self.directory, "files": self.files, "rows": self.rows,
                 "rows_per_season": self.rows_per_season, "skipped": self.skipped,
                 "skipped_total": self.skipped_total, "seconds": round(self.seconds, 3)}
+
+
+def default_data_dir() -> Path:
+    """Where the real NBA CSVs are: $BACKFILL_NBA_DATA, else `shared/data/nba` beside the checkout."""
+    env = os.environ.get("BACKFILL_NBA_DATA")
+    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nba"
 
 
 def _date(text: str) -> dt.date:

@@ -21,6 +21,7 @@ from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.planner.model import Task
 from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse.duckdb import DuckDBWarehouse
+from tests.conftest import require_nba_data
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "pipelines" / "nba")
@@ -153,20 +154,10 @@ def sample_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def real_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipelines.nba.importer import import_nba
 
-    data = _real_data_dir()
+    data = require_nba_data()
     path = tmp_path_factory.mktemp("real") / "base.duckdb"
     with DuckDBWarehouse(path) as w:
         import_nba(w, data)
-    return path
-
-
-def _real_data_dir() -> Path:
-    import os
-
-    env = os.environ.get("BACKFILL_NBA_DATA")
-    path = Path(env) if env else REPO.parent / "shared" / "data" / "nba"
-    if not (path / "player_logs").is_dir():
-        pytest.skip(f"real NBA data not found at {path} (set BACKFILL_NBA_DATA)")
     return path
 
 

@@ -2,7 +2,6 @@
 
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,16 +12,10 @@ from click.testing import CliRunner
 from backfill.cli import cli
 from backfill.errors import BadInput
 from backfill.warehouse.duckdb import DuckDBWarehouse
-from pipelines.nba.importer import ImportSummary, import_nba
+from pipelines.nba.importer import ImportSummary, default_data_dir, import_nba
 from pipelines.nba.load import table_counts
 
-
-def _data_dir() -> Path:
-    env = os.environ.get("BACKFILL_NBA_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nba"
-
-
-DATA = _data_dir()
+DATA = default_data_dir()
 pytestmark = pytest.mark.skipif(not (DATA / "player_logs").is_dir(), reason=f"no NBA data at {DATA}")
 
 

@@ -17,6 +17,7 @@ from backfill.planner.model import Task
 from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from pipelines.nba.names import player_lookup
+from tests.conftest import require_nba_data
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = REPO / "pipelines" / "nba"
@@ -104,14 +105,9 @@ def test_sql_player_lookup_matches_the_python_one(sample_week: Path) -> None:
 @pytest.fixture(scope="module")
 def real_props(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real 2024-25 box scores and prop lines, the season whose feed spells `Herb Jones`, `Moe Wagner`."""
-    import os
-
     from pipelines.nba.importer import import_nba
 
-    env = os.environ.get("BACKFILL_NBA_DATA")
-    data = Path(env) if env else REPO.parent / "shared" / "data" / "nba"
-    if not (data / "player_logs" / "player_logs_2024-25.csv").is_file() or not (data / "prop_lines").is_dir():
-        pytest.skip(f"real NBA data not found at {data} (set BACKFILL_NBA_DATA)")
+    data = require_nba_data("player_logs/player_logs_2024-25.csv", "prop_lines")
     subset = tmp_path_factory.mktemp("nba") / "data"
     (subset / "player_logs").mkdir(parents=True)
     (subset / "player_logs" / "player_logs_2024-25.csv").symlink_to(data / "player_logs" / "player_logs_2024-25.csv")
