@@ -58,9 +58,26 @@ class Warehouse(ABC):
         Returns the number of rows written.
         """
 
-    @abstractmethod
     def merge_rows(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
-        """Insert rows, replacing existing rows with the same key (idempotent bulk upsert)."""
+        """Insert rows, replacing existing rows with the same key (idempotent bulk upsert).
+
+        Keys are validated before anything runs, and two rows with one key collapse to the
+        last (BigQuery's MERGE refuses duplicates; every warehouse behaves the same way).
+        Returns the number of rows written.
+        """
+        from backfill.warehouse.schema import check_identifier
+
+        for k in keys:
+            check_identifier(k, "column name")
+        if not rows:
+            return 0
+        latest = list({tuple(r.get(k) for k in keys): r for r in rows}.values())
+        self.create_table(table)
+        return self._merge_unique(table, latest, keys)
+
+    @abstractmethod
+    def _merge_unique(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
+        """Upsert rows whose keys are unique into an existing table, atomically."""
 
     def row_counts(self, table: str, date_column: str, start: dt.date | None = None,
                    end: dt.date | None = None) -> dict[dt.date, int]:

@@ -387,15 +387,8 @@ class BigQueryWarehouse(Warehouse):
                            write_disposition=job.write_disposition)
         return int(result.total_rows or 0)
 
-    def merge_rows(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
+    def _merge_unique(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
         """Load the rows into a short-lived staging table (one load job), then one MERGE."""
-        for k in keys:
-            check_identifier(k, "column name")
-        if not rows:
-            return 0
-        self.create_table(table)
-        # MERGE refuses two source rows for one target row: the last row of a key wins.
-        latest = {tuple(r.get(k) for k in keys): r for r in rows}
         target = self._get_table(table.name)
         dataset, name = check_table_name(table.name)
         staging_id = f"{self.project}.{dataset}._backfill_stage_{name}_{uuid.uuid4().hex[:12]}"
@@ -406,7 +399,7 @@ class BigQueryWarehouse(Warehouse):
         except Exception as exc:
             raise classify_bigquery_error(exc) from exc
         try:
-            self._load(staging, list(latest.values()), "WRITE_TRUNCATE")
+            self._load(staging, list(rows), "WRITE_TRUNCATE")
             self._run(merge_sql(self._ref(table.name), staging_id, table.column_names, keys), None, None)
         finally:
             self.client.delete_table(staging_id, not_found_ok=True)

@@ -323,12 +323,7 @@ class DuckDBWarehouse(Warehouse):
                 raise classify_duckdb_error(exc) from exc
         return int(written[0]) if written else 0
 
-    def merge_rows(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
-        for k in keys:
-            check_identifier(k, "column name")
-        if not rows:
-            return 0
-        self.create_table(table)
+    def _merge_unique(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
         cols = table.column_names
         key_match = " AND ".join(f"t.{k} IS NOT DISTINCT FROM s.{k}" for k in keys)
         with self._cursor() as cur:

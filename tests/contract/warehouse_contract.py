@@ -192,6 +192,12 @@ class WarehouseContract:
         assert [(r[0], r[1], r[2]) for r in self.table_rows(warehouse, table)] == [
             (D1, "A", 1), (D1, "B", 20), (D2, "A", 3)]
 
+    def test_merge_rows_collapses_duplicate_keys_to_the_last_row(self, warehouse: Warehouse, dataset: str) -> None:
+        table = events(dataset, "history")
+        rows = [row(D1, "A", 1), row(D1, "A", 2), row(D2, "A", 3)]
+        assert warehouse.merge_rows(table, rows, ["game_date", "player"]) == 2
+        assert [(r[0], r[1], r[2]) for r in self.table_rows(warehouse, table)] == [(D1, "A", 2), (D2, "A", 3)]
+
     def test_row_counts_per_date_within_range(self, warehouse: Warehouse, dataset: str) -> None:
         src = self.source(warehouse, dataset, [row(D1, "A", 1), row(D2, "A", 1), row(D2, "B", 1),
                                                row(D4, "A", 1)])
