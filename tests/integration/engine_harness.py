@@ -70,6 +70,22 @@ class Worker:
                 self.kill()
 
 
+def break_on_dates(sql: Path, days: list[str], message: str = "injected failure") -> str:
+    """Make a processor's SQL raise on these dates only (evaluated per row, so no other date fails).
+
+    Returns the original text so the test can restore it (the "fix") before `retry`.
+    """
+    original = sql.read_text()
+    listed = ", ".join(f"DATE '{d}'" for d in days)
+    broken = original.replace(
+        "SELECT\n  d.game_date,",
+        f"SELECT\n  CASE WHEN d.game_date IN ({listed}) THEN ERROR(CONCAT('{message} on ', "
+        "CAST(d.game_date AS STRING))) ELSE d.game_date END AS game_date,", 1)
+    assert broken != original, f"{sql} has no `SELECT d.game_date,` to break"
+    sql.write_text(broken)
+    return original
+
+
 def league_copy(template: Path, dest: Path) -> Path:
     shutil.copyfile(template, dest)
     return dest

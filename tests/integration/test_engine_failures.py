@@ -19,21 +19,9 @@ from backfill.settings import Settings
 from backfill.state import RunRecord, RunStatus, TaskStatus
 from backfill.triggers import Triggers
 from backfill.warehouse.duckdb import DuckDBWarehouse
-from tests.integration.engine_harness import REPO, cli, enqueue, history, wait_run
+from tests.integration.engine_harness import REPO, break_on_dates, cli, enqueue, history, wait_run
 
 pytestmark = pytest.mark.integration
-
-
-def _break(sql: Path, day: str) -> str:
-    """Make a processor's SQL raise on one date only (evaluated per row, so no other date fails)."""
-    original = sql.read_text()
-    broken = original.replace(
-        "SELECT\n  d.game_date,",
-        f"SELECT\n  CASE WHEN d.game_date = DATE '{day}' THEN ERROR(CONCAT('injected failure on ', "
-        "CAST(d.game_date AS STRING))) ELSE d.game_date END AS game_date,", 1)
-    assert broken != original
-    sql.write_text(broken)
-    return original
 
 
 @pytest.mark.slow
@@ -41,7 +29,7 @@ def test_failed_date_blocks_only_its_dependents_and_retry_completes(env: dict, t
     pipeline = tmp_path / "nba"
     shutil.copytree(REPO / "pipelines" / "nba", pipeline)
     sql = pipeline / "sql" / "team_defense_game_summary.sql"
-    original = _break(sql, "2023-11-03")
+    original = break_on_dates(sql, ["2023-11-03"])
     env["worker"]()
     run_id = enqueue(env, "--pipeline", str(pipeline))
     run = wait_run(env["store"], run_id, timeout=90)

@@ -19,7 +19,7 @@ from backfill.alerts import sentry as alerts_sentry
 from backfill.settings import Settings
 from backfill.state import RedisStateStore, RunStatus, TaskStatus
 from tests.conftest import RedisServer
-from tests.integration.engine_harness import REPO, WEEK, Worker, league_copy, run_cli, wait_run
+from tests.integration.engine_harness import REPO, WEEK, Worker, break_on_dates, league_copy, run_cli, wait_run
 
 sentry_sdk = pytest.importorskip("sentry_sdk")
 
@@ -146,18 +146,6 @@ def test_exception_event_is_scrubbed_of_secrets(envelope_server: EnvelopeServer,
     assert failure["level"] == "error"
 
 
-def _break(sql: Path, days: list[str], secret: str) -> None:
-    """Make a processor raise on these dates only; the error message carries the planted secret."""
-    original = sql.read_text()
-    listed = ", ".join(f"DATE '{d}'" for d in days)
-    broken = original.replace(
-        "SELECT\n  d.game_date,",
-        f"SELECT\n  CASE WHEN d.game_date IN ({listed}) THEN ERROR(CONCAT('injected failure (password {secret}) on ', "
-        "CAST(d.game_date AS STRING))) ELSE d.game_date END AS game_date,", 1)
-    assert broken != original
-    sql.write_text(broken)
-
-
 @pytest.mark.integration
 @pytest.mark.slow
 def test_worker_failures_group_by_processor_and_category(tmp_path: Path, league_template: Path,
@@ -169,7 +157,9 @@ def test_worker_failures_group_by_processor_and_category(tmp_path: Path, league_
         pipeline = tmp_path / "nba"
         shutil.copytree(REPO / "pipelines" / "nba", pipeline)
         days = ["2023-11-03", "2023-11-05"]
-        _break(pipeline / "sql" / "team_defense_game_summary.sql", days, RUN_SECRET)
+        # The error message carries the planted secret, so the scrubber really has work to do.
+        break_on_dates(pipeline / "sql" / "team_defense_game_summary.sql", days,
+                       f"injected failure (password {RUN_SECRET})")
         wh = league_copy(league_template, tmp_path / "wh.duckdb")
         home = tmp_path / "home"
         worker = Worker(redis.url, wh, home, BACKFILL_SENTRY_DSN=envelope_server.dsn).start()
