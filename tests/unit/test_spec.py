@@ -68,7 +68,7 @@ def test_real_nba_pipeline_loads_with_the_users_windows() -> None:
     tdza = [(d.source, d.window) for d in spec.processors["team_defense_zone_analysis"].depends_on]
     assert ("team_defense_game_summary", Window("team_games", 15)) in tdza
     cache = [(d.source, d.window) for d in spec.processors["player_daily_cache"].depends_on]
-    assert ("player_game_summary", Window("days", 180)) in cache
+    assert ("player_game_summary", Window("season_to_date", 0)) in cache
     upcoming = [(d.source, d.window) for d in spec.processors["upcoming_player_game_context"].depends_on]
     assert ("player_game_summary", Window("team_games", 10)) in upcoming
     store = {d.source for d in spec.processors["ml_feature_store"].upstream_processors}

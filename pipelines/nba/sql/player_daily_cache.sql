@@ -1,8 +1,10 @@
--- player_daily_cache: per player whose latest team plays on a date, season-to-date (the 180
--- calendar days before the date, within the season: the spec's `days: 180`), L5 and L10 averages
--- from player_game_summary; his team's pace and offensive rating over the 30 days before the date
--- (`days: 30` on team_offense_game_summary); and the date's shot-zone row. Players with fewer
--- than 3 games are left out; fewer than 10 are kept and flagged as a low sample.
+-- player_daily_cache: per player whose latest team plays on a date, his averages before tip-off:
+-- season-to-date (every game of his in the date's season strictly before the date, whichever team
+-- he played for: the spec's `season_to_date` window on player_game_summary), and over his last 5
+-- and last 10 of those games; his team's pace and offensive rating over the 30 calendar days before
+-- the date (`days: 30` on team_offense_game_summary); and the date's shot-zone row. The date's own
+-- games are never read: these are pre-game features. Players with fewer than 3 games are left out;
+-- fewer than 10 are kept and flagged as a low sample.
 -- Fractional inputs are summed as integer hundredths: a float sum depends on the order rows
 -- arrive in, and rounding its result would make the table depend on the execution order.
 WITH targets AS (
@@ -15,7 +17,8 @@ WITH targets AS (
 history AS (
   SELECT game_date, season, team, player_id, player_lookup, player_name, minutes, points, rebounds, assists
   FROM nba_analytics.player_game_summary
-  WHERE game_date < @end_date AND game_date >= DATE_SUB(@start_date, INTERVAL 180 DAY)
+  -- A season lasts under a year; the join below keeps only the date's own season.
+  WHERE game_date < @end_date AND game_date >= DATE_SUB(@start_date, INTERVAL 366 DAY)
 ),
 appearances AS (
   SELECT
@@ -24,7 +27,7 @@ appearances AS (
     ROW_NUMBER() OVER (PARTITION BY d.game_date, p.player_id ORDER BY p.game_date DESC, p.team) AS rn
   FROM (SELECT DISTINCT game_date, season FROM targets) AS d
   JOIN history AS p
-    ON p.season = d.season AND p.game_date < d.game_date AND p.game_date >= DATE_SUB(d.game_date, INTERVAL 180 DAY)
+    ON p.season = d.season AND p.game_date < d.game_date
 ),
 agg AS (
   SELECT
