@@ -11,6 +11,8 @@ enabled only when none of their leases is live. Each lease is its own key, so it
 Redis's job and needs no sweeper.
 
 Trigger names are `phase{N}->phase{N+1}`: the trigger that starts phase N+1 after phase N.
+A pipeline knows one per phase it has (`known_triggers`); on a command line the name must be
+quoted (`'phase3->phase4'`), or bash reads `>` as a redirect and passes `phase3-`.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import redis
 
-from backfill.errors import CannotConnect
+from backfill.errors import BadInput, CannotConnect
 from backfill.settings import Settings, redact_url
+
+if TYPE_CHECKING:
+    from backfill.spec import PipelineSpec
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,35 @@ def triggers_for_phases(phases: Iterable[int]) -> list[str]:
     own, and pausing it would stop the nightly pipeline for no gain in safety.
     """
     return [trigger_name(p) for p in sorted({int(p) for p in phases})]
+
+
+def known_triggers(spec: PipelineSpec) -> list[str]:
+    """Every trigger a run of `spec` can pause: the one out of each phase the pipeline has.
+
+    A pause under any other name protects nothing (no run releases it, no live trigger asks
+    for it) while looking, in `triggers status`, as if it did; so the CLI accepts only these.
+    """
+    return triggers_for_phases({p.phase for p in spec.processors.values()})
+
+
+def check_trigger_name(name: str, known: Sequence[str], pipeline: str) -> None:
+    """Refuse (BadInput, exit 2) a name not in `known`, naming the known ones.
+
+    The usual cause is bash: `triggers pause phase3->phase4` unquoted passes `phase3-` and
+    sends the command's output to a file named `phase4`, so the hint says how to quote and
+    which stray file to remove.
+    """
+    if name in known:
+        return
+    listed = ", ".join(f"'{k}'" for k in known) or "none (the pipeline has no phases)"
+    cut = [k for k in known if name.endswith("-") and k.startswith(name) and k[len(name)] == ">"]
+    if cut:
+        stray = cut[0][len(name) + 1:]
+        hint = (f"quote the name: '{cut[0]}'; unquoted, bash read '>' as a redirect and wrote "
+                f"this command's output to a file named {stray}, which you can delete")
+    else:
+        hint = "quote the name, e.g. 'phase3->phase4'"
+    raise BadInput(f"unknown trigger '{name}' in pipeline {pipeline}; known: {listed}", hint=hint)
 
 
 def _iso(epoch: float) -> str:
@@ -158,20 +192,34 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def downstream_enabled(name: str, redis_url: str | None = None, *, strict: bool = False) -> bool:
+Unreachable = Literal["open", "closed", "raise"]
+
+
+def downstream_enabled(name: str, redis_url: str | None = None, *, on_unreachable: Unreachable = "open",
+                       strict: bool = False) -> bool:
     """Whether the live pipeline may fire trigger `name` now (e.g. "phase3->phase4").
 
     The URL is `redis_url`, else BACKFILL_REDIS_URL, else the local Redis that `backfill`
     started under BACKFILL_HOME (it is never started from here). With none of them there is
     no backfill to respect: True.
 
-    If that Redis does not answer, this **fails open** (returns True and logs a warning)
-    unless `strict=True`, which raises CannotConnect instead. Why open by default: the
-    nightly pipeline is production and must not stop because the backfill tool's Redis is
-    down; and a backfill cannot make progress without that Redis either (it is its broker),
-    so no phase is being rewritten while it is unreachable. Pipelines that prefer a skipped
-    night to a run on possibly incomplete windows pass `strict=True`.
+    If that Redis does not answer, the caller chooses with `on_unreachable`:
+    - "open" (default): True, with a warning logged. The nightly pipeline is production and
+      must not stop because the backfill tool's Redis is down; and a backfill cannot make
+      progress without that Redis either (it is its broker), so no phase is being rewritten
+      while it is unreachable.
+    - "closed": False, with a warning logged. For pipelines that prefer a skipped night to a
+      run on possibly incomplete windows (a run writing through another broker, or Redis
+      down for a minute in the middle of a wave).
+    - "raise": CannotConnect, for callers that handle it themselves. `strict=True` is the
+      older spelling of this and is kept for callers already written.
+    A fail-closed caller should pass `redis_url` (or set BACKFILL_REDIS_URL): with no URL at
+    all there is nothing to fail on, and the answer is True.
     """
+    if on_unreachable not in ("open", "closed", "raise"):
+        raise ValueError(f"on_unreachable must be 'open', 'closed' or 'raise', got {on_unreachable!r}")
+    if strict:
+        on_unreachable = "raise"
     url = redis_url or os.environ.get("BACKFILL_REDIS_URL", "")
     if not url:
         from backfill.localredis import local_url
@@ -183,11 +231,13 @@ def downstream_enabled(name: str, redis_url: str | None = None, *, strict: bool 
     try:
         return Triggers(client).is_enabled(name)
     except redis.RedisError as exc:
-        if strict:
+        if on_unreachable == "raise":
             raise CannotConnect(f"Redis at {redact_url(url)} does not answer ({type(exc).__name__})",
                                 hint="cannot tell whether a backfill paused this trigger") from None
-        log.warning("Redis at %s does not answer (%s); trigger %s treated as enabled (fail open)",
-                    redact_url(url), type(exc).__name__, name)
-        return True
+        enabled = on_unreachable == "open"
+        log.warning("Redis at %s does not answer (%s); trigger %s treated as %s (fail %s)",
+                    redact_url(url), type(exc).__name__, name, "enabled" if enabled else "paused",
+                    on_unreachable)
+        return enabled
     finally:
         client.close()

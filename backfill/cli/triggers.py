@@ -3,6 +3,10 @@
 Runs pause and release their triggers themselves; these commands are for people: to see who
 holds a pause and until when, to pause by hand before some manual work (under a lease that
 expires, like a run's), and to force everything back on when a holder is known to be gone.
+
+`pause` takes only the names the pipeline knows (`known_triggers`), checked before Redis is
+touched: a typo, or an unquoted `phase3->phase4` that bash turned into `phase3-`, would
+otherwise be a pause nobody ever asks about.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from rich.table import Table
 
 from backfill.cli.context import CliContext
 from backfill.localredis import ensure_redis
-from backfill.triggers import Triggers
+from backfill.triggers import Triggers, check_trigger_name, known_triggers
 
 
 def cli_holder() -> str:
@@ -34,9 +38,21 @@ def _triggers(ctx: CliContext) -> Triggers:
     return Triggers(redis.Redis.from_url(ensure_redis(ctx.settings), socket_connect_timeout=5, socket_timeout=10))
 
 
+def _known(ctx: CliContext, pipeline: str | None) -> tuple[list[str], str]:
+    spec = ctx.spec(pipeline)
+    return known_triggers(spec), spec.name
+
+
+_PIPELINE = click.option("--pipeline", default=None,
+                         help="Pipeline directory whose triggers NAME must be one of (default pipelines/nba).")
+
+
 @click.group("triggers")
 def triggers() -> None:
-    """Pause or resume downstream triggers (`phase3->phase4`, ...) and show who holds them."""
+    """Pause or resume downstream triggers ('phase3->phase4', ...) and show who holds them.
+
+    Quote trigger names: unquoted, bash reads '>' as a redirect.
+    """
 
 
 @triggers.command("status")
@@ -68,9 +84,15 @@ def status(ctx: CliContext, as_json: bool) -> None:
 @click.option("--ttl", type=click.FloatRange(min=1), default=3600, show_default=True,
               help="Seconds until the pause ends by itself unless paused again.")
 @click.option("--reason", default="", help="Shown in status.")
+@_PIPELINE
 @click.pass_obj
-def pause(ctx: CliContext, name: str, ttl: float, reason: str) -> None:
-    """Pause trigger NAME (e.g. phase3->phase4) under your own lease."""
+def pause(ctx: CliContext, name: str, ttl: float, reason: str, pipeline: str | None) -> None:
+    """Pause trigger NAME, quoted like 'phase3->phase4', under your own lease.
+
+    NAME must be a trigger of the pipeline (exit 2 otherwise, naming the known ones).
+    """
+    known, pipeline_name = _known(ctx, pipeline)
+    check_trigger_name(name, known, pipeline_name)
     holder = cli_holder()
     t = _triggers(ctx)
     t.pause(name, holder, ttl, reason)
@@ -81,10 +103,18 @@ def pause(ctx: CliContext, name: str, ttl: float, reason: str) -> None:
 @triggers.command("resume")
 @click.argument("name")
 @click.option("--all", "force_all", is_flag=True, help="Release every holder's pause, not only yours.")
+@_PIPELINE
 @click.pass_obj
-def resume(ctx: CliContext, name: str, force_all: bool) -> None:
-    """Release your pause on NAME; with --all, every pause on it (runs included)."""
+def resume(ctx: CliContext, name: str, force_all: bool, pipeline: str | None) -> None:
+    """Release your pause on NAME, quoted like 'phase3->phase4'; --all: every pause on it.
+
+    NAME must be a trigger of the pipeline or one `status` lists (so a pause taken under a
+    wrong name before names were checked can still be released); exit 2 otherwise.
+    """
+    known, pipeline_name = _known(ctx, pipeline)
     t = _triggers(ctx)
+    if name not in known:
+        check_trigger_name(name, sorted({*known, *t.names()}), pipeline_name)
     if force_all:
         released = t.release_all(name)
         if released:
