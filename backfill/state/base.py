@@ -63,6 +63,16 @@ class Begin:
     noop: bool = False
 
 
+def partition_statuses(status: TaskStatus, result: Mapping[str, Any], dates: Sequence[dt.date]) -> dict[str, str]:
+    """Per-date outcome of a settled task: the result's `status_by_date` when it has one (a bisected
+    batch), else the task's own status for every date."""
+    by_date = result.get("status_by_date") or {}
+    default = result.get("status") if status in (TaskStatus.succeeded, TaskStatus.failed) else status.value
+    if default not in ("success", "partial", "failed"):
+        default = {"succeeded": "success"}.get(str(default), str(default))
+    return {d.isoformat(): str(by_date.get(d.isoformat(), default)) for d in dates}
+
+
 def now() -> float:
     return dt.datetime.now(dt.UTC).timestamp()
 
@@ -166,6 +176,14 @@ class StateStore(ABC):
 
     @abstractmethod
     def results(self, run_id: str) -> dict[str, dict[str, Any]]: ...
+
+    @abstractmethod
+    def partition_states(self, run_id: str, keys: Sequence[TaskKey]) -> dict[TaskKey, str]:
+        """What this run wrote per (processor, date) so far: success, partial, failed, blocked, revoked.
+
+        The defensive checks read it for upstream partitions written earlier in the same run,
+        before the run history has them (history is flushed in bulk).
+        """
 
     @abstractmethod
     def started_at(self, run_id: str) -> dict[str, float]: ...

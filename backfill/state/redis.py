@@ -14,7 +14,16 @@ import redis
 
 from backfill.planner import Task
 from backfill.planner.model import TaskKey
-from backfill.state.base import Begin, BeginDecision, RunRecord, RunStatus, StateStore, TaskStatus, now
+from backfill.state.base import (
+    Begin,
+    BeginDecision,
+    RunRecord,
+    RunStatus,
+    StateStore,
+    TaskStatus,
+    now,
+    partition_statuses,
+)
 
 # Refuse if any lock is held by another run (return its id), else take all of them.
 _ACQUIRE = """
@@ -70,6 +79,7 @@ class RedisStateStore(StateStore):
     waves_key = "backfill:run:{0}:waves:{1}"
     guard_key = "backfill:run:{0}:guard:{1}"
     queued_key = "backfill:run:{0}:queued"
+    parts_key = "backfill:run:{0}:parts"
     lock_key = "backfill:lock:{0}:{1}"
     guard_ttl_seconds = 7 * 24 * 3600
 
@@ -91,7 +101,8 @@ class RedisStateStore(StateStore):
     def create_run(self, record: RunRecord, tasks: Sequence[Task]) -> None:
         rid = record.run_id
         pipe = self.client.pipeline()
-        for key in (self.tasks_key, self.states_key, self.results_key, self.started_key, self.attempts_key):
+        for key in (self.tasks_key, self.states_key, self.results_key, self.started_key, self.attempts_key,
+                    self.parts_key):
             pipe.delete(key.format(rid))
         pipe.hset(self.run_key.format(rid), mapping=record.to_mapping())
         if tasks:
@@ -176,7 +187,19 @@ class RedisStateStore(StateStore):
         pipe = self.client.pipeline()
         pipe.hset(self.results_key.format(run_id), task_id, json.dumps(dict(result), default=str))
         pipe.hset(self.states_key.format(run_id), task_id, status.value)
+        task = self.task(run_id, task_id)
+        if task is not None:
+            parts = partition_statuses(status, result, task.dates)
+            pipe.hset(self.parts_key.format(run_id),
+                      mapping={f"{task.processor}@{d}": s for d, s in parts.items()})
         pipe.execute()
+
+    def partition_states(self, run_id: str, keys: Sequence[TaskKey]) -> dict[TaskKey, str]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        raw = self.client.hmget(self.parts_key.format(run_id), [f"{p}@{d.isoformat()}" for p, d in keys])
+        return {k: v for k, v in zip(keys, raw, strict=True) if v}
 
     def results(self, run_id: str) -> dict[str, dict[str, Any]]:
         return {k: json.loads(v) for k, v in self.client.hgetall(self.results_key.format(run_id)).items()}
