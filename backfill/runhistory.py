@@ -108,6 +108,20 @@ class RunHistory:
             per[r["status"]] = per.get(r["status"], 0) + 1
         return out
 
+    def task_samples(self, limit: int = 20000) -> list[tuple[str, int, float]]:
+        """(processor, dates in the task, task seconds) of done task attempts: the batching model's data.
+
+        Each row holds its task's seconds divided by the task's dates, so the sum over a task's
+        rows is the task's duration and their count its batch size.
+        """
+        if not self.warehouse.table_exists(self.table):
+            return []
+        rows = self.warehouse.query(
+            f"SELECT processor_name, COUNT(*) AS n, SUM(duration_seconds) AS s FROM {self.table} "
+            "WHERE status IN ('success', 'partial') AND duration_seconds IS NOT NULL "
+            f"GROUP BY processor_name, run_id, task_id, attempt ORDER BY MAX(finished_at) DESC LIMIT {int(limit)}")
+        return [(r["processor_name"], int(r["n"]), float(r["s"])) for r in rows if r["s"] is not None]
+
     def durations(self) -> dict[str, float]:
         """Median-ish seconds per date per processor from successful runs (feeds plan estimates)."""
         if not self.warehouse.table_exists(self.table):

@@ -67,7 +67,7 @@ class Processor:
     partition: str = "game_date"
     sql: Path | None = None
     python: str | None = None
-    batch_size: int = 1
+    batch_size: int | None = None  # None: no limit; the planner's batching chooses
     required_columns: tuple[str, ...] = ()
     depends_on: tuple[Dependency, ...] = ()
     estimate_seconds: float = 30.0
@@ -255,8 +255,8 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
         if target in targets:
             raise where.fail(name, f"target {target} is also written by {targets[target]}")
         targets[target] = name
-        batch = raw.get("batch_size", 1)
-        if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        batch = raw.get("batch_size")
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
             raise where.fail(name, f"batch_size must be a whole number >= 1, got {batch!r}")
         est = raw.get("estimate_seconds", 30.0)
         if isinstance(est, bool) or not isinstance(est, (int, float)) or est < 0:
@@ -290,7 +290,7 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
                 if src not in raw_tables:
                     raise where.fail(name, f"depends on unknown table {src!r}; declare it under raw_tables:")
                 deps.append(Dependency(src, window, False))
-        if batch > 1 and any(d.is_processor and d.source == name for d in deps):
+        if batch is not None and batch > 1 and any(d.is_processor and d.source == name for d in deps):
             raise where.fail(name, "batch_size > 1 is not allowed for a processor that reads its own earlier dates")
         procs[name] = Processor(
             name=name, phase=phase, target=target, partition=partition, sql=sql_path,

@@ -45,12 +45,31 @@ def render_plan(plan: Plan, console: Console) -> None:
     for season in sorted({s for s, _ in per}, reverse=plan.request.order == "recent-first"):
         counts.add_row(season, *[str(per.get((season, p), 0)) for p in phases])
     console.print(counts)
+    render_batching(plan, console)
     console.print(
         f"[bold]Estimates[/bold] at concurrency {est.concurrency}: wall {_duration(est.wall_seconds)} "
         f"(sequential {_duration(est.sequential_seconds)}, {est.speedup:.1f}x faster); "
         f"critical path {_duration(est.critical_path_seconds)}; total work {_duration(est.total_work_seconds)}")
     for w in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {w}")
+
+
+def render_batching(plan: Plan, console: Console) -> None:
+    """Each processor's dates per task and why the planner chose that size."""
+    info = plan.batching
+    procs = info.get("processors") or {}
+    if not procs:
+        return
+    wh = info.get("warehouse") or {}
+    table = Table(title=f"Batches (--batch {info.get('mode')}; {wh.get('kind', '?')} warehouse, "
+                        f"{info.get('effective_concurrency')} concurrent job(s) assumed)", show_edge=False)
+    table.add_column("processor")
+    table.add_column("dates/task", justify="right")
+    table.add_column("tasks", justify="right")
+    table.add_column("why")
+    for name, b in procs.items():
+        table.add_row(name, str(b["size"]), str(b["tasks"]), "; ".join(b["reasons"]))
+    console.print(table)
 
 
 @click.command("plan")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -12,6 +13,7 @@ import click
 from backfill.calendar import Calendar
 from backfill.errors import BadInput, PlanError
 from backfill.planner import Plan, PlanRequest, build_plan
+from backfill.planner.batching import BIGQUERY, DUCKDB, GENERIC, WarehouseProfile, calibrate, parse_batch
 from backfill.planner.model import ORDERS
 from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec
@@ -73,18 +75,24 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--concurrency", type=click.IntRange(1, 1024), default=None,
                      help="Parallel tasks for estimates and execution (default from settings)."),
         click.option("--force", is_flag=True, help="Redo tasks that already succeeded."),
+        click.option("--batch", default="auto", show_default=True, metavar="auto|N",
+                     help="Dates per task: `auto` (cost model, see `plan`) or N for every processor."),
     ]
     return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
 
 
 def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...], phases: str | None,
                   processors: str | None, seasons: str | None, season_types: str | None, order: str,
-                  concurrency: int | None, force: bool, default_concurrency: int) -> PlanRequest:
+                  concurrency: int | None, force: bool, default_concurrency: int, batch: str = "auto") -> PlanRequest:
+    try:
+        chosen = parse_batch(batch)
+    except ValueError as exc:
+        raise PlanError(f"--{exc}") from None
     return PlanRequest(
         ranges=parse_ranges(start, end, ranges), phases=parse_phases(phases),
         processors=frozenset(_csv(processors)) or None, seasons=frozenset(_csv(seasons)) or None,
         season_types=frozenset(_csv(season_types)) or None, order=order,
-        concurrency=concurrency or default_concurrency, force=force)
+        concurrency=concurrency or default_concurrency, force=force, batch=chosen)
 
 
 def plan_from_warehouse(spec: PipelineSpec, warehouse: Any, request: PlanRequest) -> tuple[Plan, Calendar]:
@@ -97,7 +105,18 @@ def plan_from_warehouse(spec: PipelineSpec, warehouse: Any, request: PlanRequest
     lo = min(a for a, _ in request.ranges)
     hi = max(b for _, b in request.ranges)
     completed = history.completed(lo - dt.timedelta(days=400), hi)
-    from dataclasses import replace
-
-    request = replace(request, completed=completed, durations=history.durations())
+    profile = warehouse_profile(warehouse)
+    estimates = {n: p.estimate_seconds for n, p in spec.processors.items()}
+    costs = calibrate(history.task_samples(), profile, estimates)
+    request = replace(request, completed=completed, profile=profile, costs=costs)
     return build_plan(spec, calendar, request), calendar
+
+
+def warehouse_profile(warehouse: Any) -> WarehouseProfile:
+    """The batching model's profile for this warehouse (its limits and default costs)."""
+    kind = type(warehouse).__name__.lower()
+    if kind.startswith("duckdb"):
+        return DUCKDB
+    if kind.startswith("bigquery"):
+        return BIGQUERY
+    return GENERIC

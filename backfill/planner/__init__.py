@@ -16,8 +16,7 @@ __all__ = ["Estimates", "Plan", "PlanRequest", "Task", "build_plan", "parse_task
 
 def build_plan(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) -> Plan:
     draft = build_draft(spec, calendar, request)
-    per_date = {n: request.durations.get(n, p.estimate_seconds) for n, p in spec.processors.items()}
-    est = task_estimates(draft.tasks, per_date)
+    est = task_estimates(draft.tasks, {n: b.cost for n, b in draft.batches.items()})
     wave = assign_waves(draft.tasks)
     rank = {n: i for i, n in enumerate(spec.order)}
     waves = group_waves(draft.tasks, wave, est, request.order, rank)
@@ -61,5 +60,11 @@ def build_plan(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) -> 
         "days_outside_seasons": draft.outside_season_days,
         "unsatisfied_upstream": sum(draft.unsatisfied.values()),
     }
+    batching = {
+        "mode": request.batch if request.batch is not None else "spec",
+        "warehouse": request.profile.to_json(),
+        "effective_concurrency": request.profile.effective_concurrency(request.concurrency),
+        "processors": {n: draft.batches[n].to_json() for n in spec.order if n in draft.batches},
+    }
     return Plan(request=request, waves=waves, estimates=estimates, warnings=tuple(warnings),
-                skipped_completed=draft.skipped_completed, counts=counts)
+                skipped_completed=draft.skipped_completed, counts=counts, batching=batching)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from backfill.planner.batching import Cost
 from backfill.planner.graph import DraftTask
 from backfill.planner.model import Estimates, Task
 
 
-def task_estimates(tasks: Sequence[DraftTask], per_date: Mapping[str, float]) -> dict[str, float]:
-    """Seconds per task: the per-date duration times its dates (history beats the spec's guess)."""
-    return {t.id: per_date[t.processor] * len(t.dates) for t in tasks}
+def task_estimates(tasks: Sequence[DraftTask], costs: Mapping[str, Cost]) -> dict[str, float]:
+    """Seconds per task from the batching cost model (history beats the spec's guess)."""
+    return {t.id: costs[t.processor].task_seconds(len(t.dates)) for t in tasks}
 
 
 def critical_path(tasks: Sequence[DraftTask], est: Mapping[str, float]) -> float:

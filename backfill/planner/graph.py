@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from backfill.calendar import SEASON_TYPES, Calendar, Resolution
 from backfill.errors import PlanError
+from backfill.planner.batching import BatchChoice, chunk_sizes, decide, parse_batch
 from backfill.planner.model import ORDERS, PlanRequest, TaskKey, task_id
 from backfill.spec import PipelineSpec, Window
 
@@ -41,6 +42,7 @@ class Draft:
     unsatisfied: Counter[str] = field(default_factory=Counter)
     unsatisfied_example: dict[str, str] = field(default_factory=dict)
     cut_by_processor: Counter[str] = field(default_factory=Counter)
+    batches: dict[str, BatchChoice] = field(default_factory=dict)
 
 
 def requested_dates(calendar: Calendar, request: PlanRequest) -> tuple[tuple[dt.date, ...], int, int]:
@@ -92,6 +94,10 @@ def validate_request(calendar: Calendar, request: PlanRequest) -> None:
     for name, size in request.batch_sizes.items():
         if size < 1:
             raise PlanError(f"batch size for {name} must be at least 1, got {size}")
+    try:
+        parse_batch(request.batch)
+    except ValueError as exc:
+        raise PlanError(f"--{exc}") from None
 
 
 def build_draft(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) -> Draft:
@@ -110,20 +116,30 @@ def build_draft(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) ->
             hit = cache[key] = calendar.resolve(window, day)
         return hit
 
+    todo_by: dict[str, dict[str, list[dt.date]]] = {}
     for name in selected:
-        proc = spec.processors[name]
         todo = [d for d in dates if request.force or (name, d) not in request.completed]
         draft.skipped_completed += len(dates) - len(todo)
-        size = request.batch_sizes.get(name, proc.batch_size)
-        if proc.self_dependent:
-            size = 1
         by_season: dict[str, list[dt.date]] = defaultdict(list)
         for d in todo:
             by_season[calendar.season_of(d) or "?"].append(d)
-        for season in sorted(by_season):
-            sdates = by_season[season]
-            for i in range(0, len(sdates), size):
-                chunk = tuple(sdates[i:i + size])
+        todo_by[name] = dict(by_season)
+    draft.batches = decide(spec, selected, {n: {s: len(v) for s, v in by.items()} for n, by in todo_by.items()},
+                           batch=request.batch, overrides=request.batch_sizes, profile=request.profile,
+                           costs=request.costs, durations=request.durations, concurrency=request.concurrency)
+    for name in selected:
+        proc = spec.processors[name]
+        size = draft.batches[name].size
+        # The model's sizes are split evenly (no short tail batch); asked-for sizes are exact.
+        even = request.batch == "auto" and not proc.self_dependent and name not in request.batch_sizes
+        for season in sorted(todo_by[name]):
+            sdates = todo_by[name][season]
+            lengths = chunk_sizes(len(sdates), size) if even else [
+                min(size, len(sdates) - i) for i in range(0, len(sdates), size)]
+            first = 0
+            for length in lengths:
+                chunk = tuple(sdates[first:first + length])
+                first += length
                 tid = task_id(name, chunk[0])
                 task = DraftTask(tid, name, proc.phase, season, chunk)
                 season_start = calendar.seasons[season].start if season in calendar.seasons else chunk[0]

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backfill.planner.batching import GENERIC, PROFILES, Cost, WarehouseProfile
+
 ORDERS = ("recent-first", "chronological")
 TaskKey = tuple[str, dt.date]
 
@@ -22,7 +24,12 @@ def parse_task_id(tid: str) -> TaskKey:
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """What to backfill. Everything optional narrows the selection."""
+    """What to backfill. Everything optional narrows the selection.
+
+    `batch`: None keeps each processor's spec `batch_size`, "auto" lets the cost model choose
+    (`batching.py`), an int fixes every processor's size. `profile` and `costs` feed that model
+    and the estimates; the CLI fills them from the warehouse and its run history.
+    """
 
     ranges: tuple[tuple[dt.date, dt.date], ...]
     phases: frozenset[int] | None = None
@@ -35,6 +42,9 @@ class PlanRequest:
     batch_sizes: Mapping[str, int] = field(default_factory=dict)
     completed: frozenset[TaskKey] = frozenset()
     durations: Mapping[str, float] = field(default_factory=dict)
+    batch: int | str | None = None
+    profile: WarehouseProfile = GENERIC
+    costs: Mapping[str, Cost] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,6 +57,8 @@ class PlanRequest:
             "concurrency": self.concurrency,
             "force": self.force,
             "batch_sizes": dict(self.batch_sizes),
+            "batch": self.batch,
+            "warehouse": self.profile.kind,
         }
 
     @classmethod
@@ -59,7 +71,8 @@ class PlanRequest:
             phases=fs(data.get("phases")), processors=fs(data.get("processors")), seasons=fs(data.get("seasons")),
             season_types=fs(data.get("season_types")), order=data.get("order", "recent-first"),
             concurrency=int(data.get("concurrency", 8)), force=bool(data.get("force", False)),
-            batch_sizes=dict(data.get("batch_sizes") or {}), **extra)
+            batch_sizes=dict(data.get("batch_sizes") or {}), batch=data.get("batch"),
+            profile=PROFILES.get(data.get("warehouse") or "generic", GENERIC), **extra)
 
 
 @dataclass(frozen=True)
@@ -123,6 +136,7 @@ class Plan:
     warnings: tuple[str, ...]
     skipped_completed: int = 0
     counts: Mapping[str, Any] = field(default_factory=dict)
+    batching: Mapping[str, Any] = field(default_factory=dict)
 
     def tasks(self) -> Iterator[Task]:
         for wave in self.waves:
@@ -142,4 +156,5 @@ class Plan:
             "warnings": list(self.warnings),
             "counts": dict(self.counts),
             "skipped_completed": self.skipped_completed,
+            "batching": dict(self.batching),
         }
