@@ -7,17 +7,21 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import redis
 
 from backfill.cli.triggers import cli_holder
-from backfill.errors import CannotConnect
-from backfill.triggers import Triggers, downstream_enabled, triggers_for_phases
+from backfill.errors import BadInput, CannotConnect
+from backfill.spec import load_spec
+from backfill.triggers import Triggers, check_trigger_name, downstream_enabled, known_triggers, triggers_for_phases
+from tests.doc_commands import REPO, backfill_argv, bash_words, doc_commands
 
 pytestmark = pytest.mark.integration
 
 BACKFILL = [sys.executable, "-c", "from backfill.cli import main; main()"]
+NBA = REPO / "pipelines" / "nba"
 
 
 @pytest.fixture
@@ -89,6 +93,28 @@ def test_downstream_enabled_fails_open_unless_strict(redis_server) -> None:  # t
         downstream_enabled("phase3->phase4", url, strict=True)
 
 
+def test_downstream_enabled_fails_closed_when_the_caller_asks(redis_server, client: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+    url = redis_server.url
+    assert downstream_enabled("phase3->phase4", url, on_unreachable="closed") is True, \
+        "fail-closed changes only the answer when Redis is down"
+    Triggers(client).pause("phase3->phase4", "run:x", 60)
+    assert downstream_enabled("phase3->phase4", url, on_unreachable="closed") is False
+    redis_server.stop()
+    assert downstream_enabled("phase4->phase5", url, on_unreachable="closed") is False
+    assert downstream_enabled("phase4->phase5", url, on_unreachable="open") is True
+    with pytest.raises(CannotConnect):
+        downstream_enabled("phase4->phase5", url, on_unreachable="raise")
+    with pytest.raises(ValueError):
+        downstream_enabled("phase4->phase5", url, on_unreachable="shut")  # type: ignore[arg-type]
+
+
+def test_the_pipeline_knows_one_trigger_out_of_each_of_its_phases() -> None:
+    assert known_triggers(load_spec(NBA)) == ["phase3->phase4", "phase4->phase5"]
+    check_trigger_name("phase4->phase5", known_triggers(load_spec(NBA)), "nba")
+    with pytest.raises(BadInput, match="known: 'phase3->phase4', 'phase4->phase5'"):
+        check_trigger_name("phase2->phase3", known_triggers(load_spec(NBA)), "nba")
+
+
 def _cli(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "BACKFILL_REDIS_URL": url}
     return subprocess.run([*BACKFILL, *args], env=env, capture_output=True,
@@ -136,3 +162,75 @@ def test_downstream_enabled_without_any_backfill_redis_is_true(tmp_path, monkeyp
     monkeypatch.setenv("BACKFILL_HOME", str(tmp_path))
     assert downstream_enabled("phase3->phase4") is True
     assert not (tmp_path / "redis").exists(), "the library call never starts a Redis"
+
+
+def _shell_env(tmp_path: Path, url: str) -> dict[str, str]:
+    """A user's shell: `backfill` on PATH, the test Redis, the repo's NBA pipeline, a fresh home."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "BACKFILL_REDIS_URL": url, "BACKFILL_PIPELINE": str(NBA), "BACKFILL_HOME": str(tmp_path / "home")}
+
+
+def _bash(line: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_an_unquoted_trigger_name_is_refused_and_pauses_nothing(redis_server, client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    out = _bash("backfill triggers pause phase3->phase4 --ttl 600", shell, _shell_env(tmp_path, redis_server.url))
+    assert out.returncode == 2, out.stderr
+    assert "unknown trigger 'phase3-'" in out.stderr
+    assert "known: 'phase3->phase4', 'phase4->phase5'" in out.stderr
+    assert "file named phase4" in out.stderr, "the hint says which stray file bash wrote"
+    assert (shell / "phase4").read_text() == "", "bash created the file; the CLI wrote nothing to it"
+    assert client.dbsize() == 0, "nothing was paused"
+
+
+def test_pause_refuses_a_name_the_pipeline_does_not_know(redis_server, client) -> None:  # type: ignore[no-untyped-def]
+    for name in ("phase2->phase3", "phase3->phase5", "nightly"):
+        out = _cli(redis_server.url, "triggers", "pause", name)
+        assert out.returncode == 2, (name, out.stderr)
+        assert out.stderr.count("\n") == 1 and f"unknown trigger '{name}' in pipeline nba" in out.stderr
+    assert client.dbsize() == 0
+    out = _cli(redis_server.url, "triggers", "pause", "phase4->phase5", "--pipeline", str(NBA))
+    assert out.returncode == 0, out.stderr
+    assert not downstream_enabled("phase4->phase5", redis_server.url)
+
+
+def test_resume_accepts_the_known_names_and_any_name_status_lists(redis_server, client) -> None:  # type: ignore[no-untyped-def]
+    out = _cli(redis_server.url, "triggers", "resume", "phase9->phase10")
+    assert out.returncode == 2 and "unknown trigger 'phase9->phase10'" in out.stderr
+    out = _cli(redis_server.url, "triggers", "resume", "phase3->phase4")
+    assert out.returncode == 0, out.stderr
+    # A pause taken under a wrong name before names were checked can still be released.
+    Triggers(client).pause("phase3-", "cli:someone@elsewhere", 600)
+    out = _cli(redis_server.url, "triggers", "resume", "phase3-", "--all")
+    assert out.returncode == 0, out.stderr
+    assert "phase3-: enabled" in out.stdout
+
+
+def test_the_execution_guides_trigger_commands_work_as_written(redis_server, client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Run, through bash, every `backfill triggers` line of docs/execution-guide.md in order."""
+    guide = [c for c in doc_commands([REPO / "docs" / "execution-guide.md"]) if c.text.startswith("backfill triggers")]
+    steps = [backfill_argv(bash_words(c.text))[1] for c in guide]
+    assert {"status", "pause", "resume"} <= set(steps), f"the guide's trigger commands changed: {steps}"
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    env = _shell_env(tmp_path, redis_server.url)
+    paused = False
+    for command in guide:
+        out = _bash(command.text, shell, env)
+        assert out.returncode == 0, f"{command}\n{out.stderr}"
+        step = backfill_argv(bash_words(command.text))[1]
+        if step == "pause":
+            paused = True
+            assert not downstream_enabled("phase3->phase4", redis_server.url)
+            (lease,) = Triggers(client).leases("phase3->phase4")
+            assert lease["holder"] == cli_holder() and lease["reason"] == "between phases"
+            assert 7000 < lease["until"] - lease["since"] <= 7200
+        elif step == "resume":
+            assert paused and downstream_enabled("phase3->phase4", redis_server.url), command
+        elif step == "status":
+            assert "paused" not in out.stdout or not paused, out.stdout
+    assert paused and downstream_enabled("phase3->phase4", redis_server.url)
+    assert sorted(p.name for p in shell.iterdir()) == [], "no command wrote a stray file (an unquoted '>')"
