@@ -1,6 +1,8 @@
 -- player_shot_zone_analysis: per player of a team playing on a date, the shot mix of his last 10
 -- appearances, and of his last 20 for the trend, among his team's last 20 games of the season
--- (`team_games: 20` on player_game_summary). The date's schedule (same_date) names the teams.
+-- (`team_games: 20` on player_game_summary). A player belongs to the team of his latest
+-- appearance in that window (over every team's last 20 games), so a player traded away is not
+-- still listed with his old team. The date's schedule (same_date) names the teams.
 -- The raw data has no shot locations, so "zones" are the mix: 3PA share of shots, free-throw
 -- rate, points per shot attempt (FGA + 0.44 FTA).
 WITH targets AS (
@@ -23,12 +25,31 @@ team_window AS (
   WHERE TRUE  -- BigQuery accepts QUALIFY only with a WHERE, GROUP BY or HAVING clause
   QUALIFY ROW_NUMBER() OVER (PARTITION BY t.game_date, t.team ORDER BY h.past_date DESC) <= 20
 ),
+league_window AS (
+  -- The dates of every team's last 20 games: all a task on the date may read (the spec's window).
+  SELECT DISTINCT game_date, past_date FROM (
+    SELECT d.game_date, h.past_date
+    FROM (SELECT DISTINCT game_date, season FROM targets) AS d
+    JOIN (SELECT DISTINCT game_date AS past_date, season, team FROM history) AS h
+      ON h.season = d.season AND h.past_date < d.game_date
+    WHERE TRUE  -- (QUALIFY needs a WHERE in BigQuery)
+    QUALIFY ROW_NUMBER() OVER (PARTITION BY d.game_date, h.team ORDER BY h.past_date DESC) <= 20
+  )
+),
+latest_team AS (
+  SELECT w.game_date, p.player_id, p.team
+  FROM league_window AS w
+  JOIN history AS p ON p.game_date = w.past_date
+  WHERE TRUE  -- (QUALIFY needs a WHERE in BigQuery)
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY w.game_date, p.player_id ORDER BY p.game_date DESC, p.team) = 1
+),
 appearances AS (
   SELECT
     w.game_date, w.season, w.team, p.player_id, p.player_lookup, p.points, p.fga, p.fg3a, p.fta,
     ROW_NUMBER() OVER (PARTITION BY w.game_date, w.team, p.player_id ORDER BY p.game_date DESC) AS rn
   FROM team_window AS w
   JOIN history AS p ON p.team = w.team AND p.game_date = w.past_date
+  JOIN latest_team AS lt ON lt.game_date = w.game_date AND lt.player_id = p.player_id AND lt.team = w.team
 ),
 agg AS (
   SELECT

@@ -1,9 +1,12 @@
 -- upcoming_player_game_context: every player of a team playing on a date, before tip-off.
 -- A team's players are those who appeared for it in its last 10 games of the season (the spec's
--- `team_games: 10` window on player_game_summary); L5/L10 are their last 5/10 appearances among
--- those games. Rest and density come from nba_raw.schedule over the 30 days before the date
--- (`days: 30` window, within the season); the prop line from the same date's nba_raw.prop_lines,
--- resolved to player_lookup exactly as player_game_summary does (registry, then aliases).
+-- `team_games: 10` window on player_game_summary) and whose latest appearance in that window, over
+-- every team's last 10 games, was for it: a player traded away is his new team's, not still his
+-- old team's. L5/L10 are his last 5/10 appearances among his team's last 10 games. Rest and
+-- density are the team's, from nba_raw.schedule over the 30 days before the date (`days: 30`
+-- window, within the season; games_last_7_days counts the 7 calendar days before the date); the
+-- prop line from the same date's nba_raw.prop_lines, resolved to player_lookup exactly as
+-- player_game_summary does (registry, then aliases).
 -- Fractional inputs are summed as integer hundredths: a float sum depends on the order rows
 -- arrive in, and rounding its result would make the table depend on the execution order.
 WITH sched AS (
@@ -45,6 +48,24 @@ team_window AS (
     ON h.team = t.team AND h.season = t.season AND h.past_date < t.game_date
   WHERE TRUE  -- BigQuery accepts QUALIFY only with a WHERE, GROUP BY or HAVING clause
   QUALIFY ROW_NUMBER() OVER (PARTITION BY t.game_date, t.team ORDER BY h.past_date DESC) <= 10
+),
+league_window AS (
+  -- The dates of every team's last 10 games: all a task on the date may read (the spec's window).
+  SELECT DISTINCT game_date, past_date FROM (
+    SELECT d.game_date, h.past_date
+    FROM (SELECT DISTINCT game_date, season FROM targets) AS d
+    JOIN (SELECT DISTINCT game_date AS past_date, season, team FROM history) AS h
+      ON h.season = d.season AND h.past_date < d.game_date
+    WHERE TRUE  -- BigQuery accepts QUALIFY only with a WHERE, GROUP BY or HAVING clause
+    QUALIFY ROW_NUMBER() OVER (PARTITION BY d.game_date, h.team ORDER BY h.past_date DESC) <= 10
+  )
+),
+latest_team AS (
+  SELECT w.game_date, p.player_id, p.team
+  FROM league_window AS w
+  JOIN history AS p ON p.game_date = w.past_date
+  WHERE TRUE  -- (QUALIFY needs a WHERE in BigQuery)
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY w.game_date, p.player_id ORDER BY p.game_date DESC, p.team) = 1
 ),
 appearances AS (
   SELECT
@@ -114,5 +135,6 @@ SELECT
   l.points_line
 FROM targets AS t
 JOIN players AS pl ON pl.game_date = t.game_date AND pl.team = t.team
+JOIN latest_team AS lt ON lt.game_date = t.game_date AND lt.player_id = pl.player_id AND lt.team = t.team
 JOIN rest AS r ON r.game_date = t.game_date AND r.team = t.team
 LEFT JOIN lines AS l ON l.game_date = t.game_date AND l.player_lookup = pl.player_lookup
