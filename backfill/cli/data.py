@@ -68,20 +68,29 @@ def sample(obj: CliContext, seasons: str | None, seed: int, as_json: bool) -> No
 
 @data.command("import-nba")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=str))
+@click.option("--allow-shrink", is_flag=True,
+              help="Replace a season even when a table would lose more than 5% of its rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print a stable JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.pass_obj
-def import_nba_command(obj: CliContext, directory: str, as_json: bool, quiet: bool) -> None:
-    """Import player_logs/, playoff_player_logs/ and prop_lines/ CSVs from DIRECTORY."""
-    from pipelines.nba.importer import import_nba, stderr_progress
+def import_nba_command(obj: CliContext, directory: str, allow_shrink: bool, as_json: bool, quiet: bool) -> None:
+    """Import player_logs/, playoff_player_logs/ and prop_lines/ CSVs from DIRECTORY.
 
-    summary = import_nba(obj.warehouse(create=True), directory, None if quiet else stderr_progress)
+    Every file is validated before the warehouse is opened: a bad file is exit 2 and changes nothing.
+    """
+    from pipelines.nba.importer import read_nba, stderr_progress, write_nba
+
+    progress = None if quiet else stderr_progress
+    data = read_nba(directory, progress)
+    summary = write_nba(obj.warehouse(create=True), data, allow_shrink=allow_shrink, progress=progress)
     if as_json:
         _emit({"command": "import-nba", **summary.to_dict()})
         return
     console = Console()
     console.print(_rows_table(f"imported {summary.files} files from {directory}", summary.rows,
                               summary.rows_per_season))
+    for line in summary.shrunk:
+        console.print(f"shrunk (--allow-shrink): {line}")
     if summary.skipped:
         skipped = Table(title=f"{summary.skipped_total:,} rows skipped")
         skipped.add_column("file")
@@ -91,6 +100,7 @@ def import_nba_command(obj: CliContext, directory: str, as_json: bool, quiet: bo
             for reason, n in reasons.items():
                 skipped.add_row(file, reason, f"{n:,}")
         console.print(skipped)
+        console.print("skipped by reason: " + ", ".join(f"{r} {n:,}" for r, n in summary.skipped_by_reason.items()))
     else:
         console.print("no rows skipped")
     console.print(f"done in {summary.seconds:.1f} s")

@@ -1,9 +1,13 @@
-"""Import the real NBA CSVs (../shared/data/nba layout) into the raw tables.
+"""Import the real NBA CSVs (../shared/data/nba layout) into the raw tables, safely.
 
 Three sources, three layouts: stats.nba.com regular-season game logs, an ~80-column playoff
-export, and daily prop-line files keyed by a bookmaker hash and a UTC tip-off. Every row that
-cannot be used is counted by file and reason in the summary: a backfill that silently loses
-rows is the failure our users fear most.
+export, and daily prop-line files keyed by a bookmaker hash and a UTC tip-off. Every file is
+read and judged before the warehouse is touched: a missing required column, a date column that
+does not parse, or a file whose rows mostly fail to parse stops the import with one line naming
+the file, the column and the fix (exit 2, nothing changed). A file with one bad column used to
+replace a whole season with almost nothing; that is the failure our users fear most. Rows that
+are skipped for a reason we accept (a DNP row, a prop line without a game) are counted by file
+and reason in the summary.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +27,15 @@ from zoneinfo import ZoneInfo
 from backfill.errors import BadInput
 from backfill.warehouse import Warehouse
 from pipelines.nba import raw
-from pipelines.nba.load import check_season, season_counts, season_of_game_id, write_league
+from pipelines.nba.load import (
+    Rows,
+    apply_replacement,
+    check_season,
+    plan_replacement,
+    refuse_shrink,
+    season_counts,
+    season_of_game_id,
+)
 from pipelines.nba.names import player_lookup
 from pipelines.nba.teams import team_abbr
 
@@ -31,14 +43,65 @@ EASTERN = ZoneInfo("America/New_York")
 _SEASON_TYPES = {"002": "regular", "004": "playoffs", "005": "play_in"}
 _COUNT_COLUMNS = [c for c, _ in raw._COUNTS]
 
+# More than this share of a file's rows failing to parse means the file, not a few rows, is bad.
+MOSTLY = 0.5
+# Skips that describe the data, not a parse failure: they never make a file "mostly unparseable".
+ACCEPTED_SKIPS = frozenset({"did_not_play", "no_scheduled_game"})
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One source's CSV layout: where its files are, the columns we read, and its date column."""
+
+    folder: str
+    pattern: str
+    required: Mapping[str, str]  # column -> what it holds and how it must be written (for messages)
+    date_column: str
+    date_format: str
+    rows_required: bool = True  # a game log with a header and no rows would empty its season
+
+    def files(self, root: Path) -> list[Path]:
+        return sorted((root / self.folder).glob(self.pattern))
+
+
+_BOX_COLUMNS = {
+    "PLAYER_ID": "the player's NBA id, a whole number",
+    "PLAYER_NAME": "the player's name",
+    "TEAM_ABBREVIATION": "the player's team, e.g. CLE",
+    "GAME_ID": "the 10-digit NBA game id, e.g. 0022300091",
+    "GAME_DATE": "the game's date, written YYYY-MM-DD",
+    "MIN": "minutes played, e.g. 34 or 34:30",
+    "PTS": "points scored, a whole number",
+    **{c.upper(): f"{c.upper()}, a whole number or empty" for c in _COUNT_COLUMNS if c != "reb"},
+    "PLUS_MINUS": "plus-minus, a whole number or empty",
+}
+SEASON_LOGS = Layout("player_logs", "*.csv", {**_BOX_COLUMNS, "MATCHUP": "e.g. 'CLE vs. IND' or 'NOP @ PHX'"},
+                     "GAME_DATE", "YYYY-MM-DD")
+PLAYOFF_LOGS = Layout("playoff_player_logs", "P*.csv",
+                      {**_BOX_COLUMNS, "OPP_ABBREVIATION": "the opponent, e.g. BOS",
+                       "HOME_GAME": "1 for a home game, 0 for an away game"}, "GAME_DATE", "YYYY-MM-DD")
+PROP_LINES = Layout("prop_lines", "*.csv", {
+    "player": "the player's name", "market": "e.g. player_points", "bookmaker": "the bookmaker's name",
+    "side": "Over or Under", "line": "the line, a number", "price": "American odds, a whole number or empty",
+    "home_team": "the home team's full name", "away_team": "the away team's full name",
+    "game_id": "the bookmaker's game id", "commence_time": "the UTC tip-off, e.g. 2025-01-01T00:10:00Z"},
+    "commence_time", "an ISO timestamp such as 2025-01-01T00:10:00Z",
+    rows_required=False)  # a day without props is a real day
+
 
 class SkipRow(Exception):
-    """A row we cannot use; the message is the reason counted in the summary."""
+    """A row we cannot use; `reason` is counted in the summary, `column` names the culprit if one."""
+
+    def __init__(self, reason: str, column: str | None = None, value: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.column = column
+        self.value = value
 
 
 @dataclass
 class ImportSummary:
-    """Rows written per table (and per season), rows skipped per file and reason, and timing."""
+    """Rows written per table (and per season, before and after), rows skipped, and timing."""
 
     directory: str
     files: int
@@ -46,15 +109,37 @@ class ImportSummary:
     rows_per_season: dict[str, dict[str, int]] = field(default_factory=dict)
     skipped: dict[str, dict[str, int]] = field(default_factory=dict)  # file -> reason -> rows
     seconds: float = 0.0
+    before_per_season: dict[str, dict[str, int]] = field(default_factory=dict)  # what the import replaced
+    shrunk: list[str] = field(default_factory=list)  # shrinks let through by --allow-shrink
 
     @property
     def skipped_total(self) -> int:
         return sum(n for reasons in self.skipped.values() for n in reasons.values())
 
+    @property
+    def skipped_by_reason(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for reasons in self.skipped.values():
+            total.update(reasons)
+        return dict(sorted(total.items()))
+
     def to_dict(self) -> dict[str, Any]:
         return {"directory": self.directory, "files": self.files, "rows": self.rows,
-                "rows_per_season": self.rows_per_season, "skipped": self.skipped,
+                "rows_per_season": self.rows_per_season, "before_per_season": self.before_per_season,
+                "shrunk": self.shrunk, "skipped": self.skipped, "skipped_by_reason": self.skipped_by_reason,
                 "skipped_total": self.skipped_total, "seconds": round(self.seconds, 3)}
+
+
+@dataclass
+class NbaData:
+    """Every file read and validated, turned into raw-table rows; nothing written yet."""
+
+    directory: str
+    files: int
+    tables: dict[str, Rows]
+    seasons: list[str]
+    skipped: dict[str, dict[str, int]]
+    seconds: float  # spent reading, so the summary's time covers the whole import
 
 
 def default_data_dir() -> Path:
@@ -63,31 +148,65 @@ def default_data_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nba"
 
 
-def _date(text: str) -> dt.date:
-    """ISO (`2024-04-20`) as in both game logs, or `APR 20, 2024` as in the playoff TEAM_GAME_DATE."""
-    text = text.strip()
+_DATES: dict[str, dt.date | None] = {}
+
+
+def _parse_date(text: str) -> dt.date | None:
+    """ISO (`2024-04-20`) as in both game logs, `APR 20, 2024` or `04/20/2024`; None if none fits.
+
+    Cached: a season repeats its ~200 dates 26,000 times and strptime is the import's hot spot.
+    """
+    if text in _DATES:
+        return _DATES[text]
+    found = None
     for fmt in ("%Y-%m-%d", "%b %d, %Y", "%m/%d/%Y"):
         try:
-            return dt.datetime.strptime(text, fmt).date()
+            found = dt.datetime.strptime(text.strip(), fmt).date()
+            break
         except ValueError:
             continue
-    raise SkipRow("bad_date")
+    if len(_DATES) < 100_000:
+        _DATES[text] = found
+    return found
 
 
-def _int(text: str) -> int | None:
-    text = text.strip()
-    return None if text == "" else int(float(text))
+def _date(row: Mapping[str, str], column: str) -> dt.date:
+    found = _parse_date(row[column])
+    if found is None:
+        raise SkipRow("bad_date", column, row[column])
+    return found
 
 
-def _minutes(text: str) -> float:
+def _commence(text: str) -> dt.datetime | None:
+    try:
+        commence = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return commence if commence.tzinfo is not None else commence.replace(tzinfo=dt.UTC)
+
+
+def _int(row: Mapping[str, str], column: str) -> int | None:
+    text = row[column].strip()
+    if text == "":
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        raise SkipRow(f"bad_number:{column}", column, text) from None
+
+
+def _minutes(row: Mapping[str, str]) -> float:
     """`34`, `34.5` or `34:30` (mm:ss) -> minutes."""
-    text = text.strip()
-    if not text:
-        return 0.0
-    if ":" in text:
-        m, s = text.split(":", 1)
-        return int(m) + int(s) / 60
-    return float(text)
+    text = row["MIN"].strip()
+    try:
+        if not text:
+            return 0.0
+        if ":" in text:
+            m, s = text.split(":", 1)
+            return int(m) + int(s) / 60
+        return float(text)
+    except ValueError:
+        raise SkipRow("bad_number:MIN", "MIN", text) from None
 
 
 def _game_id(text: str) -> str:
@@ -95,8 +214,61 @@ def _game_id(text: str) -> str:
     if gid.isdigit() and len(gid) < 10:  # a spreadsheet ate the leading zeros
         gid = gid.zfill(10)
     if len(gid) != 10 or not gid.isdigit() or gid[:3] not in _SEASON_TYPES:
-        raise SkipRow("bad_game_id")
+        raise SkipRow("bad_game_id", "GAME_ID", text)
     return gid
+
+
+def _shown(path: Path) -> str:
+    return f"{path.parent.name}/{path.name}"
+
+
+def check_header(path: Path, layout: Layout) -> None:
+    """Refuse a file that lacks a column we read, before any row is parsed (cheap, so done first)."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(fh), None)
+    if header is None:
+        raise BadInput(f"{_shown(path)} is empty (no header row); nothing was imported",
+                       hint=f"restore the file, or move it out of {layout.folder}/, and import again")
+    present = {h.strip() for h in header}
+    missing = [c for c in layout.required if c not in present]
+    if missing:
+        more = f" (and {', '.join(missing[1:])})" if len(missing) > 1 else ""
+        col = missing[0]
+        raise BadInput(f"{_shown(path)} has no {col} column{more}: {layout.required[col]}; nothing was imported",
+                       hint=f"re-export the file with its {col} column, or move it out of {layout.folder}/, "
+                            "and import again")
+
+
+@dataclass
+class _FileTally:
+    """What happened to one file's rows, to judge the file as a whole once it is read."""
+
+    rows: int = 0
+    bad_dates: int = 0
+    date_example: str = ""
+    failures: Counter[tuple[str, str | None]] = field(default_factory=Counter)
+    examples: dict[tuple[str, str | None], str] = field(default_factory=dict)
+
+    def judge(self, path: Path, layout: Layout) -> None:
+        if self.rows == 0:
+            if layout.rows_required:
+                raise BadInput(f"{_shown(path)} has a header but no rows; nothing was imported",
+                               hint=f"restore the file, or move it out of {layout.folder}/, and import again")
+            return
+        col = layout.date_column
+        if self.bad_dates > self.rows * MOSTLY:
+            raise BadInput(f"{_shown(path)}: column {col} does not parse as a date in {self.bad_dates:,} of "
+                           f"{self.rows:,} rows (e.g. {self.date_example!r}); nothing was imported",
+                           hint=f"write every {col} as {layout.date_format} and import again")
+        failed = sum(self.failures.values())
+        if failed > self.rows * MOSTLY:
+            (reason, column), n = self.failures.most_common(1)[0]
+            where = f" in column {column} (e.g. {self.examples[(reason, column)]!r})" if column else ""
+            fix = "check the file against its source export"
+            if column is not None and column in layout.required:
+                fix = f"fix column {column} ({layout.required[column]})"
+            raise BadInput(f"{_shown(path)}: {failed:,} of {self.rows:,} rows fail to parse, {n:,} of them "
+                           f"{reason}{where}; nothing was imported", hint=f"{fix}, and import again")
 
 
 class _Collector:
@@ -112,41 +284,58 @@ class _Collector:
     def skip(self, file: Path, reason: str) -> None:
         self.skipped.setdefault(file.name, Counter())[reason] += 1
 
-    def each(self, path: Path, handle: Callable[[dict[str, str]], None]) -> None:
+    def each(self, path: Path, layout: Layout, handle: Callable[[dict[str, str]], None]) -> None:
+        """Feed every row to `handle`, count what is skipped, then refuse the file if it is mostly bad."""
+        tally = _FileTally()
+        is_date: Callable[[str], object] = _parse_date if layout.date_column != "commence_time" else _commence
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            for row in csv.DictReader(fh):
+            reader = csv.DictReader(fh)
+            reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
+            for row in reader:
+                tally.rows += 1
+                if None in row or None in row.values():  # more or fewer fields than the header
+                    self.skip(path, "wrong_field_count")
+                    tally.failures[("wrong_field_count", None)] += 1
+                    continue
+                if is_date(row[layout.date_column]) is None:
+                    tally.bad_dates += 1
+                    tally.date_example = tally.date_example or row[layout.date_column]
                 try:
                     handle(row)
                 except SkipRow as exc:
-                    self.skip(path, str(exc))
-                except (ValueError, KeyError):
-                    self.skip(path, "unparseable")
+                    self.skip(path, exc.reason)
+                    if exc.reason not in ACCEPTED_SKIPS:
+                        key = (exc.reason, exc.column)
+                        tally.failures[key] += 1
+                        tally.examples.setdefault(key, exc.value or "")
+        tally.judge(path, layout)
 
     def player_row(self, row: dict[str, str], *, team: str, opp: str, is_home: bool, season_label: str | None,
                    source: str) -> None:
-        if not row.get("PLAYER_ID", "").strip():
-            raise SkipRow("missing_player_id")
+        if not row["PLAYER_ID"].strip():
+            raise SkipRow("missing_player_id", "PLAYER_ID", "")
         if row.get("COMMENT", "").strip().startswith("DNP"):
             raise SkipRow("did_not_play")
         gid = _game_id(row["GAME_ID"])
         season = season_of_game_id(gid)
         if season_label and season_label != season:
-            raise SkipRow("season_mismatch")
-        game_date = _date(row["GAME_DATE"])
+            raise SkipRow("season_mismatch", "SEASON_LABEL", season_label)
+        game_date = _date(row, "GAME_DATE")
         if not team or not opp:
-            raise SkipRow("missing_team")
+            raise SkipRow("missing_team", "TEAM_ABBREVIATION", team)
         game = {"game_id": gid, "game_date": game_date, "season": season, "season_type": _SEASON_TYPES[gid[:3]]}
         home, away = (team, opp) if is_home else (opp, team)
         known = self.schedule.setdefault(gid, {**game, "home_team": home, "away_team": away, "source": source})
         if known["game_date"] != game_date or {known["home_team"], known["away_team"]} != {team, opp}:
             raise SkipRow("conflicts_with_other_rows_of_game")
-        pid, name = int(row["PLAYER_ID"]), row["PLAYER_NAME"].strip()
-        stats = {c: _int(row[c.upper()]) for c in _COUNT_COLUMNS if c != "reb"}
-        reb = _int(row.get("REB", ""))
+        pid, name = _int(row, "PLAYER_ID"), row["PLAYER_NAME"].strip()
+        assert pid is not None  # checked non-empty above
+        stats = {c: _int(row, c.upper()) for c in _COUNT_COLUMNS if c != "reb"}
+        reb = _int(row, "REB") if "REB" in row else None
         stats["reb"] = reb if reb is not None else (stats["oreb"] or 0) + (stats["dreb"] or 0)
         self.players.append({**game, "player_id": pid, "player_name": name, "team": team, "opponent": opp,
-                             "is_home": is_home, "minutes": _minutes(row["MIN"]), "points": _int(row["PTS"]),
-                             **stats, "plus_minus": _int(row.get("PLUS_MINUS", "")), "source": source})
+                             "is_home": is_home, "minutes": _minutes(row), "points": _int(row, "PTS"),
+                             **stats, "plus_minus": _int(row, "PLUS_MINUS"), "source": source})
         self.registry.setdefault((pid, name), {"player_id": pid, "player_name": name,
                                                "player_lookup": player_lookup(name)})
 
@@ -158,7 +347,7 @@ def _matchup(matchup: str) -> tuple[str, str]:
     elif " @ " in matchup:
         away, home = matchup.split(" @ ", 1)
     else:
-        raise SkipRow("bad_matchup")
+        raise SkipRow("bad_matchup", "MATCHUP", matchup)
     return home.strip(), away.strip()
 
 
@@ -169,51 +358,53 @@ def _season_logs(c: _Collector, path: Path) -> None:
         team = row["TEAM_ABBREVIATION"].strip()
         home, away = _matchup(row["MATCHUP"].strip())
         if team not in (home, away):
-            raise SkipRow("team_not_in_matchup")
+            raise SkipRow("team_not_in_matchup", "MATCHUP", row["MATCHUP"])
         label = row.get("SEASON_LABEL", "").strip() or None
         if label:
             try:
                 check_season(label)
             except BadInput:
-                raise SkipRow("bad_season_label") from None
+                raise SkipRow("bad_season_label", "SEASON_LABEL", label) from None
         c.player_row(row, team=team, opp=away if team == home else home, is_home=team == home,
                      season_label=label, source="player_logs")
-    c.each(path, handle)
+    c.each(path, SEASON_LOGS, handle)
 
 
 def _playoff_logs(c: _Collector, path: Path) -> None:
     def handle(row: dict[str, str]) -> None:
         home = row["HOME_GAME"].strip()
         if home not in ("0", "1"):
-            raise SkipRow("bad_home_game")
+            raise SkipRow("bad_home_game", "HOME_GAME", home)
         c.player_row(row, team=row["TEAM_ABBREVIATION"].strip(), opp=row["OPP_ABBREVIATION"].strip(),
                      is_home=home == "1", season_label=None, source="playoff_player_logs")
-    c.each(path, handle)
+    c.each(path, PLAYOFF_LOGS, handle)
 
 
 def _prop_lines(c: _Collector, path: Path, games: dict[tuple[str, str, dt.date], str]) -> None:
     def handle(row: dict[str, str]) -> None:
         home, away = team_abbr(row["home_team"]), team_abbr(row["away_team"])
         if home is None or away is None:
-            raise SkipRow("unknown_team")
-        try:
-            commence = dt.datetime.fromisoformat(row["commence_time"].strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise SkipRow("bad_commence_time") from None
-        if commence.tzinfo is None:
-            commence = commence.replace(tzinfo=dt.UTC)
+            raise SkipRow("unknown_team", "home_team" if home is None else "away_team",
+                          row["home_team"] if home is None else row["away_team"])
+        commence = _commence(row["commence_time"])
+        if commence is None:
+            raise SkipRow("bad_commence_time", "commence_time", row["commence_time"])
         game_date = commence.astimezone(EASTERN).date()  # 7:30 pm Eastern is already tomorrow in UTC
         if (home, away, game_date) not in games and (away, home, game_date) not in games:  # neutral sites
             raise SkipRow("no_scheduled_game")
         name = row["player"].strip()
         if not name or not row["line"].strip() or not row["side"].strip():
             raise SkipRow("missing_field")
+        try:
+            line = float(row["line"])
+        except ValueError:
+            raise SkipRow("bad_number:line", "line", row["line"]) from None
         c.props.append({"game_date": game_date, "player_name": name, "market": row["market"].strip(),
-                        "line": float(row["line"]), "side": row["side"].strip(), "price": _int(row["price"]),
+                        "line": line, "side": row["side"].strip(), "price": _int(row, "price"),
                         "bookmaker": row["bookmaker"].strip(), "home_team": home, "away_team": away,
                         "commence_time": commence.astimezone(dt.UTC), "source_game_id": row["game_id"].strip(),
                         "source": "prop_lines"})
-    c.each(path, handle)
+    c.each(path, PROP_LINES, handle)
 
 
 def _team_boxscores(players: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -231,36 +422,37 @@ def _team_boxscores(players: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(teams.values())
 
 
-def _files(directory: Path) -> tuple[list[Path], list[Path], list[Path]]:
-    return (sorted((directory / "player_logs").glob("*.csv")),
-            sorted((directory / "playoff_player_logs").glob("P*.csv")),
-            sorted((directory / "prop_lines").glob("*.csv")))
-
-
 def stderr_progress(message: str) -> None:
     """Progress lines for long imports go to stderr, so `--json` output on stdout stays clean."""
     print(message, file=sys.stderr, flush=True)
 
 
-def import_nba(warehouse: Warehouse, directory: str | Path,
-               progress: Callable[[str], None] | None = None) -> ImportSummary:
-    """Read every CSV under `directory` and replace the seasons they hold; rerunning changes nothing."""
+def read_nba(directory: str | Path, progress: Callable[[str], None] | None = None) -> NbaData:
+    """Read and validate every CSV under `directory`; raises BadInput on the first bad file.
+
+    Pure: the warehouse is not opened, so a refused import cannot change it (or create it).
+    Headers of all files are checked before any row is parsed, so a missing column costs no wait.
+    """
     began = time.perf_counter()
     root = Path(directory)
     if not root.is_dir():
         raise BadInput(f"NBA data directory {root} does not exist",
                        hint="point import-nba at the folder holding player_logs/, playoff_player_logs/, prop_lines/")
-    season_files, playoff_files, prop_files = _files(root)
+    season_files, playoff_files, prop_files = (layout.files(root) for layout in (SEASON_LOGS, PLAYOFF_LOGS,
+                                                                                  PROP_LINES))
     if not (season_files or playoff_files or prop_files):
         raise BadInput(f"no NBA CSVs under {root}",
                        hint="expected player_logs/*.csv, playoff_player_logs/P*.csv or prop_lines/*.csv")
+    for layout, paths in ((SEASON_LOGS, season_files), (PLAYOFF_LOGS, playoff_files), (PROP_LINES, prop_files)):
+        for path in paths:
+            check_header(path, layout)
     say = progress or (lambda _m: None)
     c = _Collector()
     for path in season_files:
-        say(f"reading {path.parent.name}/{path.name}")
+        say(f"reading {_shown(path)}")
         _season_logs(c, path)
     for path in playoff_files:
-        say(f"reading {path.parent.name}/{path.name}")
+        say(f"reading {_shown(path)}")
         _playoff_logs(c, path)
     games = {(g["home_team"], g["away_team"], g["game_date"]): gid for gid, g in c.schedule.items()}
     if prop_files:
@@ -271,9 +463,29 @@ def import_nba(warehouse: Warehouse, directory: str | Path,
               raw.PLAYER_BOXSCORES.name: c.players, raw.TEAM_BOXSCORES.name: _team_boxscores(c.players),
               raw.PROP_LINES.name: c.props, raw.PLAYER_REGISTRY.name: list(c.registry.values()),
               raw.PLAYER_ALIASES.name: []}
-    say("writing to the warehouse")
-    seasons = sorted({g["season"] for g in c.schedule.values()})
-    rows = write_league(warehouse, tables, seasons)
     skipped = {f: dict(sorted(r.items())) for f, r in sorted(c.skipped.items())}
-    return ImportSummary(str(root), len(season_files) + len(playoff_files) + len(prop_files), rows,
-                         season_counts(tables), skipped, time.perf_counter() - began)
+    return NbaData(str(root), len(season_files) + len(playoff_files) + len(prop_files), tables,
+                   sorted({g["season"] for g in c.schedule.values()}), skipped, time.perf_counter() - began)
+
+
+def write_nba(warehouse: Warehouse, data: NbaData, *, allow_shrink: bool = False,
+              progress: Callable[[str], None] | None = None) -> ImportSummary:
+    """Replace the seasons `data` holds, one atomic swap per table; refuses a shrink unless allowed."""
+    began = time.perf_counter()
+    replacement = plan_replacement(warehouse, data.tables, data.seasons)
+    if not allow_shrink:
+        refuse_shrink(replacement)
+    (progress or (lambda _m: None))("writing to the warehouse")
+    rows = apply_replacement(warehouse, data.tables, replacement)
+    return ImportSummary(data.directory, data.files, rows, season_counts(data.tables), data.skipped,
+                         data.seconds + time.perf_counter() - began, replacement.before_per_season(),
+                         [s.describe() for s in replacement.shrinks()])
+
+
+def import_nba(warehouse: Warehouse, directory: str | Path,
+               progress: Callable[[str], None] | None = None, *, allow_shrink: bool = False) -> ImportSummary:
+    """Read and validate every CSV under `directory`, then replace the seasons they hold.
+
+    Rerunning changes nothing; a bad file or a shrink of more than 5% raises BadInput first.
+    """
+    return write_nba(warehouse, read_nba(directory, progress), allow_shrink=allow_shrink, progress=progress)

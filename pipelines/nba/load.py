@@ -1,24 +1,40 @@
-"""Writing the raw NBA tables idempotently, shared by the sample generator and the CSV importer.
+"""Writing the raw NBA tables safely, shared by the sample generator and the CSV importer.
 
-A load replaces whole seasons (and, for tables without a season, the keys it writes), so
-loading the same data twice leaves the same rows. Each table is a delete followed by one bulk
-insert: the Warehouse interface has no multi-statement transaction, so a crash between the two
-leaves that table's seasons empty (never duplicated); rerunning the load repairs it.
+A load replaces whole seasons (and, for tables without a season, upserts the keys it writes),
+so loading the same data twice leaves the same rows. It goes in three steps:
+
+1. `plan_replacement` reads (never writes) what each season holds now and which partition
+   dates the load replaces;
+2. `refuse_shrink` stops a load that would leave a season's table with more than 5% fewer rows
+   than it has (a truncated export must not silently replace a good season; `--allow-shrink`
+   says the shrink is meant);
+3. `apply_replacement` swaps each table in one atomic step: the new rows are staged in a
+   scratch table, then `Warehouse.replace_partitions` deletes the old partitions and inserts the
+   staged rows in one transaction (one job on BigQuery). A crash leaves each table either all
+   old or all new, never empty; rerunning the load finishes the tables it had not reached.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from backfill.errors import BadInput
 from backfill.warehouse import Warehouse
+from backfill.warehouse.schema import TableSchema, check_table_name
 from pipelines.nba import raw
 from pipelines.nba.names import alias_rows
 
 _SEASON = re.compile(r"^(\d{4})-(\d{2})$")
+
+# A season table may lose up to this share of its rows in a replacement without --allow-shrink.
+SHRINK_TOLERANCE = 0.05
+_SEASON_TABLES = (raw.SCHEDULE, raw.PLAYER_BOXSCORES, raw.TEAM_BOXSCORES)
 
 Rows = list[dict[str, Any]]
 
@@ -42,40 +58,146 @@ def create_raw_tables(warehouse: Warehouse) -> None:
         warehouse.create_table(table)
 
 
-def _replace(warehouse: Warehouse, table: str, rows: Rows, column: str, values: Sequence[Any]) -> int:
-    if values:
-        warehouse.execute(f"DELETE FROM {table} WHERE {column} IN UNNEST(@values)", {"values": list(values)})
-    return warehouse.insert_rows(table, rows)
+@dataclass(frozen=True)
+class Change:
+    """Rows of one table and season now, and after the load."""
+
+    table: str
+    season: str
+    before: int
+    after: int
+
+    @property
+    def shrinks(self) -> bool:
+        return self.before > 0 and self.after < self.before * (1 - SHRINK_TOLERANCE)
+
+    def describe(self) -> str:
+        drop = 100 * (self.before - self.after) / self.before if self.before else 0.0
+        return f"{self.table} {self.season}: {self.before:,} rows now, {self.after:,} new (-{drop:.1f}%)"
 
 
-def write_league(warehouse: Warehouse, tables: Mapping[str, Rows], seasons: Iterable[str]) -> dict[str, int]:
-    """Replace `seasons` in every raw table with `tables` (table name -> rows); returns rows written.
+@dataclass(frozen=True)
+class Replacement:
+    """What a load will replace: partition dates per table, and rows per table and season."""
 
-    Prop lines carry no season, so they are replaced by the schedule's game dates of `seasons`
-    plus the dates of the new prop rows. Registry rows are replaced by player_id, alias rows by
-    alias_lookup, and the known aliases are always (re)written.
+    seasons: tuple[str, ...]
+    dates: dict[str, list[dt.date]]
+    changes: list[Change] = field(default_factory=list)
+
+    def shrinks(self) -> list[Change]:
+        return [c for c in self.changes if c.shrinks]
+
+    def before_per_season(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for c in self.changes:
+            out.setdefault(c.table, {})[c.season] = c.before
+        return out
+
+
+def _per_season(rows: Rows, season_of: Mapping[dt.date, str] | None = None) -> Counter[str]:
+    if season_of is None:
+        return Counter(r["season"] for r in rows)
+    return Counter(season_of.get(r["game_date"], "unscheduled") for r in rows)
+
+
+def plan_replacement(warehouse: Warehouse, tables: Mapping[str, Rows], seasons: Iterable[str]) -> Replacement:
+    """Read what `seasons` hold now and which dates each table will have replaced (no writes).
+
+    Season tables replace the dates their old and new rows of `seasons` fall on. Prop lines carry
+    no season: they are replaced on the schedule's dates of `seasons` (old and new) plus the dates
+    of the new prop rows, and are counted per season through those schedules.
+    """
+    season_list = tuple(sorted(set(seasons)))
+    dates: dict[str, list[dt.date]] = {}
+    changes: list[Change] = []
+    season_of: dict[dt.date, str] = {}
+    for schema in _SEASON_TABLES:
+        new = tables.get(schema.name, [])
+        old: list[dict[str, Any]] = []
+        if season_list and warehouse.table_exists(schema.name):
+            old = warehouse.query(f"SELECT season, game_date, COUNT(*) AS n FROM {schema.name} "
+                                  "WHERE season IN UNNEST(@s) GROUP BY 1, 2", {"s": list(season_list)})
+        if schema is raw.SCHEDULE:
+            season_of = {r["game_date"]: r["season"] for r in old} | {r["game_date"]: r["season"] for r in new}
+        dates[schema.name] = sorted({r["game_date"] for r in old} | {r["game_date"] for r in new})
+        before: Counter[str] = Counter()
+        for r in old:
+            before[r["season"]] += int(r["n"])
+        after = _per_season(new)
+        changes += [Change(schema.name, s, before[s], after[s]) for s in sorted(set(before) | set(after))]
+
+    props = tables.get(raw.PROP_LINES.name, [])
+    prop_dates = sorted(set(season_of) | {r["game_date"] for r in props})
+    dates[raw.PROP_LINES.name] = prop_dates
+    old_props: Counter[str] = Counter()
+    if prop_dates and warehouse.table_exists(raw.PROP_LINES.name):
+        for r in warehouse.query("SELECT game_date, COUNT(*) AS n FROM nba_raw.prop_lines "
+                                 "WHERE game_date IN UNNEST(@d) GROUP BY 1", {"d": prop_dates}):
+            old_props[season_of.get(r["game_date"], "unscheduled")] += int(r["n"])
+    new_props = _per_season(props, season_of)
+    changes += [Change(raw.PROP_LINES.name, s, old_props[s], new_props[s])
+                for s in sorted(set(old_props) | set(new_props))]
+    return Replacement(season_list, dates, changes)
+
+
+def refuse_shrink(replacement: Replacement) -> None:
+    """BadInput when a table's season would lose more than 5% of its rows (nothing written yet)."""
+    shrinks = replacement.shrinks()
+    if not shrinks:
+        return
+    more = ""
+    if len(shrinks) > 1:
+        more = f"; and {len(shrinks) - 1} more: " + "; ".join(s.describe() for s in shrinks[1:])
+    raise BadInput(f"refusing to shrink {shrinks[0].describe()}{more}; nothing was changed",
+                   hint=f"check the input files; pass --allow-shrink to replace with fewer rows "
+                        f"(more than {SHRINK_TOLERANCE:.0%} fewer) anyway")
+
+
+def _swap(warehouse: Warehouse, schema: TableSchema, rows: Rows, dates: Sequence[dt.date]) -> int:
+    """Replace `dates` of `schema` with `rows` in one atomic step, through a scratch table."""
+    if not dates:
+        return 0
+    dataset, name = check_table_name(schema.name)
+    stage = TableSchema(f"{dataset}._import_{name}_{uuid.uuid4().hex[:12]}", schema.columns)
+    warehouse.create_table(stage)
+    try:
+        warehouse.insert_rows(stage.name, rows)
+        return warehouse.replace_partitions(schema, dates, f"SELECT * FROM {stage.name}")
+    finally:
+        warehouse.execute(f"DROP TABLE IF EXISTS {stage.name}")
+
+
+def apply_replacement(warehouse: Warehouse, tables: Mapping[str, Rows], replacement: Replacement) -> dict[str, int]:
+    """Write a planned replacement, one atomic swap per table; returns rows written per table.
+
+    Registry rows are upserted by (player_id, player_name), alias rows by alias_lookup, and the
+    known aliases are always (re)written: both only ever grow, so they need no shrink check.
     """
     create_raw_tables(warehouse)
-    season_list = sorted(set(seasons))
     written: dict[str, int] = {}
-    props = tables.get(raw.PROP_LINES.name, [])
-    dates = {r["game_date"] for r in tables.get(raw.SCHEDULE.name, [])} | {r["game_date"] for r in props}
-    if season_list:  # the dates these seasons had before, so their old prop lines go too
-        old = warehouse.query("SELECT DISTINCT game_date FROM nba_raw.schedule WHERE season IN UNNEST(@s)",
-                              {"s": season_list})
-        dates |= {r["game_date"] for r in old}
-    for schema in (raw.SCHEDULE, raw.PLAYER_BOXSCORES, raw.TEAM_BOXSCORES):
-        written[schema.name] = _replace(warehouse, schema.name, tables.get(schema.name, []), "season", season_list)
-
-    written[raw.PROP_LINES.name] = _replace(warehouse, raw.PROP_LINES.name, props, "game_date", sorted(dates))
-
+    for schema in (*_SEASON_TABLES, raw.PROP_LINES):
+        rows = tables.get(schema.name, [])
+        _swap(warehouse, schema, rows, replacement.dates[schema.name])
+        written[schema.name] = len(rows)
     registry = _dedupe(tables.get(raw.PLAYER_REGISTRY.name, []), ("player_id", "player_name"))
-    written[raw.PLAYER_REGISTRY.name] = _replace(warehouse, raw.PLAYER_REGISTRY.name, registry, "player_id",
-                                                 sorted({r["player_id"] for r in registry}))
+    written[raw.PLAYER_REGISTRY.name] = warehouse.merge_rows(raw.PLAYER_REGISTRY, registry,
+                                                             ("player_id", "player_name"))
     aliases = _dedupe([*alias_rows(), *tables.get(raw.PLAYER_ALIASES.name, [])], ("alias_lookup",))
-    written[raw.PLAYER_ALIASES.name] = _replace(warehouse, raw.PLAYER_ALIASES.name, aliases, "alias_lookup",
-                                                sorted({r["alias_lookup"] for r in aliases}))
+    written[raw.PLAYER_ALIASES.name] = warehouse.merge_rows(raw.PLAYER_ALIASES, aliases, ("alias_lookup",))
     return written
+
+
+def write_league(warehouse: Warehouse, tables: Mapping[str, Rows], seasons: Iterable[str], *,
+                 allow_shrink: bool = False) -> dict[str, int]:
+    """Replace `seasons` in every raw table with `tables` (table name -> rows); returns rows written.
+
+    Refuses (BadInput, nothing written) when a season table would shrink by more than 5%,
+    unless `allow_shrink`.
+    """
+    replacement = plan_replacement(warehouse, tables, seasons)
+    if not allow_shrink:
+        refuse_shrink(replacement)
+    return apply_replacement(warehouse, tables, replacement)
 
 
 def _dedupe(rows: Rows, key: Sequence[str]) -> Rows:
