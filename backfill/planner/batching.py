@@ -27,7 +27,6 @@ warehouse's profile applied to the spec's `estimate_seconds` (the users' per-dat
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -222,20 +221,32 @@ def choose_batches(order: Sequence[str], dates: Mapping[str, Mapping[str, int]],
     `order` is topological; `dates` is processor -> season -> number of dates to compute.
     """
     longest = {n: max(dates[n].values(), default=1) or 1 for n in order}
-    sizes = {n: max(bounds[n].lo, min(bounds[n].hi, longest[n])) for n in order}
+
+    def clamp(name: str, size: int) -> int:
+        b = bounds[name]
+        return max(b.lo, min(b.hi, longest[name], size))
+
+    def cost_of(candidate: Mapping[str, int]) -> float:
+        return makespan_bound(candidate, dates, costs, upstream, order, concurrency)
+
+    steps = sorted(set(SIZE_STEPS) | set(longest.values()))
+    sizes = {n: clamp(n, MAX_BATCH_DATES) for n in order}
+    best_t = cost_of(sizes)
     for _ in range(12):
         changed = False
+        # Joint move: cap every size at one value. Parallel chains share the critical path, so
+        # shrinking one processor alone often cannot shorten it; capping them all can.
+        for cap in steps:
+            trial = {n: clamp(n, min(sizes[n], cap)) for n in order}
+            t = cost_of(trial)
+            if t < best_t - 1e-9:
+                sizes, best_t, changed = trial, t, True
         for name in order:
-            b = bounds[name]
-            top = min(b.hi, longest[name])
-            candidates = sorted({max(b.lo, min(top, s)) for s in SIZE_STEPS} | {max(b.lo, top)})
-            best, best_t = sizes[name], math.inf
-            for size in candidates:
-                t = makespan_bound({**sizes, name: size}, dates, costs, upstream, order, concurrency)
+            for size in sorted({clamp(name, s) for s in steps}):
+                trial = {**sizes, name: size}
+                t = cost_of(trial)
                 if t < best_t - 1e-9:
-                    best, best_t = size, t
-            if best != sizes[name]:
-                sizes[name], changed = best, True
+                    sizes, best_t, changed = trial, t, True
         if not changed:
             break
     return sizes

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from backfill.calendar import Calendar
 from backfill.planner import Plan, PlanRequest, build_plan
+from backfill.planner.batching import BIGQUERY, DUCKDB, GENERIC
 from backfill.spec import PipelineSpec, Window, load_spec
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -78,7 +79,8 @@ def specs(draw: st.DrawFn) -> dict[str, Any]:
             deps.append({"processor": name, "window": draw(windows(self_dependency=True))})
         processors[name] = {
             "phase": 3 if i < split else 4, "target": f"ds.{name}", "sql": f"{name}.sql",
-            "batch_size": 1 if selfdep else draw(st.integers(1, 4)),
+            "batch_size": draw(st.one_of(st.none(), st.just(1))) if selfdep
+            else draw(st.one_of(st.none(), st.integers(1, 4))),
             "estimate_seconds": draw(st.integers(1, 60)), "depends_on": deps}
     return {"name": "random", "bootstrap_days": draw(st.integers(0, 10)),
             "raw_tables": {"nba_raw.schedule": {"partition": "game_date"}}, "processors": processors}
@@ -122,7 +124,8 @@ def cases(draw: st.DrawFn) -> tuple[PipelineSpec, Rows, Calendar, PlanRequest]:
         ranges=tuple(ranges), processors=frozenset(selection) if selection else None, phases=phases,
         seasons=frozenset(seasons) if seasons else None, season_types=types,
         order=draw(st.sampled_from(("recent-first", "chronological"))), concurrency=draw(st.integers(1, 20)),
-        force=draw(st.booleans()), batch_sizes=batch_sizes, completed=frozenset(completed))
+        force=draw(st.booleans()), batch_sizes=batch_sizes, completed=frozenset(completed),
+        batch=draw(st.sampled_from((None, "auto", 3))), profile=draw(st.sampled_from((GENERIC, DUCKDB, BIGQUERY))))
     return spec, rows, cal, request
 
 
@@ -250,7 +253,16 @@ def test_tasks_are_well_formed(case: tuple[PipelineSpec, Rows, Calendar, PlanReq
     assert len(ids) == len(set(ids))
     for t in plan.tasks():
         proc = spec.processors[t.processor]
-        size = 1 if proc.self_dependent else request.batch_sizes.get(t.processor, proc.batch_size)
+        if proc.self_dependent:
+            size = 1
+        elif t.processor in request.batch_sizes:
+            size = request.batch_sizes[t.processor]
+        elif isinstance(request.batch, int):
+            size = request.batch
+        elif request.batch == "auto":
+            size = proc.batch_size or 366
+        else:
+            size = proc.batch_size or 1
         assert 1 <= len(t.dates) <= size
         assert list(t.dates) == sorted(set(t.dates))
         assert {cal.season_of(d) for d in t.dates} == {t.season}
