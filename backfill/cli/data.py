@@ -14,8 +14,12 @@ from backfill.errors import BadInput
 
 
 @click.group()
-def data() -> None:
+@click.pass_context
+def data(ctx: click.Context) -> None:
     """Fill the raw tables: a synthetic sample league, or the real NBA CSVs."""
+    # Release the DuckDB file as soon as the load ends, so a caller in the same process can open it.
+    if isinstance(ctx.obj, CliContext):
+        ctx.call_on_close(ctx.obj.close)
 
 
 def _seasons(text: str | None) -> tuple[str, ...]:
@@ -51,13 +55,15 @@ def _emit(payload: dict[str, Any]) -> None:
 @click.option("--seasons", default=None,
               help="Comma-separated seasons, e.g. 2022-23,2023-24 (default: 2021-22..2024-25).")
 @click.option("--seed", default=7, show_default=True, type=int, help="Same seed, same league.")
+@click.option("--allow-shrink", is_flag=True,
+              help="Replace a season even when a table would lose more than 5% of its rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print a stable JSON object.")
 @click.pass_obj
-def sample(obj: CliContext, seasons: str | None, seed: int, as_json: bool) -> None:
+def sample(obj: CliContext, seasons: str | None, seed: int, allow_shrink: bool, as_json: bool) -> None:
     """Generate the synthetic league and replace those seasons in the warehouse."""
     from pipelines.nba.sample import load_sample
 
-    summary = load_sample(obj.warehouse(create=True), _seasons(seasons), seed)
+    summary = load_sample(obj.warehouse(create=True), _seasons(seasons), seed, allow_shrink=allow_shrink)
     if as_json:
         _emit({"command": "sample", **summary.to_dict()})
         return

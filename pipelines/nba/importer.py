@@ -323,19 +323,21 @@ class _Collector:
         game_date = _date(row, "GAME_DATE")
         if not team or not opp:
             raise SkipRow("missing_team", "TEAM_ABBREVIATION", team)
-        game = {"game_id": gid, "game_date": game_date, "season": season, "season_type": _SEASON_TYPES[gid[:3]]}
-        home, away = (team, opp) if is_home else (opp, team)
-        known = self.schedule.setdefault(gid, {**game, "home_team": home, "away_team": away, "source": source})
-        if known["game_date"] != game_date or {known["home_team"], known["away_team"]} != {team, opp}:
-            raise SkipRow("conflicts_with_other_rows_of_game")
+        # Every value is parsed before the game is recorded, so a row that fails adds no game.
         pid, name = _int(row, "PLAYER_ID"), row["PLAYER_NAME"].strip()
         assert pid is not None  # checked non-empty above
         stats = {c: _int(row, c.upper()) for c in _COUNT_COLUMNS if c != "reb"}
         reb = _int(row, "REB") if "REB" in row else None
         stats["reb"] = reb if reb is not None else (stats["oreb"] or 0) + (stats["dreb"] or 0)
+        numbers = {"minutes": _minutes(row), "points": _int(row, "PTS"), **stats,
+                   "plus_minus": _int(row, "PLUS_MINUS")}
+        game = {"game_id": gid, "game_date": game_date, "season": season, "season_type": _SEASON_TYPES[gid[:3]]}
+        home, away = (team, opp) if is_home else (opp, team)
+        known = self.schedule.setdefault(gid, {**game, "home_team": home, "away_team": away, "source": source})
+        if known["game_date"] != game_date or {known["home_team"], known["away_team"]} != {team, opp}:
+            raise SkipRow("conflicts_with_other_rows_of_game")
         self.players.append({**game, "player_id": pid, "player_name": name, "team": team, "opponent": opp,
-                             "is_home": is_home, "minutes": _minutes(row), "points": _int(row, "PTS"),
-                             **stats, "plus_minus": _int(row, "PLUS_MINUS"), "source": source})
+                             "is_home": is_home, **numbers, "source": source})
         self.registry.setdefault((pid, name), {"player_id": pid, "player_name": name,
                                                "player_lookup": player_lookup(name)})
 

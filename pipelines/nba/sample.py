@@ -406,9 +406,14 @@ def generate_league(seasons: Sequence[str] = DEFAULT_SEASONS, seed: int = 7) -> 
             raw.PLAYER_REGISTRY.name: registry, raw.PLAYER_ALIASES.name: []}
 
 
-def load_sample(warehouse: Warehouse, seasons: Sequence[str] = DEFAULT_SEASONS, seed: int = 7) -> LoadSummary:
-    """Generate the league and replace those seasons in the warehouse (twice in a row = same rows)."""
+def load_sample(warehouse: Warehouse, seasons: Sequence[str] = DEFAULT_SEASONS, seed: int = 7, *,
+                allow_shrink: bool = False) -> LoadSummary:
+    """Generate the league and replace those seasons in the warehouse (twice in a row = same rows).
+
+    Like an import, it refuses to replace a season with more than 5% fewer rows (e.g. real data
+    already loaded) unless `allow_shrink`.
+    """
     began = time.perf_counter()
     tables = generate_league(seasons, seed)
-    rows = write_league(warehouse, tables, seasons)
+    rows = write_league(warehouse, tables, seasons, allow_shrink=allow_shrink)
     return LoadSummary(sorted(set(seasons)), seed, rows, season_counts(tables), time.perf_counter() - began)
