@@ -18,6 +18,7 @@ import pytest
 from backfill.calendar import Calendar
 from backfill.executor import execute_task
 from backfill.planner import Plan, PlanRequest, build_plan
+from backfill.planner.batching import BIGQUERY, DUCKDB, WarehouseProfile
 from backfill.planner.model import Task
 from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse.duckdb import DuckDBWarehouse
@@ -90,11 +91,12 @@ def run(path: Path, tasks: Iterable[Task]) -> None:
             assert result.ok, (t.id, result.error_category, result.error_message)
 
 
-def plan_for(path: Path, start: dt.date, end: dt.date, batch: int = 1) -> Plan:
+def plan_for(path: Path, start: dt.date, end: dt.date, batch: int | str = 1,
+             profile: WarehouseProfile = DUCKDB, concurrency: int = 8) -> Plan:
     with DuckDBWarehouse(path) as w:
         cal = Calendar.from_warehouse(w)
-    sizes = {n: batch for n in SPEC.processors} if batch > 1 else {}
-    return build_plan(SPEC, cal, PlanRequest(ranges=((start, end),), batch_sizes=sizes))
+    return build_plan(SPEC, cal, PlanRequest(ranges=((start, end),), batch=batch, profile=profile,
+                                             concurrency=concurrency))
 
 
 def date_by_date(plan: Plan) -> list[Task]:
@@ -116,8 +118,18 @@ def assert_equivalent(base: Path, tmp: Path, start: dt.date, end: dt.date) -> No
     plan = plan_for(base, start, end)
     batched = plan_for(base, start, end, batch=7)
     assert len(batched) < len(plan), "batch_size 7 should merge dates into fewer tasks"
+    # Automatic batching as DuckDB chooses it (one task per processor and season) and as it would
+    # for BigQuery at 16 slots (mixed sizes: some processors per few dates, some per season).
+    auto_duckdb = plan_for(base, start, end, batch="auto")
+    auto_bigquery = plan_for(base, start, end, batch="auto", profile=BIGQUERY, concurrency=16)
+    seasons = {t.season for t in plan.tasks()}
+    assert len(auto_duckdb) == len(SPEC.processors) * len(seasons)
+    mixed = {len(t.dates) for t in auto_bigquery.tasks()}
+    assert len(mixed) > 1 and max(mixed) > 1, mixed
     orders = {"a_date_by_date": date_by_date(plan), "b_waves": list(plan.tasks()),
-              "c_shuffled": list(shuffled(plan, seed=11)), "d_batch_7": list(batched.tasks())}
+              "c_shuffled": list(shuffled(plan, seed=11)), "d_batch_7": list(batched.tasks()),
+              "e_auto_duckdb": list(auto_duckdb.tasks()), "f_auto_bigquery_16": list(auto_bigquery.tasks()),
+              "g_auto_bigquery_shuffled": list(shuffled(auto_bigquery, seed=5))}
     sums: dict[str, Checksums] = {}
     for label, tasks in orders.items():
         path = tmp / f"{label}.duckdb"
