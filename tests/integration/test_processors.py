@@ -15,6 +15,7 @@ from backfill.executor import execute_task
 from backfill.planner import PlanRequest, build_plan
 from backfill.planner.model import Task
 from backfill.spec import PipelineSpec, load_spec
+from backfill.warehouse import Warehouse
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from pipelines.nba.names import player_lookup
 from tests.conftest import require_nba_data
@@ -38,7 +39,7 @@ def sample_week(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def tasks(spec: PipelineSpec, w: DuckDBWarehouse, span: tuple[dt.date, dt.date],
+def tasks(spec: PipelineSpec, w: Warehouse, span: tuple[dt.date, dt.date],
           processors: frozenset[str] | None = None) -> list[Task]:
     plan = build_plan(spec, Calendar.from_warehouse(w), PlanRequest(ranges=(span,), processors=processors))
     return list(plan.tasks())
@@ -159,29 +160,56 @@ def test_real_unresolved_prop_names_are_listed_once_and_counted(nba_data_dir: Pa
     assert [(r["first_seen"], r["last_seen"], r["count"]) for r in listed] == [(f["a"], f["b"], f["n"]) for f in feed]
 
 
-def test_first_two_weeks_of_a_season_are_bootstrap_features(sample_week: Path) -> None:
-    with DuckDBWarehouse(sample_week) as w:
-        rows = w.query("SELECT LOGICAL_AND(bootstrap) AS all_boot, MIN(feature_quality) AS lo, "
-                       "MAX(feature_quality) AS hi FROM nba_precompute.ml_feature_store")
-    assert rows[0]["all_boot"] is True and 0 <= rows[0]["lo"] <= rows[0]["hi"] <= 1
+@pytest.fixture(scope="module")
+def across_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample league's Phase 3 from opening night, Phase 4 on the week around day 14."""
+    from pipelines.nba.sample import load_sample
 
-
-def test_every_sql_file_transpiles_and_returns_exactly_the_declared_columns(tmp_path: Path) -> None:
-    from pipelines.nba import raw
-
+    path = tmp_path_factory.mktemp("sample") / "boundary.duckdb"
     spec = load_spec(PIPELINE)
-    with DuckDBWarehouse(tmp_path / "empty.duckdb") as w:
-        for table in raw.RAW_TABLES:
-            w.create_table(table)
-        for name in spec.order:  # upstream tables exist before their readers are checked
+    with DuckDBWarehouse(path) as w:
+        load_sample(w, seasons=("2023-24",), seed=7)
+        cal = Calendar.from_warehouse(w)
+        opening = cal.seasons["2023-24"].start
+        boundary = opening + dt.timedelta(days=spec.bootstrap_days)
+        around = (boundary - dt.timedelta(days=4), boundary + dt.timedelta(days=3))
+        batches = {name: 10 for name, p in spec.processors.items() if p.phase == 3}
+        phase3 = build_plan(spec, cal, PlanRequest(ranges=((opening, around[1]),), phases=frozenset({3}),
+                                                   batch_sizes=batches))
+        phase4 = build_plan(spec, cal, PlanRequest(ranges=(around,), phases=frozenset({4})))
+        for t in [*phase3.tasks(), *phase4.tasks()]:
+            assert execute_task(t, w, spec).ok, t.id
+    return path
+
+
+def test_bootstrap_marks_exactly_the_first_bootstrap_days_of_the_season(across_bootstrap: Path) -> None:
+    spec = load_spec(PIPELINE)
+    with DuckDBWarehouse(across_bootstrap) as w:
+        rows = w.query("SELECT f.game_date, LOGICAL_AND(f.bootstrap) AS all_boot, LOGICAL_OR(f.bootstrap) AS any_boot, "
+                       "MIN(f.feature_quality) AS lo, MAX(f.feature_quality) AS hi, ANY_VALUE(s.first) AS first "
+                       "FROM nba_precompute.ml_feature_store AS f "
+                       "JOIN (SELECT season, MIN(game_date) AS first FROM nba_raw.schedule GROUP BY 1) AS s "
+                       "USING (season) GROUP BY 1 ORDER BY 1")
+    expected = {r["game_date"]: (r["game_date"] - r["first"]).days < spec.bootstrap_days for r in rows}
+    assert set(expected.values()) == {True, False}  # the dates straddle the boundary
+    assert {r["game_date"]: (r["all_boot"], r["any_boot"]) for r in rows} == {d: (b, b) for d, b in expected.items()}
+    assert all(0 <= r["lo"] <= r["hi"] <= 1 for r in rows)
+    # Features fill in as windows grow: after the boundary, some rows have every feature.
+    assert max(r["hi"] for r in rows if not expected[r["game_date"]]) == 1
+
+
+def test_every_sql_file_returns_rows_with_exactly_the_declared_columns(sample_week: Path, tmp_path: Path) -> None:
+    """Each SQL, transpiled to DuckDB, over the sample week: rows, and the spec's columns and types."""
+    spec = load_spec(PIPELINE)
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(sample_week, path)
+    with DuckDBWarehouse(path) as w:
+        for name in spec.order:
             proc = spec.processors[name]
             assert proc.sql is not None
             sql = proc.sql.read_text()
             assert "@start_date" in sql and "@end_date" in sql, name
-            w.create_table(proc.table)
-            got = w.query(f"SELECT * FROM ({sql}) AS q LIMIT 0",
-                          {"start_date": WEEK[0], "end_date": WEEK[1]})
-            assert got == []
             w.execute(f"CREATE TABLE scratch_{name} AS SELECT * FROM ({sql}) AS q",
                       {"start_date": WEEK[0], "end_date": WEEK[1]})
+            assert w.query(f"SELECT COUNT(*) AS n FROM main.scratch_{name}")[0]["n"] > 0, name
             assert w.table_columns(f"main.scratch_{name}") == {c.name: c.type for c in proc.columns}, name
