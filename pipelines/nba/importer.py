@@ -338,8 +338,8 @@ class _Collector:
             raise SkipRow("conflicts_with_other_rows_of_game")
         self.players.append({**game, "player_id": pid, "player_name": name, "team": team, "opponent": opp,
                              "is_home": is_home, **numbers, "source": source})
-        self.registry.setdefault((pid, name), {"player_id": pid, "player_name": name,
-                                               "player_lookup": player_lookup(name)})
+        if (pid, name) not in self.registry:  # player_lookup is costly; once per player and name
+            self.registry[(pid, name)] = {"player_id": pid, "player_name": name, "player_lookup": player_lookup(name)}
 
 
 def _matchup(matchup: str) -> tuple[str, str]:

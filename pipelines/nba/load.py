@@ -73,7 +73,8 @@ class Change:
 
     def describe(self) -> str:
         drop = 100 * (self.before - self.after) / self.before if self.before else 0.0
-        return f"{self.table} {self.season}: {self.before:,} rows now, {self.after:,} new (-{drop:.1f}%)"
+        return (f"{self.table} {self.season}: {self.before:,} rows now, {self.after:,} in the import "
+                f"(-{drop:.1f}%)")
 
 
 @dataclass(frozen=True)
@@ -148,9 +149,9 @@ def refuse_shrink(replacement: Replacement) -> None:
     more = ""
     if len(shrinks) > 1:
         more = f"; and {len(shrinks) - 1} more: " + "; ".join(s.describe() for s in shrinks[1:])
-    raise BadInput(f"refusing to shrink {shrinks[0].describe()}{more}; nothing was changed",
-                   hint=f"check the input files; pass --allow-shrink to replace with fewer rows "
-                        f"(more than {SHRINK_TOLERANCE:.0%} fewer) anyway")
+    raise BadInput(f"refusing to replace a season with more than {SHRINK_TOLERANCE:.0%} fewer rows: "
+                   f"{shrinks[0].describe()}{more}; nothing was changed",
+                   hint="check the input files are complete, or pass --allow-shrink to replace them anyway")
 
 
 def _swap(warehouse: Warehouse, schema: TableSchema, rows: Rows, dates: Sequence[dt.date]) -> int:
