@@ -1,6 +1,6 @@
 """Benchmark: plan Phases 3 and 4 over all five real NBA seasons; time and peak memory vs the targets.
 
-    python scripts/bench_plan.py [--data ../shared/data/nba] [--repeat 5]
+    python benchmarks/bench_plan.py [--data ../shared/data/nba] [--repeat 5]
 
 The raw data is loaded into a temporary DuckDB file by a child process first (the real CSVs
 through the importer, or the synthetic sample league over five seasons when they are absent),

@@ -1,6 +1,6 @@
 """Benchmark: one real season (2023-24), Phases 3 and 4, on DuckDB with one thread and with two.
 
-Usage: python scripts/bench_processors.py [--data DIR] [--season 2023-24] [--workdir DIR]
+Usage: python benchmarks/bench_processors.py [--data DIR] [--season 2023-24] [--workdir DIR]
 
 Each run starts from a fresh copy of the freshly imported raw data. The two-thread run executes
 the plan wave by wave (a wave's tasks depend only on earlier waves), the way the Celery engine
