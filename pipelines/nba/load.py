@@ -8,10 +8,11 @@ so loading the same data twice leaves the same rows. It goes in three steps:
 2. `refuse_shrink` stops a load that would leave a season's table with more than 5% fewer rows
    than it has (a truncated export must not silently replace a good season; `--allow-shrink`
    says the shrink is meant);
-3. `apply_replacement` swaps each table in one atomic step: the new rows are staged in a
-   scratch table, then `Warehouse.replace_partitions` deletes the old partitions and inserts the
-   staged rows in one transaction (one job on BigQuery). A crash leaves each table either all
-   old or all new, never empty; rerunning the load finishes the tables it had not reached.
+3. `apply_replacement` stages every table's new rows in a scratch table first (a value the
+   warehouse rejects stops the load here, with nothing replaced), then swaps each table in one
+   atomic step: `Warehouse.replace_partitions` deletes the old partitions and inserts the staged
+   rows in one transaction (one job on BigQuery). A crash leaves each table either all old or
+   all new, never empty; rerunning the load finishes the tables it had not reached.
 """
 
 from __future__ import annotations
@@ -154,32 +155,37 @@ def refuse_shrink(replacement: Replacement) -> None:
                    hint="check the input files are complete, or pass --allow-shrink to replace them anyway")
 
 
-def _swap(warehouse: Warehouse, schema: TableSchema, rows: Rows, dates: Sequence[dt.date]) -> int:
-    """Replace `dates` of `schema` with `rows` in one atomic step, through a scratch table."""
-    if not dates:
-        return 0
+def _stage(warehouse: Warehouse, schema: TableSchema, rows: Rows, stages: list[str]) -> str:
+    """Load `rows` into a new scratch table shaped like `schema`; its name is added to `stages`."""
     dataset, name = check_table_name(schema.name)
     stage = TableSchema(f"{dataset}._import_{name}_{uuid.uuid4().hex[:12]}", schema.columns)
     warehouse.create_table(stage)
-    try:
-        warehouse.insert_rows(stage.name, rows)
-        return warehouse.replace_partitions(schema, dates, f"SELECT * FROM {stage.name}")
-    finally:
-        warehouse.execute(f"DROP TABLE IF EXISTS {stage.name}")
+    stages.append(stage.name)
+    warehouse.insert_rows(stage.name, rows)
+    return stage.name
 
 
 def apply_replacement(warehouse: Warehouse, tables: Mapping[str, Rows], replacement: Replacement) -> dict[str, int]:
     """Write a planned replacement, one atomic swap per table; returns rows written per table.
 
-    Registry rows are upserted by (player_id, player_name), alias rows by alias_lookup, and the
-    known aliases are always (re)written: both only ever grow, so they need no shrink check.
+    Every table's rows are staged before the first swap, so a value the warehouse rejects stops
+    the load with nothing replaced. Registry rows are upserted by (player_id, player_name), alias
+    rows by alias_lookup, and the known aliases are always (re)written: both only ever grow, so
+    they need no shrink check.
     """
     create_raw_tables(warehouse)
     written: dict[str, int] = {}
+    stages: list[str] = []
+    try:
+        swaps = [(schema, _stage(warehouse, schema, tables.get(schema.name, []), stages))
+                 for schema in (*_SEASON_TABLES, raw.PROP_LINES) if replacement.dates[schema.name]]
+        for schema, stage in swaps:
+            warehouse.replace_partitions(schema, replacement.dates[schema.name], f"SELECT * FROM {stage}")
+    finally:
+        for stage in stages:
+            warehouse.execute(f"DROP TABLE IF EXISTS {stage}")
     for schema in (*_SEASON_TABLES, raw.PROP_LINES):
-        rows = tables.get(schema.name, [])
-        _swap(warehouse, schema, rows, replacement.dates[schema.name])
-        written[schema.name] = len(rows)
+        written[schema.name] = len(tables.get(schema.name, []))
     registry = _dedupe(tables.get(raw.PLAYER_REGISTRY.name, []), ("player_id", "player_name"))
     written[raw.PLAYER_REGISTRY.name] = warehouse.merge_rows(raw.PLAYER_REGISTRY, registry,
                                                              ("player_id", "player_name"))
