@@ -57,11 +57,13 @@ class Calendar:
         team_dates: dict[tuple[str, str], set[dt.date]] = defaultdict(set)
         self._types: dict[dt.date, set[str]] = defaultdict(set)
         self._teams_on: dict[dt.date, set[str]] = defaultdict(set)
+        self._games_on: dict[dt.date, list[Game]] = defaultdict(list)
         self._season_of: dict[dt.date, str] = {}
         for g in self.games:
             by_season[g.season].add(g.game_date)
             self._types[g.game_date].add(g.season_type)
             self._season_of[g.game_date] = g.season
+            self._games_on[g.game_date].append(g)
             for t in (g.home_team, g.away_team):
                 teams_by_season[g.season].add(t)
                 team_dates[(g.season, t)].add(g.game_date)
@@ -113,6 +115,9 @@ class Calendar:
 
     def season_types_on(self, date: dt.date) -> frozenset[str]:
         return frozenset(self._types.get(date, ()))
+
+    def games_on(self, date: dt.date) -> tuple[Game, ...]:
+        return tuple(self._games_on.get(date, ()))
 
     def teams_on(self, date: dt.date) -> frozenset[str]:
         return frozenset(self._teams_on.get(date, ()))

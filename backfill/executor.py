@@ -1,10 +1,12 @@
 """Run one planned task against a warehouse and say exactly what happened, as data.
 
-The Celery engine wraps `execute_task`; tests and the benchmark call it directly. A task's write
-is one `replace_partitions` call, atomic and idempotent, so a failure or a kill never leaves
-half a partition and a rerun never duplicates a row. Everything after the write (row counts,
-NULL checks, partial raw data, registry gaps) only adds warnings: the data is already right or
-already reported.
+The Celery engine wraps `execute_task`; tests and the benchmark call it directly. Before a task
+writes, the defensive check (`backfill.checks`) looks at every upstream partition inside its
+windows; in strict mode a date with a gap fails before anything is written. A task's write is
+one `replace_partitions` call per batch, atomic and idempotent; a batch that fails is bisected
+down to single dates, so one bad date fails alone. After the write, each date's rows are held
+against what the processor declares to expect (`expect:` in the spec) and the raw data against
+the schedule, per game and per team: a status says what was written, never more.
 """
 
 from __future__ import annotations
@@ -12,25 +14,34 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from backfill import registry
+from backfill.calendar import Calendar
+from backfill.checks import DateCheck, Emptiness, UpstreamCheck, describe_gaps
 from backfill.errors import BackfillError, QuotaExceeded, TransientWarehouseError, WarehouseError
+from backfill.hooks import PostWrite, load_hook
 from backfill.planner.model import Task
 from backfill.spec import PipelineSpec, Processor
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
 
-ERROR_CATEGORIES = ("quota", "transient", "dependency_gap", "schema_drift", "partial_data", "registry_gap",
-                    "processor_error", "auth_config")
+ERROR_CATEGORIES = ("quota", "transient", "dependency_gap", "empty_output", "schema_drift", "partial_data",
+                    "registry_gap", "processor_error", "auth_config")
 TASK_STATUSES = ("success", "partial", "failed")
+# Categories that no date can fix on its own: bisecting would only repeat the same failure.
+_NOT_DATE_SPECIFIC = ("auth_config",)
 
 
 @dataclass
 class TaskResult:
-    """The outcome of one attempt of one task; JSON round-trips so it can cross process boundaries."""
+    """The outcome of one attempt of one task; JSON round-trips so it can cross process boundaries.
+
+    `status` is the worst of the dates: `failed` if any date failed, else `partial` if any date
+    is partial. `status_by_date` and `issues_by_date` say what happened to each date, so a batch
+    whose bisection isolated one bad date still records the others as written.
+    """
 
     task_id: str
     processor: str
@@ -48,15 +59,29 @@ class TaskResult:
     warnings: list[str] = field(default_factory=list)
     unresolved_players: int = 0
     attempt: int = 1
+    status_by_date: dict[dt.date, str] = field(default_factory=dict)
+    issues_by_date: dict[dt.date, list[str]] = field(default_factory=dict)  # [category, message]
 
     @property
     def ok(self) -> bool:
         return self.status in ("success", "partial")
 
+    def date_status(self, d: dt.date) -> str:
+        return self.status_by_date.get(d, self.status)
+
+    def date_issue(self, d: dt.date) -> tuple[str | None, str | None]:
+        issue = self.issues_by_date.get(d)
+        if issue:
+            return issue[0], issue[1]
+        if self.date_status(d) == "success":
+            return None, None
+        return self.error_category, self.error_message
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["dates"] = [d.isoformat() for d in self.dates]
-        data["rows_by_date"] = {d.isoformat(): n for d, n in self.rows_by_date.items()}
+        for k in ("rows_by_date", "status_by_date", "issues_by_date"):
+            data[k] = {d.isoformat(): v for d, v in getattr(self, k).items()}
         for k in ("started_at", "finished_at"):
             value = getattr(self, k)
             data[k] = value.isoformat() if value is not None else None
@@ -67,15 +92,20 @@ class TaskResult:
         def when(v: Any) -> dt.datetime | None:
             return dt.datetime.fromisoformat(v) if v else None
 
+        def by_date(key: str) -> dict[dt.date, Any]:
+            return {dt.date.fromisoformat(k): v for k, v in (data.get(key) or {}).items()}
+
         return cls(
             task_id=data["task_id"], processor=data["processor"], phase=int(data["phase"]), season=data["season"],
             dates=tuple(dt.date.fromisoformat(d) for d in data["dates"]), status=data["status"],
             rows=int(data.get("rows", 0)),
-            rows_by_date={dt.date.fromisoformat(k): int(v) for k, v in (data.get("rows_by_date") or {}).items()},
+            rows_by_date={k: int(v) for k, v in by_date("rows_by_date").items()},
             duration_seconds=float(data.get("duration_seconds", 0.0)), started_at=when(data.get("started_at")),
             finished_at=when(data.get("finished_at")), error_category=data.get("error_category"),
             error_message=data.get("error_message"), warnings=list(data.get("warnings") or []),
-            unresolved_players=int(data.get("unresolved_players", 0)), attempt=int(data.get("attempt", 1)))
+            unresolved_players=int(data.get("unresolved_players", 0)), attempt=int(data.get("attempt", 1)),
+            status_by_date={k: str(v) for k, v in by_date("status_by_date").items()},
+            issues_by_date={k: list(v) for k, v in by_date("issues_by_date").items()})
 
 
 def _now() -> dt.datetime:
@@ -89,61 +119,140 @@ class _Failed(Exception):
         self.message = message
 
 
+class _Outcome:
+    """Per-date verdicts as they accumulate; a date's status only ever gets worse."""
+
+    _rank = {"success": 0, "partial": 1, "failed": 2}
+
+    def __init__(self, dates: Sequence[dt.date]) -> None:
+        self.status = {d: "success" for d in dates}
+        self.issue: dict[dt.date, list[str]] = {}
+        self.notes: list[str] = []  # every finding, in order, for the task's warnings
+
+    def mark(self, d: dt.date, status: str, category: str, message: str) -> None:
+        self.notes.append(f"{d}: {category}: {message}")
+        if self._rank[status] > self._rank[self.status[d]]:
+            self.status[d] = status
+            self.issue[d] = [category, message]
+        elif d not in self.issue and status != "success":
+            self.issue[d] = [category, message]
+
+    def apply(self, result: TaskResult) -> None:
+        result.status_by_date = dict(self.status)
+        result.issues_by_date = dict(self.issue)
+        worst = max(self.status.values(), key=self._rank.__getitem__, default="success")
+        result.status = worst
+        if worst != "success":
+            firsts = [(d, self.issue[d]) for d in sorted(self.issue) if self.status[d] == worst]
+            d0, (category, message) = firsts[0]
+            result.error_category = category
+            more = f" (and {len(firsts) - 1} more date(s))" if len(firsts) > 1 else ""
+            result.error_message = (message if len(self.status) == 1 else f"{d0}: {message}") + more
+
+
 def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id: str = "adhoc",
-                 attempt: int = 1, raise_transient: bool = True) -> TaskResult:
-    """Replace the task's partitions with its processor's SQL output and report the outcome.
+                 attempt: int = 1, raise_transient: bool = True, check: UpstreamCheck | None = None,
+                 strict: bool = True, calendar: Calendar | None = None) -> TaskResult:
+    """Check the upstream windows, replace the task's partitions, and report per date what was written.
 
     Final failures are *returned* (status `failed`, with a category), never raised, so one bad
-    date cannot fail a whole wave. The exception is a transient or quota error: with
-    `raise_transient` (the default) it is re-raised as `TransientWarehouseError` /
-    `QuotaExceeded` so the engine can retry it with backoff; with `raise_transient=False` it
-    is returned as a failed result with category `transient` / `quota`, for callers that retry
-    themselves. Status `partial` means the rows were written but something is known to be
-    missing: required columns with NULLs, or raw box scores covering fewer games than the
-    schedule on a date (category `partial_data`, details in `warnings`). Names that did not
-    resolve through the player registry are counted in `unresolved_players` and recorded in
-    `nba_reference.unresolved_players`; they are a warning, never a failure.
+    date cannot fail a whole run. Transient and quota errors are re-raised (`raise_transient`,
+    the default) so the engine can retry with backoff, or returned as `transient` / `quota`.
+    `check` (the engine always passes one) enforces the upstream windows: strict, a date with a
+    gap fails `dependency_gap` before writing; not strict, it runs and is `partial` with its
+    coverage. Without `check` the caller vouches that upstreams ran (in-process tests, benchmarks).
+    After the write: 0 rows on a date with games is `empty_output` (failed when strict, partial
+    otherwise) unless the schedule says the date's inputs are empty; fewer rows than `expect:`
+    declares, NULLs in required columns, or raw data missing a scheduled game or team are
+    `partial`. Post-write hooks (registry gaps) add warnings and counts, never failures.
     """
     started = _now()
     clock = time.monotonic()
     result = TaskResult(task.id, task.processor, task.phase, task.season, tuple(task.dates), "success",
                         started_at=started, attempt=attempt)
+    outcome = _Outcome(task.dates)
     try:
         proc, table, sql = _prepare(task, spec)
         _ensure_tables(warehouse, spec, proc, table)
+        cal = calendar or (check.calendar if check is not None else Calendar.from_warehouse(warehouse,
+                                                                                              spec.schedule_table))
+        verdicts = check.check(proc.name, task.dates) if check is not None else {}
+        todo = _apply_checks(result, outcome, verdicts, strict)
         labels = {"run_id": run_id, "task_id": task.id, "processor": task.processor}
-        try:
-            warehouse.replace_partitions(table, task.dates, sql,
-                                         {"start_date": min(task.dates), "end_date": max(task.dates)},
-                                         labels=labels)
-        except TransientWarehouseError:
-            raise
-        except WarehouseError as exc:
-            raise _Failed(exc.category if exc.category in ERROR_CATEGORIES else "processor_error",
-                          f"{proc.sql}: {exc.message}") from exc
-        try:
-            _inspect(result, task, warehouse, spec, proc, table)
-        except TransientWarehouseError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - the write succeeded; a failed check is only a warning
-            result.warnings.append(f"post-write checks failed: {type(exc).__name__}: {exc}")
+        if todo:
+            _write_bisecting(warehouse, table, sql, todo, labels, outcome, proc)
+        written = [d for d in todo if outcome.status[d] != "failed"]
+        if written:
+            try:
+                _inspect(result, outcome, task, warehouse, spec, proc, table, cal, verdicts, written, strict,
+                         run_id)
+            except TransientWarehouseError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the write succeeded; a failed check is only a warning
+                result.warnings.append(f"post-write checks failed: {type(exc).__name__}: {exc}")
+        outcome.apply(result)
+        result.warnings.extend(n for n in outcome.notes if n not in result.warnings)
     except TransientWarehouseError as exc:
         if raise_transient:
             raise
-        result.status = "failed"
-        result.error_category = "quota" if isinstance(exc, QuotaExceeded) else exc.category
-        result.error_message = exc.message
+        _fail_all(result, "quota" if isinstance(exc, QuotaExceeded) else exc.category, exc.message)
     except _Failed as exc:
-        result.status = "failed"
-        result.error_category = exc.category
-        result.error_message = exc.message
+        _fail_all(result, exc.category, exc.message)
     except Exception as exc:  # noqa: BLE001 - a final failure is data, whatever raised it
-        result.status = "failed"
-        result.error_category = "processor_error"
-        result.error_message = f"{type(exc).__name__}: {exc}"
+        _fail_all(result, "processor_error", f"{type(exc).__name__}: {exc}")
     result.finished_at = _now()
     result.duration_seconds = round(time.monotonic() - clock, 4)
     return result
+
+
+def _fail_all(result: TaskResult, category: str, message: str) -> None:
+    result.status = "failed"
+    result.error_category = category
+    result.error_message = message
+    result.status_by_date = {d: "failed" for d in result.dates}
+    result.issues_by_date = {}
+
+
+def _apply_checks(result: TaskResult, outcome: _Outcome, verdicts: Mapping[dt.date, DateCheck],
+                  strict: bool) -> list[dt.date]:
+    """Dates that may be written: strict drops every date with an upstream gap (failed, nothing written)."""
+    todo: list[dt.date] = []
+    for d in result.dates:
+        v = verdicts.get(d)
+        if v is None or not v.gaps:
+            todo.append(d)
+            continue
+        if strict:
+            outcome.mark(d, "failed", "dependency_gap", f"upstream partitions missing: {describe_gaps(v.gaps)}")
+        else:
+            coverage = v.describe_coverage()
+            outcome.mark(d, "partial", "dependency_gap", f"ran with incomplete upstream windows (--no-strict): "
+                                                         f"{coverage}; missing {describe_gaps(v.gaps)}")
+            todo.append(d)
+    return todo
+
+
+def _write_bisecting(warehouse: Warehouse, table: TableSchema, sql: str, dates: list[dt.date],
+                     labels: Mapping[str, str], outcome: _Outcome, proc: Processor) -> None:
+    """One statement for the whole batch; on a final failure, halves, down to single dates.
+
+    Transient errors propagate (the engine retries the task); only final ones are bisected, so
+    a bad date costs about 2 log2(n) extra statements and fails alone, the rest are written.
+    """
+    try:
+        warehouse.replace_partitions(table, dates, sql, {"start_date": min(dates), "end_date": max(dates)},
+                                     labels=labels)
+    except TransientWarehouseError:
+        raise
+    except WarehouseError as exc:
+        category = exc.category if exc.category in ERROR_CATEGORIES else "processor_error"
+        if len(dates) == 1 or category in _NOT_DATE_SPECIFIC:
+            for d in dates:
+                outcome.mark(d, "failed", category, f"{proc.sql}: {exc.message}")
+            return
+        mid = len(dates) // 2
+        _write_bisecting(warehouse, table, sql, dates[:mid], labels, outcome, proc)
+        _write_bisecting(warehouse, table, sql, dates[mid:], labels, outcome, proc)
 
 
 def _prepare(task: Task, spec: PipelineSpec) -> tuple[Processor, TableSchema, str]:
@@ -171,9 +280,8 @@ def _ensure_tables(warehouse: Warehouse, spec: PipelineSpec, proc: Processor, ta
     """Create the target and upstream tables up front, retrying: creation is idempotent, yet two
     threads creating the same dataset at once can conflict, and that must not fail a task.
 
-    An upstream that never ran yet has no table; for a window that is simply no rows, not an
-    error. Early-season tasks have empty windows and may run before any upstream task (in a
-    shuffled or wide wave), so their SQL must find the upstream tables, even empty.
+    An upstream that never ran yet has no table; its SQL must still find it (empty), and the
+    defensive check, not a missing-table error, says what is missing.
     """
     tables = [table] + [spec.processors[d.source].table for d in proc.upstream_processors
                         if spec.processors[d.source].columns]
@@ -188,72 +296,136 @@ def _ensure_tables(warehouse: Warehouse, spec: PipelineSpec, proc: Processor, ta
                 time.sleep(0.01 * (attempt + 1))
 
 
-def _inspect(result: TaskResult, task: Task, warehouse: Warehouse, spec: PipelineSpec, proc: Processor,
-             table: TableSchema) -> None:
-    """Row counts, NULLs in required columns, partial raw data and registry gaps, after the write."""
+def _inspect(result: TaskResult, outcome: _Outcome, task: Task, warehouse: Warehouse, spec: PipelineSpec,
+             proc: Processor, table: TableSchema, cal: Calendar, verdicts: Mapping[dt.date, DateCheck],
+             dates: list[dt.date], strict: bool, run_id: str) -> None:
+    """Rows per date against what the processor expects, NULLs, raw coverage per game and team, hooks."""
     required = sorted(set(proc.required_columns) | {c.name for c in table.columns if c.required})
-    dates = sorted(set(task.dates))
     nulls = ", ".join(f"COUNTIF({c} IS NULL) AS null_{c}" for c in required)
     rows = warehouse.query(
         f"SELECT {table.partition} AS d, COUNT(*) AS n{', ' + nulls if nulls else ''} FROM {table.name} "
-        f"WHERE {table.partition} IN UNNEST(@dates) GROUP BY 1", {"dates": dates})
-    counts = {r["d"]: int(r["n"]) for r in rows}
-    result.rows_by_date = {d: counts.get(d, 0) for d in dates}
+        f"WHERE {table.partition} IN UNNEST(@dates) GROUP BY 1", {"dates": sorted(result.dates)})
+    by_date = {_day(r["d"]): r for r in rows}
+    result.rows_by_date = {d: int(by_date[d]["n"]) if d in by_date else 0 for d in result.dates}
     result.rows = sum(result.rows_by_date.values())
-    for c in required:
-        missing = sum(int(r[f"null_{c}"] or 0) for r in rows)
-        if missing:
-            result.warnings.append(f"{table.name}.{c}: {missing} NULL value(s) in a required column")
-            _mark_partial(result)
-    for message in _partial_raw(warehouse, spec, proc, dates):
-        result.warnings.append(message)
-        _mark_partial(result)
-    if registry.uses_registry(proc):
-        try:
-            result.unresolved_players = registry.record_unresolved(warehouse, proc, dates)
-        except Exception as exc:  # noqa: BLE001 - a registry report must never fail the task
-            result.warnings.append(f"could not record unresolved players: {type(exc).__name__}: {exc}")
-        if result.unresolved_players:
-            result.warnings.append(f"{result.unresolved_players} player name(s) did not resolve through the "
-                                   f"registry (listed in {registry.UNRESOLVED_PLAYERS.name})")
+    for d in dates:
+        for c in required:
+            missing = int((by_date.get(d) or {}).get(f"null_{c}") or 0)
+            if missing:
+                outcome.mark(d, "partial", "partial_data", f"{table.name}.{c}: {missing} NULL value(s) in a "
+                                                           "required column")
+    emptiness = Emptiness(spec, cal)
+    # Bootstrap dates of lookback processors may have few or no rows: expectations start after.
+    settled = [d for d in dates if not emptiness.may_be_empty(proc.name, d)]
+    for d in settled:
+        games = cal.games_on(d)
+        if result.rows_by_date[d] == 0 and games:
+            outcome.mark(d, "failed" if strict else "partial", "empty_output",
+                         f"0 rows written on a date with {len(games)} game(s)")
+    for message, d in _partial_raw(warehouse, spec, proc, cal, dates):
+        outcome.mark(d, "partial", "partial_data", message)
+    _check_expectations(outcome, warehouse, spec, proc, table, cal, settled, result.rows_by_date)
+    for ref in spec.post_write:
+        report = load_hook(ref)(PostWrite(warehouse, proc, dates, run_id))
+        if report is not None:
+            result.warnings.extend(report.warnings)
+            result.unresolved_players += report.unresolved
 
 
-def _mark_partial(result: TaskResult) -> None:
-    result.status = "partial"
-    result.error_category = "partial_data"
+def _check_expectations(outcome: _Outcome, warehouse: Warehouse, spec: PipelineSpec, proc: Processor,
+                        table: TableSchema, cal: Calendar, dates: list[dt.date], rows: Mapping[dt.date, int]) -> None:
+    exp = proc.expect
+    if exp.rows_per_game:
+        for d in dates:
+            want = exp.rows_per_game * len(cal.games_on(d))
+            if 0 < rows[d] < want:
+                games = want // exp.rows_per_game
+                outcome.mark(d, "partial", "partial_data",
+                             f"{rows[d]} of {want} expected rows ({exp.rows_per_game} per game x {games} games)")
+    if exp.rows_like:
+        source, part = _table_of(spec, exp.rows_like)
+        if part is not None and warehouse.table_exists(source):
+            got = {_day(r["d"]): int(r["n"]) for r in warehouse.query(
+                f"SELECT {part} AS d, COUNT(*) AS n FROM {source} WHERE {part} IN UNNEST(@dates) GROUP BY 1",
+                {"dates": dates})}
+            for d in dates:
+                if 0 < rows[d] < got.get(d, 0):
+                    outcome.mark(d, "partial", "partial_data",
+                                 f"{rows[d]} rows where {exp.rows_like} has {got[d]} (one row per row expected)")
+    if exp.every_team:
+        present: dict[dt.date, set[str]] = {}
+        for r in warehouse.query(
+                f"SELECT DISTINCT {table.partition} AS d, {exp.every_team} AS team FROM {table.name} "
+                f"WHERE {table.partition} IN UNNEST(@dates)", {"dates": dates}):
+            present.setdefault(_day(r["d"]), set()).add(str(r["team"]))
+        for d in dates:
+            absent = sorted(cal.teams_on(d) - present.get(d, set()))
+            if rows[d] > 0 and absent:
+                outcome.mark(d, "partial", "partial_data",
+                             f"no rows for {len(absent)} team(s) playing: {', '.join(absent[:6])}")
 
 
-def _partial_raw(warehouse: Warehouse, spec: PipelineSpec, proc: Processor, dates: list[dt.date]) -> list[str]:
-    """Dates where a same-date raw game table holds fewer games than the schedule says were played."""
-    out: list[str] = []
+def _table_of(spec: PipelineSpec, name: str) -> tuple[str, str | None]:
+    """(table, partition column) of a processor or a raw table."""
+    if name in spec.processors:
+        return spec.processors[name].target, spec.processors[name].partition
+    raw = spec.raw_tables.get(name)
+    return name, raw.partition if raw is not None else None
+
+
+def _partial_raw(warehouse: Warehouse, spec: PipelineSpec, proc: Processor, cal: Calendar,
+                 dates: list[dt.date]) -> list[tuple[str, dt.date]]:
+    """Scheduled (game, team)s that a same-date raw table the processor reads has no row for.
+
+    Raw tables declare which columns name the game and the team (`game:`, `team:`); a game
+    with one team's rows missing is partial too, not only a game missing altogether.
+    """
+    out: list[tuple[str, dt.date]] = []
     for dep in proc.depends_on:
-        if dep.is_processor or dep.source == spec.schedule_table or not dep.window.reads_current:
-            continue
         raw = spec.raw_tables.get(dep.source)
-        if raw is None or raw.partition is None or "game_id" not in warehouse.table_columns(dep.source):
+        if dep.is_processor or raw is None or raw.partition is None or raw.game is None \
+                or dep.source == spec.schedule_table or not dep.window.reads_current:
             continue
-        rows = warehouse.query(
-            f"SELECT s.game_date AS d, COUNT(DISTINCT s.game_id) AS scheduled, COUNT(DISTINCT r.game_id) AS present "
-            f"FROM {spec.schedule_table} AS s LEFT JOIN (SELECT DISTINCT game_id, {raw.partition} AS game_date "
-            f"FROM {dep.source} WHERE {raw.partition} IN UNNEST(@dates)) AS r "
-            f"ON r.game_id = s.game_id AND r.game_date = s.game_date "
-            f"WHERE s.game_date IN UNNEST(@dates) GROUP BY 1 ORDER BY 1", {"dates": dates})
-        for r in rows:
-            if int(r["present"]) < int(r["scheduled"]):
-                out.append(f"{r['d']}: {dep.source} has {r['present']} of {r['scheduled']} scheduled games "
-                           "(partial raw data; processed what is there)")
+        cols = f"{raw.game} AS g" + (f", {raw.team} AS t" if raw.team else "")
+        have: set[tuple[dt.date, str, str | None]] = {
+            (_day(r["d"]), str(r["g"]), str(r["t"]) if raw.team else None) for r in warehouse.query(
+                f"SELECT DISTINCT {raw.partition} AS d, {cols} FROM {dep.source} "
+                f"WHERE {raw.partition} IN UNNEST(@dates)", {"dates": dates})}
+        games_seen = {(d, g) for d, g, _ in have}
+        for d in dates:
+            for game in cal.games_on(d):
+                if (d, game.game_id) not in games_seen:
+                    out.append((f"{dep.source} has no rows for scheduled game {game.game_id} "
+                                f"({game.away_team} at {game.home_team}); processed what is there", d))
+                    continue
+                if raw.team:
+                    for team in (game.home_team, game.away_team):
+                        if (d, game.game_id, team) not in have:
+                            out.append((f"{dep.source} has no rows for team {team} in game {game.game_id} "
+                                        f"({game.away_team} at {game.home_team}); processed what is there", d))
     return out
+
+
+def _day(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
 
 
 def history_rows(result: TaskResult, task: Task, run_id: str, wave: int) -> list[dict[str, Any]]:
     """One processor_run_history row per date of the task (the table is partitioned by date)."""
     per_date = result.duration_seconds / max(len(result.dates), 1)
     warnings = json.dumps(result.warnings)
-    return [{
-        "processor_name": result.processor, "phase": result.phase, "data_date": d, "season": result.season,
-        "run_id": run_id, "task_id": result.task_id, "status": result.status, "attempt": result.attempt,
-        "records_processed": result.rows_by_date.get(d, 0), "duration_seconds": round(per_date, 4),
-        "started_at": result.started_at, "finished_at": result.finished_at,
-        "error_category": result.error_category, "error_message": result.error_message,
-        "warnings": warnings, "backfill_mode": True, "bootstrap": task.bootstrap, "wave": wave,
-    } for d in result.dates]
+    rows = []
+    for d in result.dates:
+        category, message = result.date_issue(d)
+        rows.append({
+            "processor_name": result.processor, "phase": result.phase, "data_date": d, "season": result.season,
+            "run_id": run_id, "task_id": result.task_id, "status": result.date_status(d), "attempt": result.attempt,
+            "records_processed": result.rows_by_date.get(d, 0), "duration_seconds": round(per_date, 4),
+            "started_at": result.started_at, "finished_at": result.finished_at,
+            "error_category": category, "error_message": message,
+            "warnings": warnings, "backfill_mode": True, "bootstrap": task.bootstrap, "wave": wave})
+    return rows

@@ -21,9 +21,12 @@ from backfill.warehouse.schema import Column, TableSchema, check_identifier, che
 WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date")
 _SIZED = ("game_dates", "team_games", "days")
 _PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "batch_size", "required_columns",
-                   "depends_on", "estimate_seconds", "description", "columns", "key", "ranges"}
+                   "depends_on", "estimate_seconds", "description", "columns", "key", "ranges", "expect"}
+_EXPECT_KEYS = {"rows_per_game", "rows_like", "every_team"}
 _TOP_KEYS = {"name", "description", "schedule_table", "run_history_table", "bootstrap_days", "raw_tables",
-             "processors"}
+             "processors", "post_write"}
+DEFAULT_SCHEDULE_TABLE = "raw.schedule"
+DEFAULT_RUN_HISTORY_TABLE = "reference.processor_run_history"
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,27 @@ class Dependency:
 
 
 @dataclass(frozen=True)
+class Expect:
+    """What a processor's output must hold on a date with games; anything less is not `success`.
+
+    With nothing declared, a date with games must get at least one row. `rows_per_game`: exactly
+    this many rows per scheduled game (team tables: 2). `rows_like`: as many rows as an upstream
+    (raw table or processor) has on the same date. `every_team`: the column that names a team;
+    every team scheduled on the date must have a row.
+    """
+
+    rows_per_game: int | None = None
+    rows_like: str | None = None
+    every_team: str | None = None
+
+    def describe(self) -> str:
+        parts = [f"{self.rows_per_game} row(s) per game" if self.rows_per_game else "",
+                 f"one row per row of {self.rows_like}" if self.rows_like else "",
+                 f"a row for every team playing ({self.every_team})" if self.every_team else ""]
+        return "; ".join(p for p in parts if p) or "at least one row on a date with games"
+
+
+@dataclass(frozen=True)
 class Processor:
     name: str
     phase: int
@@ -74,6 +98,7 @@ class Processor:
     description: str = ""
     columns: tuple[Column, ...] = ()
     key: tuple[str, ...] = ()
+    expect: Expect = field(default_factory=Expect)
 
     @property
     def self_dependent(self) -> bool:
@@ -93,8 +118,13 @@ class Processor:
 
 @dataclass(frozen=True)
 class RawTable:
+    """A raw input. `game` / `team` name the columns that say which game (and team) a row covers,
+    so partial raw data is found per game and per team against the schedule."""
+
     name: str
     partition: str | None = None
+    game: str | None = None
+    team: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,10 +133,11 @@ class PipelineSpec:
     path: Path
     processors: Mapping[str, Processor]
     raw_tables: Mapping[str, RawTable]
-    schedule_table: str = "nba_raw.schedule"
-    run_history_table: str = "nba_reference.processor_run_history"
+    schedule_table: str = DEFAULT_SCHEDULE_TABLE
+    run_history_table: str = DEFAULT_RUN_HISTORY_TABLE
     order: tuple[str, ...] = field(default_factory=tuple)
     bootstrap_days: int = 14
+    post_write: tuple[str, ...] = ()
 
     def topological(self) -> tuple[str, ...]:
         """Processors so that every processor comes after its (non-self) upstreams."""
@@ -209,16 +240,27 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
     base = file.parent
     raw_tables: dict[str, RawTable] = {}
     for name, opts in (data.get("raw_tables") or {}).items():
+        opts = opts or {}
+        extra = sorted(set(opts) - {"partition", "game", "team"})
+        if extra:
+            raise where.fail(None, f"raw table {name}: unknown setting(s) {', '.join(extra)} "
+                                   "(known: game, partition, team)")
         try:
             check_table_name(name)
-            part = (opts or {}).get("partition")
-            if part is not None:
-                check_identifier(part, "partition column")
+            cols = {k: opts.get(k) for k in ("partition", "game", "team")}
+            for k, v in cols.items():
+                if v is not None:
+                    check_identifier(v, f"{k} column")
         except BadInput as exc:
             raise where.fail(None, f"raw table {name}: {exc.message}") from exc
-        raw_tables[name] = RawTable(name, part)
-    schedule_table = data.get("schedule_table", "nba_raw.schedule")
-    run_history = data.get("run_history_table", "nba_reference.processor_run_history")
+        raw_tables[name] = RawTable(name, cols["partition"], cols["game"], cols["team"])
+    schedule_table = data.get("schedule_table", DEFAULT_SCHEDULE_TABLE)
+    run_history = data.get("run_history_table", DEFAULT_RUN_HISTORY_TABLE)
+    hooks = data.get("post_write") or ()
+    hooks = (hooks,) if isinstance(hooks, str) else tuple(hooks)
+    for h in hooks:
+        if not isinstance(h, str) or h.count(":") != 1 or not all(h.split(":")):
+            raise where.fail(None, f"post_write hook {h!r} must be 'package.module:function'")
     for t in (schedule_table, run_history):
         try:
             check_table_name(t)
@@ -292,10 +334,12 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
                 deps.append(Dependency(src, window, False))
         if batch is not None and batch > 1 and any(d.is_processor and d.source == name for d in deps):
             raise where.fail(name, "batch_size > 1 is not allowed for a processor that reads its own earlier dates")
+        expect = _parse_expect(raw.get("expect"), deps, columns, where, name)
         procs[name] = Processor(
             name=name, phase=phase, target=target, partition=partition, sql=sql_path,
             python=raw.get("python"), batch_size=batch, required_columns=required, depends_on=tuple(deps),
-            estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key)
+            estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key,
+            expect=expect)
 
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for n in names:
@@ -316,4 +360,32 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
                 raise where.fail(n, f"depends on {d.source}, which is in a later phase")
     return PipelineSpec(name=str(data.get("name", file.parent.name)), path=file.parent, processors=procs,
                         raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
-                        order=order, bootstrap_days=int(data.get("bootstrap_days", 14)))
+                        order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks)
+
+
+def _parse_expect(raw: Any, deps: list[Dependency], columns: tuple[Column, ...], where: _Where,
+                  name: str) -> Expect:
+    if raw is None:
+        return Expect()
+    if not isinstance(raw, Mapping):
+        raise where.fail(name, f"expect must be a mapping of {', '.join(sorted(_EXPECT_KEYS))}, got {raw!r}")
+    unknown = sorted(set(raw) - _EXPECT_KEYS)
+    if unknown:
+        raise where.fail(name, f"unknown expect setting(s) {', '.join(unknown)} "
+                               f"(known: {', '.join(sorted(_EXPECT_KEYS))})")
+    per_game = raw.get("rows_per_game")
+    if per_game is not None and (isinstance(per_game, bool) or not isinstance(per_game, int) or per_game < 1):
+        raise where.fail(name, f"expect.rows_per_game must be a whole number >= 1, got {per_game!r}")
+    like = raw.get("rows_like")
+    if like is not None and not any(d.source == like and d.window.reads_current for d in deps):
+        raise where.fail(name, f"expect.rows_like {like!r} must be an upstream it reads on the same date "
+                               "(a depends_on entry with window same_date)")
+    team = raw.get("every_team")
+    if team is not None:
+        try:
+            check_identifier(team, "column name")
+        except BadInput as exc:
+            raise where.fail(name, f"expect.every_team: {exc.message}") from exc
+        if columns and team not in {c.name for c in columns}:
+            raise where.fail(name, f"expect.every_team names {team!r}, which is not one of its columns")
+    return Expect(per_game, like, team)

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Sequence
 
 from backfill.errors import TransientWarehouseError
+from backfill.hooks import PostWrite, PostWriteReport
 from backfill.spec import Processor
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema, schema
@@ -117,3 +118,14 @@ def _merge(warehouse: Warehouse, rows: list[dict[str, object]]) -> None:
             except TransientWarehouseError:
                 if attempt == 2:
                     raise
+
+
+def record_unresolved_hook(ctx: PostWrite) -> PostWriteReport | None:
+    """The pipeline's `post_write` hook: list and count the task's registry gaps."""
+    if not uses_registry(ctx.processor):
+        return None
+    n = record_unresolved(ctx.warehouse, ctx.processor, ctx.dates)
+    if not n:
+        return PostWriteReport()
+    return PostWriteReport([f"{n} player name(s) did not resolve through the registry "
+                            f"(listed in {UNRESOLVED_PLAYERS.name})"], unresolved=n)

@@ -9,7 +9,6 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from backfill import registry
 from backfill.calendar import Calendar
 from backfill.executor import execute_task
 from backfill.planner import PlanRequest, build_plan
@@ -17,6 +16,7 @@ from backfill.planner.model import Task
 from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse import Warehouse
 from backfill.warehouse.duckdb import DuckDBWarehouse
+from pipelines.nba import registry
 from pipelines.nba.names import player_lookup
 from tests.conftest import require_nba_data
 
@@ -153,7 +153,11 @@ def test_real_unresolved_prop_names_are_listed_once_and_counted(nba_data_dir: Pa
         feed = w.query("SELECT player_name, MIN(game_date) AS a, MAX(game_date) AS b, "
                        "COUNT(DISTINCT game_date) AS n FROM nba_raw.prop_lines "
                        "WHERE player_name IN UNNEST(@names) GROUP BY 1 ORDER BY 1", {"names": list(FEED_NAMES)})
-    assert all(r.status == "success" for r in first + again)
+    # Only these dates' player_game_summary ran, so the context's 10-game windows are mostly
+    # empty: its tasks say so (empty_output / partial), and still list the unresolved names.
+    assert all(r.status == "success" for r in first + again if r.processor == "player_game_summary")
+    assert {r.error_category for r in first + again if r.processor != "player_game_summary"} <= {
+        None, "empty_output", "partial_data"}
     assert all(r.unresolved_players >= 2 for r in first + again if set(r.dates) & BOTH_LISTED)
     assert any("did not resolve" in msg for r in first for msg in r.warnings)
     assert [(r["player_name"], r["source"]) for r in listed] == [(n, "prop_lines") for n in FEED_NAMES]

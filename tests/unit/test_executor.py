@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from backfill.calendar import Calendar
-from backfill.errors import QuotaExceeded, TransientWarehouseError
+from backfill.checks import UpstreamCheck
+from backfill.errors import QuotaExceeded, TransientWarehouseError, WarehouseError
 from backfill.executor import TaskResult, execute_task, history_rows
 from backfill.planner import PlanRequest, build_plan
 from backfill.planner.model import Task
@@ -30,13 +31,16 @@ GAMES = [("g1", D1, "BOS", "NYK"), ("g2", D1, "LAL", "GSW"), ("g3", D2, "BOS", "
 
 PIPELINE = """
 name: mini
+schedule_table: nba_raw.schedule
+run_history_table: nba_reference.processor_run_history
 raw_tables:
   nba_raw.schedule: {partition: game_date}
-  nba_raw.team_boxscores: {partition: game_date}
+  nba_raw.team_boxscores: {partition: game_date, game: game_id, team: team}
 processors:
   team_points:
     phase: 3
     target: nba_analytics.team_points
+    expect: {rows_per_game: 2, every_team: team}
     sql: sql/team_points.sql
     key: [game_date, team]
     columns:
@@ -161,7 +165,110 @@ def test_fewer_box_score_games_than_scheduled_is_partial_with_a_warning(pipeline
     warehouse.execute("DELETE FROM nba_raw.team_boxscores WHERE game_id = 'g2'")
     result = execute_task(task(pipeline, warehouse, "team_points@2024-01-01"), warehouse, pipeline)
     assert result.status == "partial" and result.rows == 2
-    assert any("1 of 2 scheduled games" in w for w in result.warnings)
+    assert any("no rows for scheduled game g2" in w for w in result.warnings)
+    assert any("2 of 4 expected rows" in w for w in result.warnings)
+
+
+def test_a_game_missing_one_teams_row_is_partial_naming_game_and_team(pipeline: PipelineSpec,
+                                                                      warehouse: DuckDBWarehouse) -> None:
+    warehouse.execute("DELETE FROM nba_raw.team_boxscores WHERE game_id = 'g2' AND team = 'GSW'")
+    result = execute_task(task(pipeline, warehouse, "team_points@2024-01-01"), warehouse, pipeline)
+    assert (result.status, result.error_category, result.rows) == ("partial", "partial_data", 3)
+    assert any("no rows for team GSW in game g2" in w for w in result.warnings), result.warnings
+    assert any("3 of 4 expected rows" in w for w in result.warnings)
+
+
+def test_zero_rows_on_a_date_with_games_is_empty_output_not_success(pipeline: PipelineSpec,
+                                                                    warehouse: DuckDBWarehouse) -> None:
+    warehouse.execute(f"DELETE FROM nba_raw.team_boxscores WHERE game_date = '{D2}'")
+    t = task(pipeline, warehouse, "team_points@2024-01-02")
+    strict = execute_task(t, warehouse, pipeline)
+    assert (strict.status, strict.error_category, strict.rows) == ("failed", "empty_output", 0)
+    assert "0 rows written on a date with 1 game(s)" in (strict.error_message or "")
+    loose = execute_task(t, warehouse, pipeline, strict=False)
+    assert (loose.status, loose.error_category) == ("partial", "empty_output")
+
+
+def checker(spec: PipelineSpec, w: DuckDBWarehouse, in_run: dict[tuple[str, dt.date], str]) -> UpstreamCheck:
+    return UpstreamCheck(spec, Calendar.from_warehouse(w, spec.schedule_table), w,
+                         lambda keys: {k: in_run[k] for k in keys if k in in_run})
+
+
+def test_strict_gap_fails_before_writing_and_names_the_missing_partitions(pipeline: PipelineSpec,
+                                                                          warehouse: DuckDBWarehouse) -> None:
+    t1 = task(pipeline, warehouse, "team_points@2024-01-01")
+    assert execute_task(t1, warehouse, pipeline).status == "success"
+    downstream = task(pipeline, warehouse, "running_points@2024-01-02")
+    # team_points@D1 succeeded in this run; team_points@D2 never ran: D2's window (D1, D2) has a gap.
+    result = execute_task(downstream, warehouse, pipeline, check=checker(pipeline, warehouse,
+                                                                         {("team_points", D1): "success"}))
+    assert (result.status, result.error_category) == ("failed", "dependency_gap")
+    assert "team_points@2024-01-02 (never ran)" in (result.error_message or "")
+    assert not warehouse.table_exists("nba_precompute.running_points") or warehouse.query(
+        "SELECT COUNT(*) AS n FROM nba_precompute.running_points")[0]["n"] == 0
+
+
+def test_a_succeeded_partition_whose_rows_were_deleted_is_a_gap(pipeline: PipelineSpec,
+                                                                warehouse: DuckDBWarehouse) -> None:
+    for tid in ("team_points@2024-01-01", "team_points@2024-01-02"):
+        execute_task(task(pipeline, warehouse, tid), warehouse, pipeline)
+    warehouse.execute(f"DELETE FROM nba_analytics.team_points WHERE game_date = '{D1}'")
+    ran = {("team_points", D1): "success", ("team_points", D2): "success"}
+    result = execute_task(task(pipeline, warehouse, "running_points@2024-01-02"), warehouse, pipeline,
+                          check=checker(pipeline, warehouse, ran))
+    assert result.error_category == "dependency_gap"
+    assert "team_points@2024-01-01 (0 rows in its table)" in (result.error_message or "")
+
+
+def test_no_strict_runs_with_a_gap_and_is_partial_with_its_coverage(pipeline: PipelineSpec,
+                                                                    warehouse: DuckDBWarehouse) -> None:
+    execute_task(task(pipeline, warehouse, "team_points@2024-01-02"), warehouse, pipeline)
+    result = execute_task(task(pipeline, warehouse, "running_points@2024-01-02"), warehouse, pipeline,
+                          check=checker(pipeline, warehouse, {("team_points", D2): "success",
+                                                              ("team_points", D1): "failed"}),
+                          strict=False)
+    assert (result.status, result.error_category, result.rows) == ("partial", "dependency_gap", 1)
+    assert any("team_points: 1 of 2 game dates" in w for w in result.warnings), result.warnings
+
+
+def test_upstream_done_in_run_history_passes_the_check(pipeline: PipelineSpec, warehouse: DuckDBWarehouse) -> None:
+    history = RunHistory(warehouse, pipeline.run_history_table)
+    for tid in ("team_points@2024-01-01", "team_points@2024-01-02"):
+        t = task(pipeline, warehouse, tid)
+        history.write(history_rows(execute_task(t, warehouse, pipeline), t, "earlier-run", 0))
+    result = execute_task(task(pipeline, warehouse, "running_points@2024-01-02"), warehouse, pipeline,
+                          check=checker(pipeline, warehouse, {}))
+    assert (result.status, result.rows) == ("success", 1), result.error_message
+
+
+class OneBadDate(DuckDBWarehouse):
+    """A real DuckDB warehouse whose writes fail whenever one given date is among them."""
+
+    bad: dt.date = D2
+    statements = 0
+
+    def replace_partitions(self, table: TableSchema, dates: Sequence[dt.date], select_sql: str,
+                           params: Mapping[str, Any] | None = None, *,
+                           labels: Mapping[str, str] | None = None) -> int:
+        self.statements += 1
+        if self.bad in dates:
+            raise WarehouseError(f"division by zero on {self.bad}", category="processor_error")
+        return super().replace_partitions(table, dates, select_sql, params, labels=labels)
+
+
+def test_a_failed_batch_is_bisected_so_one_bad_date_fails_alone(pipeline: PipelineSpec, tmp_path: Path,
+                                                                 warehouse: DuckDBWarehouse) -> None:
+    warehouse.close()
+    bad = OneBadDate(tmp_path / "w.duckdb")
+    t = task(pipeline, bad, "team_points@2024-01-01")
+    batch = Task(t.id, t.processor, t.phase, t.season, (D1, D2, D4), (), False, 0, 1.0)
+    result = bad_result = execute_task(batch, bad, pipeline)
+    assert result.status == "failed" and result.error_category == "processor_error"
+    assert bad_result.status_by_date == {D1: "success", D2: "failed", D4: "success"}
+    assert result.rows_by_date == {D1: 4, D2: 0, D4: 2}
+    rows = {r["data_date"]: r["status"] for r in history_rows(result, batch, "r", 0)}
+    assert rows == {D1: "success", D2: "failed", D4: "success"}
+    assert bad.statements == 5  # the batch, its halves [D1] [D2, D4], then [D2] and [D4]
 
 
 class QuotaWarehouse(DuckDBWarehouse):
