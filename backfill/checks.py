@@ -205,3 +205,163 @@ def _as_date(value: Any) -> dt.date:
     if isinstance(value, dt.date):
         return value
     return dt.date.fromisoformat(str(value)[:10])
+
+
+# -- preflight: before anything is enqueued --------------------------------------------------
+@dataclass(frozen=True)
+class Problem:
+    """One reason not to start a run; preflight lists them all at once."""
+
+    kind: str  # schedule, raw_table, upstream_table, sql, schema_drift, connection
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind, "message": self.message}
+
+
+def columns_read(sql: str, tables: Iterable[str], *, through_stars: bool = True) -> dict[str, set[str]]:
+    """table -> the column names the SQL reads from it (BigQuery dialect, parsed with sqlglot).
+
+    A column counts when it is qualified by the table's alias or sits in a scope that reads only
+    that table; with `through_stars`, also when it reaches the table through a `t.*` projection
+    of a CTE (looser: a star over a join passes every name to each table, so use it only to
+    pick columns that exist, never to claim one is missing).
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import traverse_scope
+
+    wanted = set(tables)
+    out: dict[str, set[str]] = {t: set() for t in wanted}
+    try:
+        tree = sqlglot.parse_one(sql, read="bigquery")
+    except sqlglot.errors.ParseError:
+        return out
+
+    def name_of(t: exp.Table) -> str:
+        return ".".join(x for x in (t.db, t.name) if x)
+
+    star_tables: dict[int, set[str]] = {}  # id(scope) -> tables whose columns it passes on with t.*
+    named: dict[int, set[str]] = {}  # id(scope) -> the names it projects explicitly
+    scopes = traverse_scope(tree)
+    for scope in scopes:
+        named[id(scope)] = {p.alias_or_name for p in getattr(scope.expression, "expressions", [])}
+        passed: set[str] = set()
+        for proj in getattr(scope.expression, "expressions", []):
+            star = proj if isinstance(proj, exp.Star) else (proj.this if isinstance(proj, exp.Column) and
+                                                              isinstance(proj.this, exp.Star) else None)
+            if star is None:
+                continue
+            qualifier = proj.table if isinstance(proj, exp.Column) else ""
+            sources = [scope.sources[qualifier]] if qualifier in scope.sources else list(scope.sources.values())
+            for src in sources:
+                if isinstance(src, exp.Table):
+                    passed.add(name_of(src))
+                else:
+                    passed |= star_tables.get(id(src), set())
+        star_tables[id(scope)] = passed
+    for scope in scopes:
+        for col in scope.columns:
+            q = col.table
+            src = scope.sources.get(q) if q else (next(iter(scope.sources.values())) if len(scope.sources) == 1
+                                                  else None)
+            names: set[str] = set()
+            if isinstance(src, exp.Table):
+                names = {name_of(src)}
+            elif src is not None and through_stars and col.name not in named.get(id(src), set()):
+                names = star_tables.get(id(src), set())
+            for n in names & wanted:
+                out[n].add(col.name)
+    return out
+
+
+def preflight(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, processors: Sequence[str],
+              ranges: Sequence[tuple[dt.date, dt.date]], seasons: Iterable[str] | None = None) -> list[Problem]:
+    """Everything that would make the selected processors fail for reasons no retry can fix.
+
+    The schedule must have game dates in the range; every raw table and every upstream table
+    outside the selection must exist with the columns the SQL reads; a column read by a
+    processor must not be empty (all NULL) in a season of the range while its table has rows
+    there (schema drift: a feed that changed format). All problems at once, nothing changed.
+    """
+    problems: list[Problem] = []
+    lo, hi = min(a for a, _ in ranges), max(b for _, b in ranges)
+    picked = [d for a, b in ranges for d in calendar.game_dates_between(a, b)
+              if not seasons or calendar.season_of(d) in set(seasons)]
+    if not picked:
+        problems.append(Problem("schedule", f"the schedule {spec.schedule_table} has no game dates between {lo} and "
+                                            f"{hi} (it covers {_span(calendar)})"))
+    range_seasons = sorted({s for d in picked if (s := calendar.season_of(d))})
+    selected = set(processors)
+    readers: dict[str, list[str]] = defaultdict(list)
+    reads: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    sure: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for name in processors:
+        proc = spec.processors[name]
+        sql = ""
+        if proc.sql is not None:
+            try:
+                sql = proc.sql.read_text(encoding="utf-8")
+            except OSError as exc:
+                problems.append(Problem("sql", f"{name}: cannot read {proc.sql}: {exc.strerror or exc}"))
+        elif proc.python is None:
+            problems.append(Problem("sql", f"{name}: no `sql:` file"))
+        sources = {d.source for d in proc.depends_on if not d.is_processor}
+        sources |= {spec.processors[d.source].target for d in proc.upstream_processors
+                    if d.source not in selected}
+        for table in sources:
+            readers[table].append(name)
+        for table, cols in columns_read(sql, sources).items():
+            reads[table][name] |= cols
+        for table, cols in columns_read(sql, sources, through_stars=False).items():
+            sure[table][name] |= cols
+    for table in sorted(readers):
+        who = ", ".join(readers[table])
+        upstream = next((p for p in spec.processors.values() if p.target == table), None)
+        if not warehouse.table_exists(table):
+            if upstream is not None:
+                problems.append(Problem("upstream_table", f"{table} does not exist: run {upstream.name} first "
+                                                          f"(read by {who})"))
+            else:
+                problems.append(Problem("raw_table", f"raw table {table} does not exist (read by {who}); "
+                                                     "load it first (`backfill data ...`)"))
+            continue
+        have = warehouse.table_columns(table)
+        for proc_name, cols in sorted(sure[table].items()):
+            for col in sorted(cols - set(have)):
+                problems.append(Problem("schema_drift", f"{table} has no column {col} (read by {proc_name})"))
+        raw = spec.raw_tables.get(table)
+        part = raw.partition if raw is not None else (upstream.partition if upstream is not None else None)
+        if part is None or not range_seasons:
+            continue
+        cols = sorted({c for cs in reads[table].values() for c in cs} & set(have) - {part})
+        problems.extend(_empty_columns(warehouse, calendar, table, part, cols, range_seasons, reads[table]))
+    return problems
+
+
+def _empty_columns(warehouse: Warehouse, calendar: Calendar, table: str, part: str, cols: list[str],
+                   seasons: list[str], readers: Mapping[str, set[str]]) -> list[Problem]:
+    """Columns entirely NULL in a season where the table has rows: one query per table."""
+    if not cols:
+        return []
+    cases = " ".join(f"WHEN {part} BETWEEN DATE '{calendar.seasons[s].start}' AND DATE '{calendar.seasons[s].end}' "
+                     f"THEN '{s}'" for s in seasons)
+    counts = ", ".join(f"COUNT({c}) AS c_{c}" for c in cols)
+    rows = warehouse.query(f"SELECT season_label, COUNT(*) AS n, {counts} FROM (SELECT *, CASE {cases} END AS "
+                           f"season_label FROM {table}) AS t WHERE season_label IS NOT NULL GROUP BY 1")
+    out: list[Problem] = []
+    for r in sorted(rows, key=lambda r: str(r["season_label"])):
+        if not int(r["n"]):
+            continue
+        for c in cols:
+            if int(r[f"c_{c}"] or 0) == 0:
+                who = ", ".join(sorted(p for p, cs in readers.items() if c in cs))
+                out.append(Problem("schema_drift", f"{table}.{c} is missing in season {r['season_label']} "
+                                                   f"(NULL in all {r['n']} rows; read by {who})"))
+    return out
+
+
+def _span(calendar: Calendar) -> str:
+    if not calendar.dates:
+        return "no dates: load raw data first"
+    return f"{calendar.dates[0]} to {calendar.dates[-1]}, seasons {', '.join(calendar.seasons)}"

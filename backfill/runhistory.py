@@ -15,8 +15,10 @@ from backfill.calendar import Calendar
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema, check_table_name, schema
 
-STATUSES = ("success", "failed", "partial", "skipped", "blocked", "cancelled")
-DONE_STATUSES = ("success", "partial")
+STATUSES = ("success", "failed", "partial", "skipped", "blocked", "cancelled", "revoked")
+# Only `success` is done: a partial partition is written but short of what was expected, so
+# `gaps` lists it and `enqueue` runs it again rather than skipping it as finished.
+DONE_STATUSES = ("success",)
 HISTORY_KEY = ("run_id", "task_id", "data_date", "attempt")
 
 
@@ -88,11 +90,11 @@ class RunHistory:
 
     def gaps(self, calendar: Calendar, processors: Iterable[str], start: dt.date,
              end: dt.date) -> list[tuple[str, dt.date]]:
-        """(processor, game date) in [start, end] whose latest attempt is not done (success or partial).
+        """(processor, game date) in [start, end] whose latest attempt is not `success`.
 
         Only the schedule's game dates can be gaps, so off-days and the All-Star break never are.
-        A `partial` date counts as done: its rows are written and its warnings name what the raw
-        data lacked, which a rerun cannot fix.
+        A `partial` date is a gap too: its rows are written, but fewer than expected (its record
+        says why); `gaps` lists the reason, and a rerun after the raw data is fixed fills it.
         """
         names = sorted(set(processors))
         done = self.completed(start, end, names)

@@ -1,8 +1,9 @@
 """`backfill gaps`: (processor, game date) partitions whose latest run did not succeed.
 
 Counted in game dates from the schedule, so off-days, the All-Star break and days outside
-every season are never gaps. A date whose latest run is `success` or `partial` is done; every
-other date (never run, or latest run failed / blocked / cancelled / skipped) is a gap.
+every season are never gaps. A date whose latest run is `success` is done; every other date
+(never run, or latest run partial / failed / blocked / revoked / cancelled) is a gap, listed
+with the reason its latest record gives.
 Exit codes: 0 no gaps, 1 gaps found, 2 bad input, 3 cannot open the warehouse.
 """
 
@@ -52,9 +53,10 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         game_dates = {d for d in game_dates if calendar.season_of(d) in seasons}
     lo = min(a for a, _ in ranges)
     hi = max(b for _, b in ranges)
-    last = {(r["processor_name"], r["data_date"]): r["status"] for r in history.latest(lo, hi, names)} if found else {}
+    latest = {(r["processor_name"], r["data_date"]): r for r in history.latest(lo, hi, names)} if found else {}
     order = {n: i for i, n in enumerate(names)}
-    rows = [{"processor": p, "date": d.isoformat(), "season": calendar.season_of(d), "last_status": last.get((p, d))}
+    rows = [{"processor": p, "date": d.isoformat(), "season": calendar.season_of(d),
+             "last_status": (latest.get((p, d)) or {}).get("status"), "reason": _reason(latest.get((p, d)))}
             for p, d in sorted(found, key=lambda pd: (order[pd[0]], pd[1]))]
     by_season = Counter(str(r["season"]) for r in rows)
     by_status = Counter(r["last_status"] or NEVER_RUN for r in rows)
@@ -71,6 +73,14 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         "by_last_status": dict(sorted(by_status.items())),
     }
     return {"gaps": rows, "counts": counts}
+
+
+def _reason(record: dict[str, Any] | None) -> str:
+    if record is None:
+        return "never ran"
+    category, message = record.get("error_category"), record.get("error_message")
+    text = ": ".join(str(x) for x in (category, message) if x)
+    return f"{record['status']}: {text}" if text else str(record["status"])
 
 
 def render_gaps(result: dict[str, Any], names: tuple[str, ...], console: Console) -> None:
@@ -92,12 +102,13 @@ def render_gaps(result: dict[str, Any], names: tuple[str, ...], console: Console
         table.add_column("gaps", justify="right")
         table.add_column("last status")
         table.add_column("first dates")
+        table.add_column("first reason", overflow="fold")
         for season in sorted(seasons):
             rows = seasons[season]
             status = Counter(r["last_status"] or NEVER_RUN for r in rows)
             more = f" (+{len(rows) - FIRST_DATES} more)" if len(rows) > FIRST_DATES else ""
             table.add_row(season, str(len(rows)), ", ".join(f"{k} {v}" for k, v in sorted(status.items())),
-                          ", ".join(r["date"] for r in rows[:FIRST_DATES]) + more)
+                          ", ".join(r["date"] for r in rows[:FIRST_DATES]) + more, rows[0]["reason"][:160])
         console.print(table)
 
 

@@ -75,11 +75,19 @@ def render_batching(plan: Plan, console: Console) -> None:
 @click.command("plan")
 @selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (shape in docs/cli.md).")
+@click.option("--preflight", "run_preflight", is_flag=True,
+              help="Also check tables, columns per season and the schedule, as enqueue does (exit 2 on problems).")
 @click.pass_obj
-def plan(obj: Any, pipeline: str | None, as_json: bool, **selection: Any) -> None:
+def plan(obj: Any, pipeline: str | None, as_json: bool, run_preflight: bool, **selection: Any) -> None:
     """Show the waves, tasks and estimates of a backfill, without running anything."""
+    from backfill.cli.preflight import check_request, refuse_on_problems
+
     spec = obj.spec(pipeline)
     request = build_request(default_concurrency=obj.settings.concurrency, **selection)
+    problems = check_request(spec, obj.warehouse(), request) if run_preflight else []
+    if problems and as_json:
+        click.echo(json.dumps({"preflight": [p.to_json() for p in problems]}))
+    refuse_on_problems(problems, Console(stderr=True), "the plan was not built")
     result, _ = plan_from_warehouse(spec, obj.warehouse(), request)
     if as_json:
         click.echo(json.dumps(result.to_json()))

@@ -53,7 +53,8 @@ def league(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                          for r in history_rows(result, task, "run-b", task.wave)]
             if task.processor == OFFENSE and task.dates == (partial_day,):
                 later = result.finished_at + dt.timedelta(minutes=5)  # type: ignore[operator]
-                rows += [{**r, "run_id": "run-b", "status": "partial", "finished_at": later}
+                rows += [{**r, "run_id": "run-b", "status": "partial", "finished_at": later,
+                          "error_category": "partial_data", "error_message": "no rows for team BOS in game g1"}
                          for r in history_rows(result, task, "run-b", task.wave)]
         assert history.write(rows) == len(rows)
         all_star = [d for d in (dt.date(2024, 2, 10) + dt.timedelta(days=i) for i in range(16))
@@ -61,6 +62,7 @@ def league(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         break_dates = calendar.game_dates_between(dt.date(2024, 2, 10), dt.date(2024, 2, 25))
         off_days = [d for d in (WEEK[0] + dt.timedelta(days=i) for i in range(7)) if not calendar.is_game_date(d)]
     return {"url": f"duckdb:///{path}", "game_dates": game_dates, "failed": failed_day, "missing": missing_day,
+            "partial": partial_day,
             "all_star_off_days": all_star, "break_game_dates": break_dates, "week_off_days": off_days}
 
 
@@ -72,15 +74,24 @@ def week(*extra: str) -> list[str]:
     return ["--start", WEEK[0].isoformat(), "--end", WEEK[1].isoformat(), *extra]
 
 
-def test_no_gaps_exits_0_and_a_partial_latest_run_counts_as_done(league: dict[str, object]) -> None:
-    result = gaps(league, *week("--processors", OFFENSE, "--json"))
+def test_no_gaps_exits_0(league: dict[str, object]) -> None:
+    other = [d for d in league["game_dates"] if d != league["partial"]]  # type: ignore[attr-defined]
+    result = gaps(league, "--range", f"{other[0]}:{other[0]}", "--processors", OFFENSE, "--json")
     assert result.exit_code == 0, (result.output, result.stderr)
     doc = json.loads(result.stdout)
-    assert doc["gaps"] == []
-    assert doc["counts"]["gaps"] == 0
-    assert doc["counts"]["game_dates"] == len(league["game_dates"])  # type: ignore[arg-type]
+    assert doc["gaps"] == [] and doc["counts"]["gaps"] == 0
     assert doc["counts"]["by_processor"] == {OFFENSE: 0}
     assert result.stderr == ""
+
+
+def test_a_partial_latest_run_is_a_gap_with_its_reason(league: dict[str, object]) -> None:
+    """Partial rows are written but short: `gaps` lists them, and `enqueue` runs them again."""
+    result = gaps(league, *week("--processors", OFFENSE, "--json"))
+    assert result.exit_code == 1, (result.output, result.stderr)
+    doc = json.loads(result.stdout)
+    assert doc["gaps"] == [{"processor": OFFENSE, "date": league["partial"].isoformat(),  # type: ignore[attr-defined]
+                            "season": "2023-24", "last_status": "partial",
+                            "reason": "partial: partial_data: no rows for team BOS in game g1"}]
 
 
 def test_gaps_json_shape_and_exit_1(league: dict[str, object]) -> None:
@@ -88,22 +99,22 @@ def test_gaps_json_shape_and_exit_1(league: dict[str, object]) -> None:
     assert result.exit_code == 1, (result.output, result.stderr)
     doc = json.loads(result.stdout)
     assert set(doc) == {"gaps", "counts"}
-    assert doc["gaps"] == [
+    assert doc["gaps"][1:] == [
         {"processor": DEFENSE, "date": league["failed"].isoformat(), "season": "2023-24",  # type: ignore[attr-defined]
-         "last_status": "failed"},
+         "last_status": "failed", "reason": "failed: processor_error: boom"},
         {"processor": DEFENSE, "date": league["missing"].isoformat(), "season": "2023-24",  # type: ignore[attr-defined]
-         "last_status": None},
+         "last_status": None, "reason": "never ran"},
     ]
     n_dates = len(league["game_dates"])  # type: ignore[arg-type]
     assert doc["counts"] == {
-        "gaps": 2, "game_dates": n_dates, "partitions_checked": 2 * n_dates,
+        "gaps": 3, "game_dates": n_dates, "partitions_checked": 2 * n_dates,
         "days_without_games": len(league["week_off_days"]),  # type: ignore[arg-type]
-        "by_processor": {DEFENSE: 2, OFFENSE: 0}, "by_season": {"2023-24": 2},
-        "by_last_status": {"failed": 1, "never_run": 1},
+        "by_processor": {OFFENSE: 1, DEFENSE: 2}, "by_season": {"2023-24": 3},
+        "by_last_status": {"failed": 1, "never_run": 1, "partial": 1},
     }
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: 2 gap(s) in 1 processor(s)"), result.stderr
-    assert f"--processors {DEFENSE}" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: 3 gap(s) in 2 processor(s)"), result.stderr
+    assert f"--processors {OFFENSE},{DEFENSE}" in lines[0]
 
 
 def test_off_days_are_never_gaps(league: dict[str, object]) -> None:
@@ -135,7 +146,8 @@ def test_human_output_has_a_table_per_processor(league: dict[str, object]) -> No
     result = gaps(league, *week("--processors", f"{OFFENSE},{DEFENSE}"))
     assert result.exit_code == 1
     assert f"{DEFENSE}: 2 gap(s)" in result.stdout
-    assert f"{OFFENSE}: no gaps" in result.stdout
+    assert f"{OFFENSE}: 1 gap(s)" in result.stdout
+    assert "boom" in result.stdout  # the first gap's reason
     assert league["failed"].isoformat() in result.stdout  # type: ignore[attr-defined]
     assert "failed 1, never_run 1" in result.stdout
 

@@ -1,0 +1,30 @@
+"""Preflight from the command line: `enqueue` always runs it, `plan --preflight` on request."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from backfill.calendar import Calendar
+from backfill.checks import Problem, preflight
+from backfill.errors import BadInput
+from backfill.planner import PlanRequest
+from backfill.spec import PipelineSpec
+from backfill.warehouse import Warehouse
+
+
+def check_request(spec: PipelineSpec, warehouse: Warehouse, request: PlanRequest) -> list[Problem]:
+    """Every problem with the selection's tables, columns and schedule (see `backfill.checks.preflight`)."""
+    calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
+    names = spec.select(set(request.phases) if request.phases else None,
+                        set(request.processors) if request.processors else None)
+    return preflight(spec, warehouse, calendar, names, request.ranges, request.seasons)
+
+
+def refuse_on_problems(problems: list[Problem], console: Console, action: str = "nothing was enqueued") -> None:
+    """Print every problem (one line each), then fail with exit 2: nothing is half-started."""
+    if not problems:
+        return
+    for p in problems:
+        console.print(f"[red]preflight[/red] {p.kind}: {p.message}", highlight=False, soft_wrap=True)
+    raise BadInput(f"preflight found {len(problems)} problem(s); {action}",
+                   hint="fix the tables or the selection listed above, then run the command again")
