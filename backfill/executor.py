@@ -317,6 +317,10 @@ def _inspect(result: TaskResult, outcome: _Outcome, task: Task, warehouse: Wareh
     emptiness = Emptiness(spec, cal)
     # Bootstrap dates of lookback processors may have few or no rows: expectations start after.
     settled = [d for d in dates if not emptiness.may_be_empty(proc.name, d)]
+    for d in sorted(set(dates) - set(settled)):
+        if result.rows_by_date[d] == 0 and cal.games_on(d):
+            result.warnings.append(f"{d}: bootstrap: 0 rows in the season's first {spec.bootstrap_days} days "
+                                   "(its lookback windows hold no games yet)")
     for d in settled:
         games = cal.games_on(d)
         if result.rows_by_date[d] == 0 and games:

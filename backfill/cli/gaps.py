@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -63,6 +64,7 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
     by_processor = {n: 0 for n in names}
     for p, _ in found:
         by_processor[p] += 1
+    upstream = _upstream_holes(rows, history, names)
     counts = {
         "gaps": len(rows),
         "game_dates": len(game_dates),
@@ -72,7 +74,25 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         "by_season": dict(sorted(by_season.items())),
         "by_last_status": dict(sorted(by_status.items())),
     }
-    return {"gaps": rows, "counts": counts}
+    return {"gaps": rows, "counts": counts, "upstream": upstream}
+
+
+_PARTITION = re.compile(r"\b([a-z_][a-z0-9_]*)@(\d{4}-\d{2}-\d{2})\b")
+
+
+def _upstream_holes(rows: list[dict[str, Any]], history: RunHistory, names: tuple[str, ...]) -> list[dict[str, str]]:
+    """Upstream partitions that `dependency_gap` failures name and that no plain enqueue would redo.
+
+    Their latest run says `success` (so `enqueue` skips them), yet the check found them missing or
+    empty (rows deleted after the fact): only `--force` on them fills the hole.
+    """
+    named = {(m.group(1), dt.date.fromisoformat(m.group(2))) for r in rows if "dependency_gap" in r["reason"]
+             for m in _PARTITION.finditer(r["reason"])}
+    named = {(p, d) for p, d in named if p not in names}
+    if not named:
+        return []
+    done = history.completed(min(d for _, d in named), max(d for _, d in named), {p for p, _ in named})
+    return [{"processor": p, "date": d.isoformat()} for p, d in sorted(named) if (p, d) in done]
 
 
 def _reason(record: dict[str, Any] | None) -> str:
@@ -157,5 +177,16 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         if pipeline:
             where = f"--pipeline {pipeline} {where}"
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
-        raise ProblemsFound(f"{n} gap(s) in {len(procs)} processor(s)",
-                            hint=f"fill them with `backfill enqueue {where} --processors {','.join(procs)}`")
+        fill = f"`backfill enqueue {where} --processors {','.join(procs)}`"
+        holes = result["upstream"]
+        if holes:
+            dates = sorted({h["date"] for h in holes})
+            spans = (" ".join(f"--range {d}:{d}" for d in dates) if len(dates) <= 10
+                     else f"--range {dates[0]}:{dates[-1]}")
+            ups = ",".join(sorted({h["processor"] for h in holes}))
+            lead = f"--pipeline {pipeline} " if pipeline else ""
+            fill = (f"refill their upstream first with `backfill enqueue {lead}{spans} --processors {ups} --force` "
+                    f"(its run history says success, its rows are missing), then {fill} or `backfill retry RUN_ID`")
+        else:
+            fill = f"fill them with {fill}"
+        raise ProblemsFound(f"{n} gap(s) in {len(procs)} processor(s)", hint=fill)

@@ -98,7 +98,7 @@ def test_gaps_json_shape_and_exit_1(league: dict[str, object]) -> None:
     result = gaps(league, *week("--processors", f"{OFFENSE},{DEFENSE}", "--json"))
     assert result.exit_code == 1, (result.output, result.stderr)
     doc = json.loads(result.stdout)
-    assert set(doc) == {"gaps", "counts"}
+    assert set(doc) == {"gaps", "counts", "upstream"} and doc["upstream"] == []
     assert doc["gaps"][1:] == [
         {"processor": DEFENSE, "date": league["failed"].isoformat(), "season": "2023-24",  # type: ignore[attr-defined]
          "last_status": "failed", "reason": "failed: processor_error: boom"},
