@@ -263,8 +263,8 @@ def columns_read(sql: str, tables: Iterable[str], *, through_stars: bool = True)
     for scope in scopes:
         for col in scope.columns:
             q = col.table
-            src = scope.sources.get(q) if q else (next(iter(scope.sources.values())) if len(scope.sources) == 1
-                                                  else None)
+            src: Any = scope.sources.get(q) if q else (next(iter(scope.sources.values()))
+                                                       if len(scope.sources) == 1 else None)
             names: set[str] = set()
             if isinstance(src, exp.Table):
                 names = {name_of(src)}
@@ -334,8 +334,8 @@ def preflight(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, proc
         part = raw.partition if raw is not None else None
         if part is None or not range_seasons:
             continue  # drift is a property of raw feeds; a processor's NULLs are its honest output
-        cols = sorted({c for cs in reads[table].values() for c in cs} & set(have) - {part})
-        problems.extend(_empty_columns(warehouse, calendar, table, part, cols, range_seasons, reads[table]))
+        read = sorted({c for cs in reads[table].values() for c in cs} & set(have) - {part})
+        problems.extend(_empty_columns(warehouse, calendar, table, part, read, range_seasons, reads[table]))
     return problems
 
 
