@@ -254,11 +254,11 @@ def columns_read(sql: str, tables: Iterable[str], *, through_stars: bool = True)
                 continue
             qualifier = proj.table if isinstance(proj, exp.Column) else ""
             sources = [scope.sources[qualifier]] if qualifier in scope.sources else list(scope.sources.values())
-            for src in sources:
-                if isinstance(src, exp.Table):
-                    passed.add(name_of(src))
+            for source in sources:
+                if isinstance(source, exp.Table):
+                    passed.add(name_of(source))
                 else:
-                    passed |= star_tables.get(id(src), set())
+                    passed |= star_tables.get(id(source), set())
         star_tables[id(scope)] = passed
     for scope in scopes:
         for col in scope.columns:
