@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from backfill.calendar import Calendar
@@ -23,6 +23,8 @@ from backfill.checks import DateCheck, Emptiness, UpstreamCheck, describe_gaps
 from backfill.errors import BackfillError, QuotaExceeded, TransientWarehouseError, WarehouseError
 from backfill.hooks import PostWrite, load_hook
 from backfill.planner.model import Task
+from backfill.processors import Invocation, Kind, kind_of
+from backfill.settings import Settings
 from backfill.spec import PipelineSpec, Processor
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
@@ -152,7 +154,8 @@ class _Outcome:
 
 def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id: str = "adhoc",
                  attempt: int = 1, raise_transient: bool = True, check: UpstreamCheck | None = None,
-                 strict: bool = True, calendar: Calendar | None = None) -> TaskResult:
+                 strict: bool = True, calendar: Calendar | None = None, options: Mapping[str, Any] | None = None,
+                 settings: Settings | None = None) -> TaskResult:
     """Check the upstream windows, replace the task's partitions, and report per date what was written.
 
     Final failures are *returned* (status `failed`, with a category), never raised, so one bad
@@ -165,6 +168,8 @@ def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id
     otherwise) unless the schedule says the date's inputs are empty; fewer rows than `expect:`
     declares, NULLs in required columns, or raw data missing a scheduled game or team are
     `partial`. Post-write hooks (registry gaps) add warnings and counts, never failures.
+    Every processor kind (`sql:`, `python:`, `http:`) gets the same checks; `options` (the
+    processor's own, overridden by the run's) reach it as parameters; `settings` carries HTTP auth.
     """
     started = _now()
     clock = time.monotonic()
@@ -172,15 +177,21 @@ def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id
                         started_at=started, attempt=attempt)
     outcome = _Outcome(task.dates)
     try:
-        proc, table, sql = _prepare(task, spec)
+        proc, table = _prepare(task, spec)
+        try:
+            kind = kind_of(proc)
+        except WarehouseError as exc:
+            raise _Failed(exc.category, exc.message) from exc
         _ensure_tables(warehouse, spec, proc, table)
         cal = calendar or (check.calendar if check is not None else Calendar.from_warehouse(warehouse,
                                                                                               spec.schedule_table))
         verdicts = check.check(proc.name, task.dates) if check is not None else {}
         todo = _apply_checks(result, outcome, verdicts, strict)
         labels = {"run_id": run_id, "task_id": task.id, "processor": task.processor}
+        base = Invocation(proc, table, todo, warehouse, run_id, task.id, attempt,
+                          {**proc.options, **(options or {})}, labels, settings)
         if todo:
-            _write_bisecting(warehouse, table, sql, todo, labels, outcome, proc)
+            _write_bisecting(kind, base, todo, outcome, result)
         written = [d for d in todo if outcome.status[d] != "failed"]
         if written:
             try:
@@ -232,48 +243,41 @@ def _apply_checks(result: TaskResult, outcome: _Outcome, verdicts: Mapping[dt.da
     return todo
 
 
-def _write_bisecting(warehouse: Warehouse, table: TableSchema, sql: str, dates: list[dt.date],
-                     labels: Mapping[str, str], outcome: _Outcome, proc: Processor) -> None:
-    """One statement for the whole batch; on a final failure, halves, down to single dates.
+def _write_bisecting(kind: Kind, base: Invocation, dates: list[dt.date], outcome: _Outcome,
+                     result: TaskResult) -> None:
+    """One write for the whole batch; on a final failure, halves, down to single dates.
 
     Transient errors propagate (the engine retries the task); only final ones are bisected, so
-    a bad date costs about 2 log2(n) extra statements and fails alone, the rest are written.
+    a bad date costs about 2 log2(n) extra writes and fails alone, the rest are written.
     """
     try:
-        warehouse.replace_partitions(table, dates, sql, {"start_date": min(dates), "end_date": max(dates)},
-                                     labels=labels)
+        reply = kind.write(replace(base, dates=dates))
+        result.warnings.extend(reply.warnings)
     except TransientWarehouseError:
         raise
     except WarehouseError as exc:
         category = exc.category if exc.category in ERROR_CATEGORIES else "processor_error"
         if len(dates) == 1 or category in _NOT_DATE_SPECIFIC:
+            where = base.processor.sql if base.processor.kind == "sql" else base.processor.kind
             for d in dates:
-                outcome.mark(d, "failed", category, f"{proc.sql}: {exc.message}")
+                outcome.mark(d, "failed", category, f"{where}: {exc.message}")
             return
         mid = len(dates) // 2
-        _write_bisecting(warehouse, table, sql, dates[:mid], labels, outcome, proc)
-        _write_bisecting(warehouse, table, sql, dates[mid:], labels, outcome, proc)
+        _write_bisecting(kind, base, dates[:mid], outcome, result)
+        _write_bisecting(kind, base, dates[mid:], outcome, result)
 
 
-def _prepare(task: Task, spec: PipelineSpec) -> tuple[Processor, TableSchema, str]:
+def _prepare(task: Task, spec: PipelineSpec) -> tuple[Processor, TableSchema]:
     proc = spec.processors.get(task.processor)
     if proc is None:
         raise _Failed("auth_config", f"processor {task.processor} is not in pipeline {spec.name}")
     if not task.dates:
         raise _Failed("processor_error", f"task {task.id} has no dates")
-    if proc.sql is None:
-        raise _Failed("auth_config", f"processor {proc.name} has no `sql:` file (python processors are not supported)")
-    try:
-        sql = proc.sql.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _Failed("processor_error", f"cannot read SQL file {proc.sql}: {exc}") from exc
-    if not sql.strip():
-        raise _Failed("processor_error", f"SQL file {proc.sql} is empty")
     try:
         table = proc.table
     except BackfillError as exc:
         raise _Failed("auth_config", exc.message) from exc
-    return proc, table, sql
+    return proc, table
 
 
 def _ensure_tables(warehouse: Warehouse, spec: PipelineSpec, proc: Processor, table: TableSchema) -> None:

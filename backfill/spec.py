@@ -20,8 +20,9 @@ from backfill.warehouse.schema import Column, TableSchema, check_identifier, che
 
 WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date")
 _SIZED = ("game_dates", "team_games", "days")
-_PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "batch_size", "required_columns",
-                   "depends_on", "estimate_seconds", "description", "columns", "key", "ranges", "expect"}
+_PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "http", "options", "batch_size",
+                   "required_columns", "depends_on", "estimate_seconds", "description", "columns", "key", "ranges",
+                   "expect"}
 _EXPECT_KEYS = {"rows_per_game", "rows_like", "every_team"}
 _TOP_KEYS = {"name", "description", "schedule_table", "run_history_table", "bootstrap_days", "raw_tables",
              "processors", "post_write"}
@@ -99,6 +100,27 @@ class Processor:
     columns: tuple[Column, ...] = ()
     key: tuple[str, ...] = ()
     expect: Expect = field(default_factory=Expect)
+    http: Mapping[str, Any] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+    base_dir: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        return "http" if self.http is not None else "python" if self.python is not None else "sql"
+
+    def sql_text(self) -> str:
+        """The SQL file's text; a missing or empty file is this processor's final error, not the run's."""
+        from backfill.errors import WarehouseError
+
+        if self.sql is None:
+            raise WarehouseError(f"processor {self.name} has no `sql:` file", category="auth_config")
+        try:
+            text = self.sql.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise WarehouseError(f"cannot read SQL file {self.sql}: {exc}") from exc
+        if not text.strip():
+            raise WarehouseError(f"SQL file {self.sql} is empty")
+        return text
 
     @property
     def self_dependent(self) -> bool:
@@ -306,8 +328,24 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
         sql = raw.get("sql")
         # A missing SQL file is reported by preflight and fails only this processor's tasks.
         sql_path = (base / sql).resolve() if sql is not None else None
-        if sql is None and raw.get("python") is None:
-            raise where.fail(name, "needs `sql: file.sql` or `python: module:function`")
+        kinds = [k for k in ("sql", "python", "http") if raw.get(k) is not None]
+        if len(kinds) != 1:
+            raise where.fail(name, "needs exactly one of `sql: file.sql`, `python: package.module:function` or "
+                                   f"`http: {{url: ...}}` (got {', '.join(kinds) or 'none'})")
+        python = raw.get("python")
+        if python is not None and (not isinstance(python, str) or python.count(":") != 1 or not all(python.split(":"))):
+            raise where.fail(name, f"python: {python!r} must be 'package.module:function'")
+        http = raw.get("http")
+        if http is not None:
+            if not isinstance(http, Mapping) or not str(http.get("url", "")).startswith(("http://", "https://")):
+                raise where.fail(name, "http: needs a mapping with `url: http(s)://...` (and optional method, "
+                                       "headers, timeout)")
+            extra = sorted(set(http) - {"url", "method", "headers", "timeout"})
+            if extra:
+                raise where.fail(name, f"http: unknown setting(s) {', '.join(extra)}")
+        options = raw.get("options") or {}
+        if not isinstance(options, Mapping) or not all(isinstance(k, str) and k.isidentifier() for k in options):
+            raise where.fail(name, f"options must be a mapping of identifier: value, got {options!r}")
         deps = []
         for entry in raw.get("depends_on") or ():
             if not isinstance(entry, Mapping) or len({"processor", "table"} & set(entry)) != 1:
@@ -339,7 +377,7 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
             name=name, phase=phase, target=target, partition=partition, sql=sql_path,
             python=raw.get("python"), batch_size=batch, required_columns=required, depends_on=tuple(deps),
             estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key,
-            expect=expect)
+            expect=expect, http=dict(http) if http is not None else None, options=dict(options), base_dir=base)
 
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for n in names:

@@ -1,0 +1,75 @@
+"""The interface every processor kind implements, and the choice of kind for a processor."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from backfill.settings import Settings
+    from backfill.spec import Processor
+    from backfill.warehouse import Warehouse
+    from backfill.warehouse.schema import TableSchema
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One write of some dates of one task: everything a kind needs, nothing it must look up."""
+
+    processor: Processor
+    table: TableSchema
+    dates: Sequence[dt.date]
+    warehouse: Warehouse
+    run_id: str
+    task_id: str
+    attempt: int
+    options: Mapping[str, Any]
+    labels: Mapping[str, str]
+    settings: Settings | None = None
+
+    @property
+    def log(self) -> logging.Logger:
+        return logging.getLogger(f"backfill.processor.{self.processor.name}")
+
+
+@dataclass
+class Reply:
+    """What a kind reports besides the rows (which the executor counts in the warehouse itself)."""
+
+    rows_claimed: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class Kind(Protocol):
+    """Writes the invocation's dates. Raises TransientWarehouseError (retried by the engine) or
+    WarehouseError (final; the executor bisects a multi-date batch) and nothing else."""
+
+    def write(self, inv: Invocation) -> Reply: ...
+
+
+def kind_of(processor: Processor) -> Kind:
+    from backfill.processors.http import HttpKind
+    from backfill.processors.python import PythonKind
+    from backfill.processors.sql import SqlKind
+
+    if processor.http is not None:
+        return HttpKind(processor.http)
+    if processor.python is not None:
+        return PythonKind(processor.python, processor.base_dir)
+    return SqlKind(processor.sql_text())
+
+
+def parse_option(value: str) -> Any:
+    """`true`/`false` -> bool, whole numbers -> int, numbers -> float, anything else stays text."""
+    low = value.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
