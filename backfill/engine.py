@@ -1,40 +1,48 @@
-"""The orchestration logic of a run, free of Celery: start, checkpoint, finish, cancel, retry, resume.
+"""The orchestration logic of a run, free of Celery: start, settle, pump, finish, cancel, retry, resume.
 
-Celery is one way to carry messages; the engine only needs a `Dispatcher` that can send a
-wave (as a chord whose callback is the checkpoint), a delayed checkpoint, and a finish, and
-revoke queued work. Every step here is safe to run twice: redelivery is normal with
-`acks_late`, so duplicates are expected, not exceptional.
+Dispatch follows dependencies: a task is sent when its own upstream tasks have settled, so
+the most recent season (first in priority) never waits at a barrier another season needed,
+and workers never idle while anything is ready. At most `Settings.dispatch_window` tasks of
+a run are in the broker at once; the rest wait in Redis, which keeps priorities meaningful
+and makes a purged queue lose little. Every step is safe to run twice: redelivery is normal
+with `acks_late`, so duplicates are expected, not exceptional.
+
+A dead worker, a purged queue, a revoked or lost message can each leave a task that nobody
+will run; `sweep` (each worker runs it every few seconds) re-sends tasks whose lease expired
+and heals a run that made no progress for `stall_after` seconds with nothing running.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from backfill.errors import BadInput, RunConflict
 from backfill.planner import Plan, Task
 from backfill.planner.model import TaskKey
 from backfill.runhistory import RunHistory
-from backfill.state import RunRecord, RunStatus, StateStore, TaskStatus
+from backfill.settings import Settings
+from backfill.state import RunRecord, RunStatus, Settled, StateStore, TaskStatus
 from backfill.state.base import now
 from backfill.warehouse import Warehouse, schema
 
+log = logging.getLogger(__name__)
 TRIGGER_TTL_SECONDS = 3600.0
-CHECKPOINT_POLL_SECONDS = 2.0
+FLUSH_LOCK_SECONDS = 120.0
+SETTLED_KINDS = (TaskStatus.succeeded, TaskStatus.failed, TaskStatus.revoked, TaskStatus.blocked)
+WarehouseSource = Callable[[], Warehouse | None]
 
 
 class Dispatcher(Protocol):
     """How the engine sends work; `workers.tasks.CeleryDispatcher` is the real one."""
 
-    def send_wave(self, run_id: str, seq: int, wave: int, task_ids: Sequence[str]) -> list[str]:
-        """Send the tasks as one chord whose callback checkpoints (run, seq, wave); return queued ids."""
-
-    def send_checkpoint(self, run_id: str, seq: int, wave: int, countdown: float) -> None: ...
-
-    def send_finish(self, run_id: str, seq: int) -> None: ...
+    def send(self, run_id: str, task_ids: Sequence[str]) -> list[str]:
+        """One `backfill.run_task(run_id, task_id)` message per task; returns the message ids."""
 
     def revoke(self, queued_ids: Sequence[str]) -> None: ...
 
@@ -59,6 +67,21 @@ def trigger_names(tasks: Iterable[Task]) -> list[str]:
     from backfill.triggers import triggers_for_phases
 
     return triggers_for_phases({t.phase for t in tasks})
+
+
+def priority(task: Task, order: str) -> float:
+    """Lower goes first: the season (most recent first under `recent-first`), then plan depth, then date.
+
+    Depth before date keeps a season's upstream phases ahead of its downstream ones, so the
+    critical path of the preferred season is never starved by its own leaves.
+    """
+    try:
+        year = int(task.season[:4])
+    except ValueError:
+        year = 0
+    season_rank = (3000 - year) if order == "recent-first" else year
+    first = task.dates[0].toordinal() if task.dates else 0
+    return season_rank * 1e9 + task.wave * 1e6 + (first % 1_000_000)
 
 
 def _lock(store: StateStore, run_id: str, tasks: Sequence[Task]) -> None:
@@ -88,40 +111,42 @@ def _release_triggers(triggers: TriggerPauser | None, run_id: str, tasks: Iterab
             triggers.release(name, run_id)
 
 
+def _order(store: StateStore, run_id: str) -> str:
+    run = store.get_run(run_id)
+    return str((run.request if run else {}).get("order", "recent-first"))
+
+
+def send(store: StateStore, dispatcher: Dispatcher, run_id: str, task_ids: Sequence[str]) -> None:
+    """Send messages for tasks already moved in flight (a crash between the two is what the watchdog heals)."""
+    if task_ids:
+        store.add_queued(run_id, dispatcher.send(run_id, task_ids))
+
+
 def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: RunRecord,
-              triggers: TriggerPauser | None = None) -> RunRecord:
-    """Lock, store, pause triggers, send wave 0. Refuses (RunConflict) if another run owns a partition."""
+              triggers: TriggerPauser | None = None, settings: Settings | None = None) -> RunRecord:
+    """Lock, store, pause triggers, schedule every task, send the first window.
+
+    Refuses (RunConflict) if another run owns a partition.
+    """
+    settings = settings or Settings()
     tasks = list(plan.tasks())
     _lock(store, record.run_id, tasks)
     record.total = len(tasks)
     record.waves = len(plan.waves)
     record.status = RunStatus.running
+    record.progress_at = now()
     store.create_run(record, tasks)
-    store.set_waves(record.run_id, record.seq, [[t.id for t in w] for w in plan.waves if w])
+    order = plan.request.order
+    store.schedule(record.run_id, tasks, {t.id: priority(t, order) for t in tasks})
     _pause_triggers(triggers, record.run_id, tasks)
-    dispatch(store, dispatcher, record.run_id, record.seq, 0)
+    send(store, dispatcher, record.run_id, store.pump(record.run_id, settings.dispatch_window))
+    if not tasks:
+        finish(store, record.run_id, None, triggers)
     return record
 
 
-def dispatch(store: StateStore, dispatcher: Dispatcher, run_id: str, seq: int, wave: int,
-             states: Mapping[str, TaskStatus] | None = None) -> int | None:
-    """Send the first wave from `wave` on that still has pending tasks, or finish; returns the wave sent."""
-    states = store.states(run_id) if states is None else states
-    while True:
-        ids = store.get_wave(run_id, seq, wave)
-        if not ids:
-            dispatcher.send_finish(run_id, seq)
-            return None
-        todo = [i for i in ids if states.get(i) == TaskStatus.pending]
-        if todo:
-            store.update_run(run_id, wave=wave)
-            store.add_queued(run_id, dispatcher.send_wave(run_id, seq, wave, todo))
-            return wave
-        wave += 1
-
-
 def dependents(tasks: Mapping[str, Task], roots: Iterable[str]) -> set[str]:
-    """Every task that depends, directly or transitively, on one of `roots`."""
+    """Every task that depends, directly or transitively, on one of `roots` (what a failure blocks)."""
     reverse: dict[str, list[str]] = {}
     for t in tasks.values():
         for d in t.depends_on:
@@ -136,91 +161,127 @@ def dependents(tasks: Mapping[str, Task], roots: Iterable[str]) -> set[str]:
     return out
 
 
-def _blocked_rows(task: Task, run_id: str, wave: int, cause: str) -> list[dict[str, Any]]:
+def blocks_dependents(status: TaskStatus, result: Mapping[str, Any] | None) -> bool:
+    """A failed or revoked task blocks its dependents, unless it is a bisected batch whose
+    `status_by_date` shows dates that did not fail: then the per-date defensive checks fail
+    exactly the dependents whose windows include the bad dates."""
+    if status is TaskStatus.revoked:
+        return True
+    if status is not TaskStatus.failed:
+        return False
+    by_date = (result or {}).get("status_by_date") or {}
+    return not any(v != "failed" for v in by_date.values())
+
+
+def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str, attempt: int | None,
+           status: TaskStatus, result: Mapping[str, Any] | None, *, settings: Settings,
+           warehouse: WarehouseSource, triggers: TriggerPauser | None = None) -> Settled:
+    """Record a task's outcome (one atomic step that also releases or blocks its children and
+    pumps), send what became ready, write the run history when enough is pending, and finish
+    the run when nothing is left. `attempt` None: a revoke, whatever attempt is current."""
+    done = store.finish_task(run_id, task_id, attempt, status, result, settings.dispatch_window,
+                             blocks_dependents(status, result))
+    if done.outcome != "ok":
+        return done
+    send(store, dispatcher, run_id, done.send)
+    if done.open <= 0:
+        try:
+            finish(store, run_id, warehouse(), triggers)
+        except Exception:  # the watchdog's sweep finishes a run with nothing open
+            log.warning("run %s: finishing failed; the watchdog will retry", run_id, exc_info=True)
+    elif done.unflushed >= settings.history_flush_tasks or (
+            done.oldest_unflushed is not None and now() - done.oldest_unflushed >= settings.history_flush_seconds):
+        try:
+            flush_history(store, warehouse(), run_id)
+        except Exception:  # the next settle or the finish writes them; a task must not fail for it
+            log.warning("run %s: run-history flush failed; will retry", run_id, exc_info=True)
+    return done
+
+
+# -- the run history: bulk writes, never one per task ---------------------------------------
+def _plain_rows(task: Task, run_id: str, status: str, attempt: int, category: str | None,
+                message: str | None) -> list[dict[str, Any]]:
     stamp = dt.datetime.now(dt.UTC)
     return [{"processor_name": task.processor, "phase": task.phase, "data_date": d, "season": task.season,
-             "run_id": run_id, "task_id": task.id, "status": "blocked", "attempt": 0, "records_processed": 0,
-             "duration_seconds": 0.0, "started_at": None, "finished_at": stamp, "error_category": "dependency_gap",
-             "error_message": f"upstream {cause} failed", "warnings": [], "backfill_mode": True,
-             "bootstrap": task.bootstrap, "wave": wave} for d in task.dates]
+             "run_id": run_id, "task_id": task.id, "status": status, "attempt": attempt, "records_processed": 0,
+             "duration_seconds": 0.0, "started_at": None, "finished_at": stamp, "error_category": category,
+             "error_message": message, "warnings": [], "backfill_mode": True,
+             "bootstrap": task.bootstrap, "wave": task.wave} for d in task.dates]
 
 
-def _result_rows(result: Mapping[str, Any], task: Task, run_id: str, wave: int) -> list[dict[str, Any]]:
+def _result_rows(result: Mapping[str, Any], task: Task, run_id: str) -> list[dict[str, Any]]:
     if result.get("noop"):
-        stamp = dt.datetime.now(dt.UTC)
-        return [{"processor_name": task.processor, "phase": task.phase, "data_date": d, "season": task.season,
-                 "run_id": run_id, "task_id": task.id, "status": "success", "attempt": result.get("attempt", 1),
-                 "records_processed": 0, "duration_seconds": 0.0, "finished_at": stamp, "backfill_mode": True,
-                 "bootstrap": task.bootstrap, "wave": wave} for d in task.dates]
+        return _plain_rows(task, run_id, "success", int(result.get("attempt", 1)), None, None)
     from backfill.executor import TaskResult, history_rows
 
-    return history_rows(TaskResult.from_json(dict(result)), task, run_id, wave)
+    return history_rows(TaskResult.from_json(dict(result)), task, run_id, task.wave)
 
 
-def checkpoint(store: StateStore, dispatcher: Dispatcher, warehouse: Warehouse | None, run_id: str, seq: int,
-               wave: int, triggers: TriggerPauser | None = None, takeover_after: float | None = None) -> str:
-    """The chord callback: verify the wave, record it in one bulk write, block dependents, send the next.
-
-    `takeover_after` (the broker's redelivery delay) lets the redelivered callback of a worker
-    that died mid-checkpoint finish the job instead of being taken for a duplicate.
-    Returns what it did (`waiting`, `duplicate`, `stale`, `cancelled`, `unknown`, `next`), for logs and tests.
-    """
-    run = store.get_run(run_id)
-    if run is None:
-        return "unknown"
-    if run.status is RunStatus.cancelled:
-        return "cancelled"
-    if run.seq != seq or not run.status.active:
-        return "stale"
-    ids = store.get_wave(run_id, seq, wave)
+def history_rows_for(store: StateStore, run_id: str, task_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Run-history rows of settled tasks: their results, or a blocked/revoked row per date."""
     states = store.states(run_id)
-    if any(not states[i].finished for i in ids):
-        # A premature callback (a redelivered header task counted twice) or a task still
-        # waiting for redelivery after a worker died: look again shortly.
-        dispatcher.send_checkpoint(run_id, seq, wave, CHECKPOINT_POLL_SECONDS)
-        return "waiting"
-    guard, written = f"checkpoint:{seq}:{wave}", f"history:{seq}:{wave}"
-    if not store.claim(run_id, guard, takeover_after):
-        return "duplicate"
-    failed = [i for i in ids if states[i] == TaskStatus.failed]
-    newly_blocked: dict[str, str] = {}
-    if failed:
-        everything = store.tasks(run_id)
-        for f in failed:
-            for d in sorted(dependents(everything, [f])):
-                if states.get(d) == TaskStatus.pending and d not in newly_blocked:
-                    newly_blocked[d] = f
-        store.set_states(run_id, {d: TaskStatus.blocked for d in newly_blocked})
-    tasks = store.tasks_by_id(run_id, list(ids) + list(newly_blocked))
+    ids = [i for i in task_ids if states.get(i) in SETTLED_KINDS]
+    tasks = store.tasks_by_id(run_id, ids)
     results = store.results_by_id(run_id, ids)
+    causes = store.blocked_by(run_id, [i for i in ids if states[i] is TaskStatus.blocked])
+    attempts = store.attempts(run_id)
     rows: list[dict[str, Any]] = []
     for i in ids:
-        if i in results and states[i] in (TaskStatus.succeeded, TaskStatus.failed):
-            rows.extend(_result_rows(results[i], tasks[i], run_id, wave))
-    for d, cause in newly_blocked.items():
-        rows.extend(_blocked_rows(tasks[d], run_id, wave, cause))
-    if rows and warehouse is not None and not store.is_complete(run_id, written):
-        try:
-            RunHistory(warehouse, run.history_table).write(rows)
-        except Exception:
-            store.unclaim(run_id, guard)
-            raise
-        store.complete(run_id, written)
-    if triggers is not None:
-        for name in trigger_names(tasks.values()):
-            triggers.renew(name, run_id, TRIGGER_TTL_SECONDS)
-    dispatch(store, dispatcher, run_id, seq, wave + 1, {**states, **{d: TaskStatus.blocked for d in newly_blocked}})
-    store.complete(run_id, guard)
-    return "next"
+        task, state = tasks.get(i), states[i]
+        if task is None:
+            continue
+        if state is TaskStatus.blocked:
+            rows += _plain_rows(task, run_id, "blocked", 0, "dependency_gap",
+                                f"upstream {causes.get(i, 'task')} failed")
+        elif state is TaskStatus.revoked:
+            rows += _plain_rows(task, run_id, "revoked", attempts.get(i, 0), "revoked",
+                                "revoked through Celery (control revoke, Flower or the API)")
+        elif i in results:
+            rows += _result_rows(results[i], task, run_id)
+    return rows
 
 
-def finish(store: StateStore, run_id: str, seq: int, triggers: TriggerPauser | None = None,
-           takeover_after: float | None = None) -> RunStatus | None:
-    """Close a run once: its status, then locks and trigger pauses go back."""
+def flush_history(store: StateStore, warehouse: Warehouse | None, run_id: str, *, wait: float = 0.0) -> int:
+    """Write the run-history rows of every settled task not written yet, in one bulk write.
+
+    One flusher at a time (a lock in Redis); the write is a keyed upsert, so a repeated flush
+    is harmless; the written ids are forgotten only after the write succeeded. `wait`: how
+    long to wait for another flusher (the finish step must not skip the last rows).
+    """
+    if warehouse is None:
+        return 0
+    deadline = time.monotonic() + wait
+    while not store.try_lock(run_id, "flush", FLUSH_LOCK_SECONDS):
+        if time.monotonic() >= deadline:
+            return 0
+        time.sleep(0.1)
+    try:
+        pending = store.unflushed(run_id)
+        if not pending:
+            return 0
+        run = store.get_run(run_id)
+        table = run.history_table if run else "nba_reference.processor_run_history"
+        written = RunHistory(warehouse, table).write(history_rows_for(store, run_id, list(pending)))
+        store.drop_unflushed(run_id, pending)
+        return written
+    finally:
+        store.unlock(run_id, "flush")
+
+
+def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers: TriggerPauser | None = None,
+           takeover_after: float | None = 600.0) -> RunStatus | None:
+    """Close a run once: the last run-history rows, its status, then locks and trigger pauses go back."""
     run = store.get_run(run_id)
-    if run is None or run.seq != seq or not run.status.active or not store.claim(run_id, f"finish:{seq}",
-                                                                                  takeover_after):
+    if run is None or not run.status.active or store.open_count(run_id) > 0:
         return None
+    guard = f"finish:{run.seq}"
+    if not store.claim(run_id, guard, takeover_after):
+        return None
+    try:
+        flush_history(store, warehouse, run_id, wait=FLUSH_LOCK_SECONDS)
+    except Exception:
+        store.unclaim(run_id, guard)
+        raise
     states = store.states(run_id)
     ok = all(s in (TaskStatus.succeeded, TaskStatus.skipped) for s in states.values())
     status = RunStatus.succeeded if ok else RunStatus.failed
@@ -228,7 +289,8 @@ def finish(store: StateStore, run_id: str, seq: int, triggers: TriggerPauser | N
     tasks = store.tasks(run_id)
     store.release_locks(run_id, task_keys(tasks.values()))
     _release_triggers(triggers, run_id, tasks.values())
-    store.complete(run_id, f"finish:{seq}")
+    store.deactivate(run_id)
+    store.complete(run_id, guard)
     return status
 
 
@@ -239,6 +301,7 @@ def cancel(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
         raise BadInput(f"no run {run_id} in Redis", hint="`backfill runs` lists the known runs")
     if run.status.active:
         store.update_run(run_id, status=RunStatus.cancelled, cancelled_at=now(), finished_at=now())
+    store.deactivate(run_id)
     states = store.states(run_id)
     store.set_states(run_id, {i: TaskStatus.cancelled for i, s in states.items() if s == TaskStatus.pending})
     dispatcher.revoke(store.queued(run_id))
@@ -249,47 +312,35 @@ def cancel(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
 
 
 def record_finished(store: StateStore, warehouse: Warehouse, run_id: str) -> int:
-    """Write the run history of every finished task of the current sequence, in one bulk write.
+    """Write the run history of every settled task of the run, in one bulk write.
 
-    A cancelled run never reaches its next checkpoint, so the tasks that finished in its last
-    wave would otherwise be known only to Redis. The write is a keyed upsert, so rows a
-    checkpoint already wrote are rewritten identically, never duplicated. Returns rows written.
+    A cancelled run never reaches its finish step, so the tasks that settled since the last
+    flush would otherwise be known only to Redis. The write is a keyed upsert, so rows a
+    flush already wrote are rewritten identically, never duplicated. Returns rows written.
     """
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis", hint="`backfill runs` lists the known runs")
     states = store.states(run_id)
-    rows: list[dict[str, Any]] = []
-    for wave in range(run.wave + 1):
-        ids = [i for i in store.get_wave(run_id, run.seq, wave)
-               if states.get(i) in (TaskStatus.succeeded, TaskStatus.failed)]
-        if not ids:
-            continue
-        tasks = store.tasks_by_id(run_id, ids)
-        results = store.results_by_id(run_id, ids)
-        for i in ids:
-            if i in results:
-                rows.extend(_result_rows(results[i], tasks[i], run_id, tasks[i].wave))
+    rows = history_rows_for(store, run_id, [i for i, s in states.items() if s in SETTLED_KINDS])
     return RunHistory(warehouse, run.history_table).write(rows)
 
 
 def _restart(store: StateStore, dispatcher: Dispatcher, run: RunRecord, chosen: Sequence[Task],
-             triggers: TriggerPauser | None) -> int:
-    """A new wave sequence over `chosen`, in their original wave order (which respects every dependency)."""
-    by_wave: dict[int, list[str]] = {}
-    for t in chosen:
-        by_wave.setdefault(t.wave, []).append(t.id)
-    seq = run.seq + 1
-    store.set_states(run.run_id, {t.id: TaskStatus.pending for t in chosen})
-    store.set_waves(run.run_id, seq, [by_wave[w] for w in sorted(by_wave)])
-    store.update_run(run.run_id, seq=seq, wave=0, status=RunStatus.running, finished_at="", cancelled_at="")
+             triggers: TriggerPauser | None, settings: Settings) -> int:
+    """Reset `chosen` to pending, recount what each waits for, and pump."""
+    order = str(run.request.get("order", "recent-first"))
+    store.update_run(run.run_id, seq=run.seq + 1, status=RunStatus.running, finished_at="", cancelled_at="",
+                     progress_at=now())
+    store.schedule(run.run_id, chosen, {t.id: priority(t, order) for t in chosen})
     _pause_triggers(triggers, run.run_id, chosen)
-    dispatch(store, dispatcher, run.run_id, seq, 0)
+    send(store, dispatcher, run.run_id, store.pump(run.run_id, settings.dispatch_window))
     return len(chosen)
 
 
-def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None) -> int:
-    """Run the failed and blocked tasks again (after a fix); returns how many."""
+def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
+          settings: Settings | None = None) -> int:
+    """Run the failed, blocked and revoked tasks again (after a fix); returns how many."""
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis", hint=f"`backfill resume {run_id}` rebuilds it from run history")
@@ -297,26 +348,104 @@ def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Trig
         raise BadInput(f"run {run_id} is still running", hint="retry it once it has finished")
     states = store.states(run_id)
     tasks = store.tasks(run_id)
-    chosen = [tasks[i] for i, s in states.items() if s in (TaskStatus.failed, TaskStatus.blocked)]
+    chosen = [tasks[i] for i, s in states.items()
+              if s in (TaskStatus.failed, TaskStatus.blocked, TaskStatus.revoked)]
     if not chosen:
-        raise BadInput(f"run {run_id} has no failed or blocked tasks to retry")
+        raise BadInput(f"run {run_id} has no failed, blocked or revoked tasks to retry")
     _lock(store, run_id, chosen)
-    return _restart(store, dispatcher, run, chosen, triggers)
+    return _restart(store, dispatcher, run, chosen, triggers, settings or Settings())
 
 
-def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None) -> int:
-    """Continue a run Redis still knows but whose queue was lost: every unfinished task, in a new sequence."""
+def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
+           settings: Settings | None = None) -> int:
+    """Continue a run Redis still knows but whose queue was lost: every unfinished task is sent
+    again, except one running under a live lease (its worker is alive and will settle it)."""
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis")
+    settings = settings or Settings()
+    store.reap(run_id)
     states = store.states(run_id)
     tasks = store.tasks(run_id)
-    chosen = [tasks[i] for i, s in states.items() if not s.finished or
+    chosen = [tasks[i] for i, s in states.items() if s is TaskStatus.pending or
               (run.status is RunStatus.cancelled and s == TaskStatus.cancelled)]
     if not chosen:
+        if not any(s is TaskStatus.running for s in states.values()) and run.status.active:
+            finish(store, run_id, None, triggers)
         return 0
     _lock(store, run_id, chosen)
-    return _restart(store, dispatcher, run, chosen, triggers)
+    return _restart(store, dispatcher, run, chosen, triggers, settings)
+
+
+# -- the watchdog: expired leases, stalled runs --------------------------------------------
+def reap(store: StateStore, dispatcher: Dispatcher, run_id: str) -> int:
+    """Re-send the running tasks whose lease expired (their worker died); returns how many."""
+    ids = store.reap(run_id)
+    if ids:
+        log.warning("run %s: lease expired for %d running task(s); re-sending %s", run_id, len(ids),
+                    ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else ""))
+        send(store, dispatcher, run_id, ids)
+    return len(ids)
+
+
+def stall(store: StateStore, run_id: str, stall_after: float, run: RunRecord | None = None) -> dict[str, Any] | None:
+    """`{since, reason}` when an active run made no progress for `stall_after` seconds, has nothing
+    running under a live lease, and no message sent (or retry due) within that time; else None."""
+    run = run or store.get_run(run_id)
+    if run is None or not run.status.active or store.open_count(run_id) <= 0:
+        return None
+    moment = now()
+    last = max(run.progress_at or run.created_at, run.healed_at or 0.0, run.created_at)
+    if moment - last < stall_after or store.live_leases(run_id) > 0:
+        return None
+    flight = store.inflight(run_id)
+    if flight and max(flight.values()) > moment - stall_after:
+        return None
+    ready = len(store.ready(run_id))
+    reason = (f"no task settled for {moment - last:.0f}s and none running; {len(flight)} sent but not picked up"
+              f"{f', {ready} ready' if ready else ''} (queue purged, messages revoked or lost, or no worker)")
+    return {"since": last, "reason": reason}
+
+
+def heal(store: StateStore, dispatcher: Dispatcher, run_id: str, settings: Settings,
+         warehouse: WarehouseSource = lambda: None, triggers: TriggerPauser | None = None) -> int | None:
+    """Re-send a stalled run's in-flight tasks and pump its ready set, once (a Redis lock keeps a
+    second watchdog out); records that it did. Returns the tasks re-sent, or None if not stalled."""
+    found = stall(store, run_id, settings.stall_after)
+    if found is None or not store.try_lock(run_id, "heal", settings.stall_after):
+        return None
+    flight = store.inflight(run_id)
+    states = store.states(run_id)
+    lost = [t for t in flight if states.get(t) is TaskStatus.pending]
+    store.mark_sent(run_id, lost)
+    send(store, dispatcher, run_id, lost)
+    fresh = store.pump(run_id, settings.dispatch_window)
+    send(store, dispatcher, run_id, fresh)
+    run = store.get_run(run_id)
+    store.update_run(run_id, healed=(run.healed if run else 0) + 1, healed_at=now(), heal_reason=found["reason"])
+    log.warning("run %s stalled (%s): re-sent %d task(s), sent %d ready", run_id, found["reason"], len(lost),
+                len(fresh))
+    return len(lost) + len(fresh)
+
+
+def sweep(store: StateStore, dispatcher: Dispatcher, settings: Settings, warehouse: WarehouseSource,
+          triggers: TriggerPauser | None = None) -> dict[str, int]:
+    """One watchdog pass over every active run: reap expired leases, heal stalls, finish what is done."""
+    out = {"runs": 0, "resent": 0, "healed": 0, "finished": 0}
+    for run_id in store.active_runs():
+        run = store.get_run(run_id)
+        if run is None or not run.status.active:
+            store.deactivate(run_id)
+            continue
+        out["runs"] += 1
+        out["resent"] += reap(store, dispatcher, run_id)
+        if store.open_count(run_id) <= 0:
+            if finish(store, run_id, warehouse(), triggers) is not None:
+                out["finished"] += 1
+            continue
+        if heal(store, dispatcher, run_id, settings, warehouse, triggers) is not None:
+            out["healed"] += 1
+    return out
 
 
 # -- the durable copy of each run's request, so `resume` works after Redis is lost --------
@@ -348,8 +477,12 @@ def load_request(warehouse: Warehouse, history_table: str, run_id: str) -> RunRe
 
 
 # -- progress, derived from task states on every call (never stored, so never stale) ------
-def progress(store: StateStore, run_id: str) -> dict[str, Any] | None:
-    """Counts per status overall and per (phase, season), current wave, rate and ETA."""
+def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[str, Any] | None:
+    """Counts per status overall and per (phase, season), rate, ETA, and whether the run is stalled.
+
+    A stalled run has no ETA: a rate measured before it stopped would promise a finish that
+    is not coming. Tasks waiting for a retry count as remaining.
+    """
     run = store.get_run(run_id)
     if run is None:
         return None
@@ -364,21 +497,29 @@ def progress(store: StateStore, run_id: str) -> dict[str, Any] | None:
             g = groups.setdefault((t.phase, t.season), {s.value: 0 for s in TaskStatus})
             g[st.value] += 1
     done = counts["succeeded"] + counts["skipped"]
-    settled = done + counts["failed"] + counts["blocked"] + counts["cancelled"]
-    end = run.finished_at or now()
+    settled = sum(counts[s.value] for s in TaskStatus if s.finished)
+    moment = now()
+    end = run.finished_at or moment
     elapsed = max(end - run.created_at, 1e-6)
     rate = done / elapsed
     remaining = len(states) - settled
+    flight = store.inflight(run_id) if run.status.active else {}
+    waiting_retry = sum(1 for t, due in flight.items() if due > moment and states.get(t) is TaskStatus.pending)
+    stalled = stall(store, run_id, stall_after, run) if run.status.active else None
     failures = [{"task_id": tid, "category": r.get("error_category"), "message": r.get("error_message")}
                 for tid, r in sorted(store.results(run_id).items())
                 if states.get(tid) == TaskStatus.failed]
     return {
         "run_id": run_id, "status": run.status.value, "pipeline": run.pipeline, "request": run.request,
         "created_at": run.created_at, "finished_at": run.finished_at, "cancelled_at": run.cancelled_at,
-        "seq": run.seq, "wave": run.wave, "waves": run.waves, "total": len(states), "done": done,
+        "seq": run.seq, "waves": run.waves, "total": len(states), "done": done,
         "settled": settled, "counts": counts, "elapsed_seconds": round(elapsed, 1),
         "rate_per_minute": round(rate * 60, 2),
-        "eta_seconds": round(remaining / rate, 1) if rate > 0 and run.status.active else None,
+        "eta_seconds": round(remaining / rate, 1) if rate > 0 and run.status.active and not stalled else None,
+        "in_flight": len(flight), "waiting_retry": waiting_retry,
+        "progress_at": run.progress_at, "stalled": stalled,
+        "healed": {"count": run.healed, "at": run.healed_at, "reason": run.heal_reason or None},
+        "resent": run.resent,
         "by_phase_season": [{"phase": p, "season": s, **c} for (p, s), c in sorted(groups.items())],
         "failures": failures,
     }

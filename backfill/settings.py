@@ -6,6 +6,8 @@ the library reads the environment on its own.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -27,7 +29,33 @@ class Settings(BaseSettings):
     max_retries: int = Field(default=5, ge=0, le=50)
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
     sentry_dsn: SecretStr = Field(default=SecretStr(""))
+    environment: str = Field(default="", description="Sentry's environment tag (production, staging ...)")
     alerts: str = Field(default="digest", pattern="^(digest|immediate|off)$")
+    http_token: SecretStr = Field(default=SecretStr(""),
+                                  description="bearer token sent to `http:` processors (never printed)")
+    http_auth: str = Field(default="", pattern="^(|google)$",
+                           description="`google`: a Google ID token for Cloud Run `http:` processors (google-auth)")
+    stale_running_seconds: float = Field(
+        default=6 * 3600.0, gt=0,
+        description="a `running` run-history record older than this is stale: it never blocks and never passes "
+                    "a defensive check")
+    # -- the engine and its workers --------------------------------------------------------
+    broker_url: SecretStr = Field(default=SecretStr(""),
+                                  description="Celery broker if not the Redis (amqp://user:pw@host:5672//)")
+    visibility_timeout: float = Field(default=7200.0, ge=1,
+                                      description="Redis broker: seconds before an unacknowledged message returns")
+    lease_ttl: float = Field(default=30.0, ge=3, le=3600,
+                             description="a running task's lease; renewed every ttl/3 while its worker lives")
+    stall_after: float = Field(default=30.0, ge=1,
+                               description="seconds without progress (and nothing running) before a run is stalled")
+    watchdog: bool = Field(default=True, description="workers sweep active runs: expired leases, stalled runs")
+    watchdog_interval: float = Field(default=5.0, ge=0.5, le=600, description="seconds between a worker's sweeps")
+    dispatch_window: int = Field(default=64, ge=1, le=100000,
+                                 description="tasks of a run sent to the broker at once (the rest wait in Redis)")
+    history_flush_tasks: int = Field(default=200, ge=1,
+                                     description="settled tasks that trigger a bulk run-history write")
+    history_flush_seconds: float = Field(default=10.0, ge=0,
+                                         description="oldest unwritten settled task age that triggers a write")
 
     @property
     def warehouse_url(self) -> str:
@@ -36,6 +64,24 @@ class Settings(BaseSettings):
     @property
     def redis_url_value(self) -> str:
         return self.redis_url.get_secret_value()
+
+    @property
+    def broker_url_value(self) -> str:
+        """The broker: BACKFILL_BROKER_URL when set (RabbitMQ), else the Redis that holds run state."""
+        return self.broker_url.get_secret_value() or self.redis_url_value or DEFAULT_REDIS_URL
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def secret_environment(markers: Iterable[str]) -> dict[str, str]:
+    """Environment variables whose names contain one of `markers` (PASSWORD, TOKEN ...).
+
+    The Sentry scrubber must know every secret of the process, including ones no Setting
+    names (a cloud SDK's token); this module is the one place that reads the environment.
+    """
+    upper = tuple(m.upper() for m in markers)
+    return {k: v for k, v in os.environ.items() if v and any(m in k.upper() for m in upper)}
 
 
 def redact_url(url: str) -> str:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -220,11 +219,12 @@ def downstream_enabled(name: str, redis_url: str | None = None, *, on_unreachabl
         raise ValueError(f"on_unreachable must be 'open', 'closed' or 'raise', got {on_unreachable!r}")
     if strict:
         on_unreachable = "raise"
-    url = redis_url or os.environ.get("BACKFILL_REDIS_URL", "")
+    settings = Settings()  # the one reader of BACKFILL_* (redis url, home)
+    url = redis_url or settings.redis_url_value
     if not url:
         from backfill.localredis import local_url
 
-        url = local_url(Settings()) or ""
+        url = local_url(settings) or ""
     if not url:
         return True
     client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=5)

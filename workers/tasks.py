@@ -1,7 +1,9 @@
-"""The three Celery tasks of a run, and the dispatcher the engine sends waves through.
+"""The Celery task of a run (`backfill.run_task`) and the dispatcher the engine sends through.
 
-Arguments are only ids (run id, task id, wave numbers): Flower shows arguments, so no URL,
-password or token ever travels in a message. Everything else is read from run state.
+Arguments are only ids (run id, task id): Flower shows arguments, so no URL, password or
+token ever travels in a message. Everything else is read from run state. A task costs two
+Redis round trips of bookkeeping: one Lua call to begin (which takes its lease) and one to
+record the outcome, release its children and pump the next ready tasks.
 """
 
 from __future__ import annotations
@@ -10,22 +12,24 @@ import datetime as dt
 import logging
 import os
 import random
+import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
-from celery import Celery, Task, chord, group
-from celery.exceptions import Retry
+from celery import Celery, Task  # type: ignore[import-untyped]
+from celery.exceptions import Retry  # type: ignore[import-untyped]
 
 from backfill import engine
 from backfill.errors import QuotaExceeded, TransientWarehouseError
 from backfill.planner import Task as PlanTask
-from backfill.settings import Settings
+from backfill.settings import DEFAULT_REDIS_URL, Settings
 from backfill.spec import PipelineSpec, load_spec
 from backfill.state import BeginDecision, RedisStateStore, TaskStatus
+from backfill.state.base import now
 from backfill.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
@@ -33,30 +37,93 @@ BACKOFF_CAP_SECONDS = 300.0
 # A quota error says "slow down", not "this task is broken": the throttle halves the
 # concurrency and the task waits its turn, with a budget this many times the normal one.
 QUOTA_RETRY_FACTOR = 10
+# How long a task keeps retrying its own Redis bookkeeping through an outage (a restarted
+# redis-server, a failover) before giving up and leaving the task to the watchdog.
+REDIS_OUTAGE_BUDGET_SECONDS = 120.0
+REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+T = TypeVar("T")
+
+
+def through_redis_outage(step: Callable[[], T], budget: float = REDIS_OUTAGE_BUDGET_SECONDS) -> T:
+    """Run a Redis step, retrying connection errors for up to `budget` seconds.
+
+    The task's warehouse work is done by then; losing its outcome to a 10-second Redis
+    restart would cost a re-run, and retrying through Celery would need the broker, which is
+    often the same Redis.
+    """
+    deadline = time.monotonic() + budget
+    pause = 0.2
+    while True:
+        try:
+            return step()
+        except REDIS_ERRORS:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+
+
+class LeaseKeeper:
+    """Renews the leases of the tasks this process runs, every ttl/3, from one daemon thread.
+
+    A lease that stops being renewed (the process died or hung for a whole TTL) expires and
+    the task is re-sent by whoever notices first; a lease that is no longer ours (it expired
+    and another attempt took over) is left alone.
+    """
+
+    def __init__(self, store: RedisStateStore, ttl: float) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._held: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, key: str, value: str) -> None:
+        with self._lock:
+            self._held[key] = value
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="backfill-leases", daemon=True)
+                self._thread.start()
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.ttl / 3)
+            with self._lock:
+                held = dict(self._held)
+            if not held:
+                continue
+            try:
+                self.store.renew_leases(held, self.ttl)
+            except Exception:  # Redis down: the next tick tries again; the TTL covers a short outage
+                log.warning("could not renew %d lease(s)", len(held), exc_info=True)
 
 
 class WorkerContext:
     """What a worker process shares between its threads: one Redis client, one warehouse, parsed specs."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, warehouse_factory: Callable[[Warehouse], Warehouse] | None = None) -> None:
         from backfill.throttle import Throttle
         from backfill.triggers import Triggers
 
         self.settings = settings
-        self.store = RedisStateStore.from_url(settings.redis_url_value or "redis://127.0.0.1:6379/0")
+        self.store = RedisStateStore.from_url(settings.redis_url_value or DEFAULT_REDIS_URL)
         self.throttle = Throttle(self.store.client, "warehouse", initial_limit=settings.max_warehouse_jobs,
                                  recover_after=settings.throttle_recover_after)
         self.triggers = Triggers(self.store.client)
+        self.leases = LeaseKeeper(self.store, settings.lease_ttl)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}"
+        self._warehouse_factory = warehouse_factory
         self._warehouse: Warehouse | None = None
         self._specs: dict[str, PipelineSpec] = {}
         self._renewed: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
 
     def renew_triggers(self, run_id: str, phase: int) -> None:
-        """Keep the run's trigger pause alive while its tasks run (at most once a minute per phase).
-
-        Checkpoints renew it too, but one wave of a big backfill can outlast the lease.
-        """
+        """Keep the run's trigger pause alive while its tasks run (at most once a minute per phase)."""
         from backfill.triggers import triggers_for_phases
 
         key = (run_id, phase)
@@ -74,11 +141,8 @@ class WorkerContext:
             if self._warehouse is None:
                 url = self.settings.warehouse_url
                 wh = open_warehouse(url, hold=False) if url.startswith("duckdb:") else open_warehouse(url)
-                rate = os.environ.get("BACKFILL_FAULT_QUOTA_RATE")
-                if rate:
-                    from backfill.faults import FaultyWarehouse  # tests and benchmarks only
-
-                    wh = FaultyWarehouse(wh, quota_rate=float(rate))
+                if self._warehouse_factory is not None:
+                    wh = self._warehouse_factory(wh)
                 self._warehouse = wh
             return self._warehouse
 
@@ -99,24 +163,19 @@ def backoff_seconds(attempt: int, base: float) -> float:
 
 
 class CeleryDispatcher:
-    """The engine's Dispatcher: a wave is one chord whose callback is the checkpoint."""
+    """The engine's Dispatcher: one `backfill.run_task` message per task, ids `RUN|task|nonce`."""
 
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def send_wave(self, run_id: str, seq: int, wave: int, task_ids: Sequence[str]) -> list[str]:
+    def send(self, run_id: str, task_ids: Sequence[str]) -> list[str]:
         ids = [f"{run_id}|{tid}|{uuid.uuid4().hex[:8]}" for tid in task_ids]
-        header = group(self.app.signature("backfill.run_task", args=(run_id, tid), immutable=True).set(task_id=cid)
-                       for tid, cid in zip(task_ids, ids, strict=True))
-        body = self.app.signature("backfill.checkpoint_wave", args=(run_id, seq, wave), immutable=True)
-        chord(header, body, app=self.app).apply_async()
+        if not ids:
+            return ids
+        with self.app.producer_or_acquire() as producer:  # one connection for the whole batch
+            for tid, cid in zip(task_ids, ids, strict=True):
+                self.app.send_task("backfill.run_task", args=(run_id, tid), task_id=cid, producer=producer)
         return ids
-
-    def send_checkpoint(self, run_id: str, seq: int, wave: int, countdown: float) -> None:
-        self.app.signature("backfill.checkpoint_wave", args=(run_id, seq, wave)).apply_async(countdown=countdown)
-
-    def send_finish(self, run_id: str, seq: int) -> None:
-        self.app.signature("backfill.finish_run", args=(run_id, seq)).apply_async()
 
     def revoke(self, queued_ids: Sequence[str]) -> None:
         ids = list(queued_ids)
@@ -133,55 +192,64 @@ def _failure(task: PlanTask, attempt: int, category: str, message: str, started:
                       attempt=attempt).to_json()
 
 
-def run_task(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str) -> dict[str, Any]:
+def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, task_id: str) -> dict[str, Any]:
     """Run one task of a run. Never raises for a final failure: it records the failure and returns it."""
-    store = ctx.store
-    begin = store.begin_task(run_id, task_id)
+    store, settings = ctx.store, ctx.settings
+    begin = through_redis_outage(lambda: store.begin_task(run_id, task_id, ctx.holder, settings.lease_ttl))
     decision, attempt, task = begin.decision, begin.attempt, begin.task
     if decision is not BeginDecision.run or task is None:
         if decision is BeginDecision.cancelled:
             if store.states(run_id).get(task_id) == TaskStatus.pending:
                 store.set_states(run_id, {task_id: TaskStatus.cancelled})
         return {"task_id": task_id, "status": decision.value}
-    if begin.noop:  # benchmark runs measure orchestration only
-        result: dict[str, Any] = {"task_id": task_id, "processor": task.processor, "status": "success",
-                                  "rows": 0, "noop": True, "attempt": attempt}
-        store.finish_task(run_id, task_id, TaskStatus.succeeded, result)
-        return result
+    ctx.leases.hold(begin.lease, f"{ctx.holder}:{attempt}")
+    try:
+        result = _execute(ctx, celery_task, run_id, task_id, task, attempt, begin.noop, begin.pipeline)
+    finally:
+        ctx.leases.drop(begin.lease)
+    status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
+    through_redis_outage(lambda: engine.settle(
+        store, CeleryDispatcher(app), run_id, task_id, attempt, status, result, settings=settings,
+        warehouse=ctx.warehouse, triggers=ctx.triggers))
+    if status is TaskStatus.failed:
+        _report_failure(result, run_id)
+    return result
+
+
+def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, task: PlanTask, attempt: int,
+             noop: bool, pipeline: str) -> dict[str, Any]:
+    """The warehouse work of one attempt; a transient error is retried through Celery (raises Retry)."""
+    if noop:  # benchmark runs measure orchestration only
+        return {"task_id": task_id, "processor": task.processor, "status": "success", "rows": 0, "noop": True,
+                "attempt": attempt}
     from backfill.executor import execute_task
 
     started = time.monotonic()
     try:
         ctx.renew_triggers(run_id, task.phase)
-        spec = ctx.spec(begin.pipeline)
+        spec = ctx.spec(pipeline)
         with ctx.throttle.slot(f"{run_id}|{task_id}", timeout=120):
             outcome = execute_task(task, ctx.warehouse(), spec, run_id=run_id, attempt=attempt)
-        result = outcome.to_json()
         if outcome.status in ("success", "partial"):
             ctx.throttle.record_success()
+        return outcome.to_json()
     except (TransientWarehouseError, TimeoutError) as exc:
         if isinstance(exc, QuotaExceeded):
             ctx.throttle.record_quota_error()
         # Waiting for a throttle slot is quota pressure too, not a fault of the task.
         pressure = isinstance(exc, (QuotaExceeded, TimeoutError))
         if attempt <= ctx.settings.max_retries * (QUOTA_RETRY_FACTOR if pressure else 1):
-            store.set_states(run_id, {task_id: TaskStatus.pending})
             countdown = backoff_seconds(attempt, ctx.settings.retry_backoff_seconds)
+            ctx.store.release_for_retry(run_id, task_id, attempt, now() + countdown)
             log.info("task %s attempt %d: %s; retrying in %.1fs", task_id, attempt, type(exc).__name__, countdown)
             raise celery_task.retry(countdown=countdown, max_retries=None) from exc
-        category = getattr(exc, "category", "transient")
-        result = _failure(task, attempt, category, str(exc), started)
+        return _failure(task, attempt, getattr(exc, "category", "transient"), str(exc), started)
     except Retry:
         raise
-    except Exception as exc:  # a bug or an unexpected error must not fail the chord
+    except Exception as exc:  # a bug or an unexpected error fails this task only
         log.exception("task %s failed", task_id)
-        result = _failure(task, attempt, getattr(exc, "category", "processor_error"),
-                          f"{type(exc).__name__}: {exc}", started)
-    status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
-    store.finish_task(run_id, task_id, status, result)
-    if status is TaskStatus.failed:
-        _report_failure(result, run_id)
-    return result
+        return _failure(task, attempt, getattr(exc, "category", "processor_error"), f"{type(exc).__name__}: {exc}",
+                        started)
 
 
 def _report_failure(result: dict[str, Any], run_id: str) -> None:
@@ -194,48 +262,25 @@ def _report_failure(result: dict[str, Any], run_id: str) -> None:
         log.warning("could not report task %s to Sentry", result.get("task_id"), exc_info=True)
 
 
-def register(app: Celery, settings: Settings) -> None:
+def register(app: Celery, settings: Settings, warehouse_factory: Callable[[Warehouse], Warehouse] | None = None
+             ) -> None:
     """Bind the tasks to `app`; the per-process context is built on first use, not at import."""
-    holder: dict[str, WorkerContext] = {}
+    by_pid: dict[int, WorkerContext] = {}  # a prefork child builds its own (no client shared across fork)
     lock = threading.Lock()
 
     def context() -> WorkerContext:
         with lock:
-            if "ctx" not in holder:
-                holder["ctx"] = WorkerContext(settings)
-            return holder["ctx"]
+            pid = os.getpid()
+            if pid not in by_pid:
+                by_pid.clear()
+                by_pid[pid] = WorkerContext(settings, warehouse_factory)
+            return by_pid[pid]
 
     app.backfill_context = context  # type: ignore[attr-defined]
 
-    def redelivery_seconds() -> float:
-        """A claim older than the broker's visibility timeout belongs to a worker that died."""
-        return float((app.conf.broker_transport_options or {}).get("visibility_timeout", 3600))
-
-    # A Redis hiccup before the task could record anything must not fail the chord (its
-    # callback would never run): retry it like any transient error.
-    redis_errors = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
-
-    @app.task(name="backfill.run_task", bind=True, max_retries=None, shared=False, autoretry_for=redis_errors,
-              retry_backoff=True, retry_backoff_max=60)
+    @app.task(name="backfill.run_task", bind=True, max_retries=None, shared=False)
     def run_task_(self: Task, run_id: str, task_id: str) -> dict[str, Any]:
-        return run_task(context(), self, run_id, task_id)
-
-    @app.task(name="backfill.checkpoint_wave", bind=True, max_retries=None, shared=False, autoretry_for=redis_errors,
-              retry_backoff=True, retry_backoff_max=60)
-    def checkpoint_wave(self: Task, run_id: str, seq: int, wave: int) -> str:
-        ctx = context()
-        try:
-            return engine.checkpoint(ctx.store, CeleryDispatcher(app), ctx.warehouse(), run_id, seq, wave,
-                                     ctx.triggers, takeover_after=redelivery_seconds())
-        except TransientWarehouseError as exc:
-            raise self.retry(countdown=backoff_seconds(self.request.retries + 1, 1.0)) from exc
-
-    @app.task(name="backfill.finish_run", shared=False, max_retries=None, autoretry_for=redis_errors,
-              retry_backoff=True, retry_backoff_max=60)
-    def finish_run(run_id: str, seq: int) -> str | None:
-        ctx = context()
-        status = engine.finish(ctx.store, run_id, seq, ctx.triggers, takeover_after=redelivery_seconds())
-        return status.value if status else None
+        return run_task(context(), app, self, run_id, task_id)
 
     @app.task(name="backfill.noop", shared=False)
     def noop(i: int) -> int:

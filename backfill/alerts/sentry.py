@@ -14,12 +14,11 @@
 from __future__ import annotations
 
 import importlib
-import os
 import re
 from typing import Any
 
 from backfill.errors import MissingExtra
-from backfill.settings import Settings
+from backfill.settings import Settings, secret_environment
 
 REDACTED = "***"
 SECRET_ENV_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "DSN", "KEY")
@@ -52,7 +51,8 @@ def known_secrets(settings: Settings, environ: dict[str, str] | None = None) -> 
     dsn = settings.sentry_dsn.get_secret_value()
     if dsn:
         found.add(dsn)
-    for name, value in (os.environ if environ is None else environ).items():
+    env = secret_environment(SECRET_ENV_MARKERS) if environ is None else environ
+    for name, value in env.items():
         if any(marker in name.upper() for marker in SECRET_ENV_MARKERS) and value:
             found.add(value)
             password = _url_password(value)
@@ -104,7 +104,7 @@ def init_sentry(settings: Settings) -> bool:
     # send_default_pii stays at its default (False); passing it is deprecated in recent SDKs.
     sdk.init(dsn=dsn, before_send=scrub_event, default_integrations=False,
              integrations=[AtexitIntegration(callback=lambda pending, timeout: None)],
-             environment=os.environ.get("BACKFILL_ENVIRONMENT") or None, max_breadcrumbs=0)
+             environment=settings.environment or None, max_breadcrumbs=0)
     _active = True
     return True
 

@@ -22,6 +22,7 @@ from rich.table import Table
 from backfill import engine
 from backfill.cli.context import CliContext
 from backfill.cli.plan import _duration, render_plan
+from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
 from backfill.errors import BadInput, ProblemsFound
 from backfill.planner import Plan, PlanRequest, build_plan
@@ -52,7 +53,7 @@ class Session:
     @property
     def app(self) -> Any:
         if self._app is None:
-            from workers.app import create_app
+            from workers.factory import create_app  # never workers.app: that one reads the environment
 
             self._app = create_app(self.settings)
         return self._app
@@ -109,7 +110,7 @@ def wait_for(session: Session, run_id: str, console: Console, poll: float = 0.5)
     with Progress(*columns, console=console, transient=False) as bar:
         job = bar.add_task(run_id, total=None, failed=0, blocked=0, rate="-", eta="-")
         while True:
-            info = engine.progress(session.store, run_id)
+            info = engine.progress(session.store, run_id, session.settings.stall_after)
             if info is None:
                 raise BadInput(f"run {run_id} disappeared from Redis", hint=f"`backfill resume {run_id}`")
             c = info["counts"]
@@ -124,7 +125,8 @@ def wait_for(session: Session, run_id: str, console: Console, poll: float = 0.5)
 def print_summary(info: dict[str, Any], console: Console) -> None:
     c = info["counts"]
     console.print(f"run {info['run_id']}: [bold]{info['status']}[/bold] - {c['succeeded']} succeeded, "
-                  f"{c['failed']} failed, {c['blocked']} blocked, {c['cancelled']} cancelled of {info['total']} "
+                  f"{c['failed']} failed, {c['blocked']} blocked, {c['revoked']} revoked, {c['cancelled']} cancelled "
+                  f"of {info['total']} "
                   f"in {_duration(info['elapsed_seconds'])}")
     for f in info["failures"][:20]:
         console.print(f"  [red]failed[/red] {f['task_id']}: {f['category']}: {f['message']}")
@@ -161,17 +163,18 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
     console = Console(stderr=True)
     session = Session(obj)
     warehouse = session.warehouse()
+    refuse_on_problems(check_request(spec, warehouse, request), console)
     plan, _ = plan_from_warehouse(spec, warehouse, request)
     if dry_run:
         render_plan(plan, Console())
         return
     if len(plan) == 0:
-        console.print("nothing to do: every selected task already succeeded (use --force to redo)")
+        console.print("nothing to do: every selected partition's latest run succeeded (use --force to redo)")
         return
     record = RunRecord(run_id=engine.new_run_id(), pipeline=_pipeline_path(obj, pipeline), request=request.to_json(),
                        alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
     prepare_targets(spec, warehouse, plan)
-    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers)
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings)
     engine.record_request(warehouse, record)
     click.echo(record.run_id)
     console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves")
@@ -191,18 +194,34 @@ def _latest_run(session: Session) -> str:
 
 
 def render_status(info: dict[str, Any], throttle: int | None, console: Console) -> None:
-    """One headline, a table per phase and season, the pauses the run holds, the first failures."""
-    console.print(f"run [bold]{info['run_id']}[/bold] {info['status']} - wave {info['wave'] + 1}/"
-                  f"{max(info['waves'], 1)} (sequence {info['seq']}); {info['settled']}/{info['total']} settled; "
-                  f"{info['rate_per_minute']:.0f} tasks/min; ETA "
-                  f"{_duration(info['eta_seconds']) if info['eta_seconds'] is not None else '-'}; "
+    """One headline, a table per phase and season, the pauses the run holds, the first failures.
+
+    A stalled run says so, since when and why, instead of an ETA it would not keep.
+    """
+    stalled = info.get("stalled")
+    if stalled:
+        since = dt.datetime.fromtimestamp(stalled["since"]).strftime("%H:%M")
+        pace = f"[bold red]stalled since {since}[/bold red] ({stalled['reason']})"
+    else:
+        eta = _duration(info["eta_seconds"]) if info["eta_seconds"] is not None else "-"
+        pace = f"{info['rate_per_minute']:.0f} tasks/min; ETA {eta}"
+    retrying = f", {info['waiting_retry']} waiting to retry" if info.get("waiting_retry") else ""
+    console.print(f"run [bold]{info['run_id']}[/bold] {info['status']} - {info['settled']}/{info['total']} settled, "
+                  f"{info.get('in_flight', 0)} in flight{retrying}; {pace}; "
                   f"throttle limit {throttle if throttle is not None else '-'}")
+    healed = info.get("healed") or {}
+    if healed.get("count") or info.get("resent"):
+        at = dt.datetime.fromtimestamp(healed["at"]).strftime("%H:%M:%S") if healed.get("at") else "-"
+        console.print(f"  watchdog: {info.get('resent', 0)} task(s) re-sent after their worker died; "
+                      f"healed {healed.get('count', 0)} time(s), last at {at}"
+                      + (f" ({healed['reason']})" if healed.get("reason") else ""))
     table = Table(show_edge=False)
-    for col in ("phase", "season", "done", "running", "failed", "blocked", "pending", "cancelled"):
+    for col in ("phase", "season", "done", "running", "failed", "blocked", "revoked", "pending", "cancelled"):
         table.add_column(col, justify="right" if col not in ("season",) else "left")
     for g in info["by_phase_season"]:
         table.add_row(str(g["phase"]), g["season"], str(g["succeeded"] + g["skipped"]), str(g["running"]),
-                      str(g["failed"]), str(g["blocked"]), str(g["pending"]), str(g["cancelled"]))
+                      str(g["failed"]), str(g["blocked"]), str(g["revoked"]), str(g["pending"]),
+                      str(g["cancelled"]))
     console.print(table)
     for p in info.get("trigger_pauses", []):
         console.print(f"  trigger {p['trigger']} paused by this run until {p['until']}")
@@ -221,7 +240,11 @@ def status(obj: CliContext, run_id: str | None, as_json: bool, watch: bool) -> N
     run_id = run_id or _latest_run(session)
     console = Console()
     while True:
-        info = engine.progress(session.store, run_id)
+        # Whoever looks first re-sends the tasks of a dead worker (an expired lease).
+        expired = session.store.reap(run_id)
+        if expired:
+            engine.send(session.store, session.dispatcher, run_id, expired)
+        info = engine.progress(session.store, run_id, session.settings.stall_after)
         if info is None:
             raise BadInput(f"no run {run_id} in Redis", hint=f"if Redis lost it: `backfill resume {run_id}`")
         limit = session.throttle_limit()
@@ -291,10 +314,10 @@ def cancel(obj: CliContext, run_id: str, settle: float) -> None:
 @click.option("--wait", is_flag=True, help="Show progress until the run ends.")
 @click.pass_obj
 def retry(obj: CliContext, run_id: str, wait: bool) -> None:
-    """Run a finished run's failed and blocked tasks again (after fixing the cause)."""
+    """Run a finished run's failed, blocked and revoked tasks again (after fixing the cause)."""
     session = Session(obj)
-    n = engine.retry(session.store, session.dispatcher, run_id, session.triggers)
-    click.echo(f"run {run_id}: retrying {n} failed/blocked task(s)")
+    n = engine.retry(session.store, session.dispatcher, run_id, session.triggers, session.settings)
+    click.echo(f"run {run_id}: retrying {n} failed/blocked/revoked task(s)")
     if wait:
         wait_and_exit(session, run_id, Console(stderr=True))
 
@@ -307,7 +330,7 @@ def resume(obj: CliContext, run_id: str, wait: bool) -> None:
     """Continue a run after its queue or its Redis state was lost; finished tasks are not redone."""
     session = Session(obj)
     if session.store.get_run(run_id) is not None:
-        n = engine.resume(session.store, session.dispatcher, run_id, session.triggers)
+        n = engine.resume(session.store, session.dispatcher, run_id, session.triggers, session.settings)
         click.echo(f"run {run_id}: resumed {n} unfinished task(s)")
     else:
         n = rebuild(obj, session, run_id)
@@ -331,12 +354,12 @@ def rebuild(obj: CliContext, session: Session, run_id: str) -> int:
         # A forced run redid everything: only this run's own successes count as done.
         history = RunHistory(warehouse, spec.run_history_table)
         mine = frozenset((r["processor_name"], r["data_date"]) for r in history.latest(run_id=run_id)
-                         if r["status"] in ("success", "partial"))
+                         if r["status"] == "success")
         plan = build_plan(spec, calendar, replace(request, completed=mine))
     record.seq = 1  # messages of the lost sequence, still in a worker's memory, are now stale
     if len(plan) == 0:
         session.store.create_run(replace(record, status=RunStatus.succeeded, finished_at=time.time()), [])
         return 0
     prepare_targets(spec, warehouse, plan)
-    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers)
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings)
     return len(plan)

@@ -26,6 +26,7 @@ class TaskStatus(StrEnum):
     blocked = "blocked"
     skipped = "skipped"
     cancelled = "cancelled"
+    revoked = "revoked"  # revoked through Celery (CLI, Flower, API): a cancelled kind; `retry` reruns it
 
     @property
     def finished(self) -> bool:
@@ -50,6 +51,8 @@ class BeginDecision(StrEnum):
     cancelled = "cancelled"
     finished = "finished"  # a redelivery of a task that already finished: return its result
     unknown = "unknown"  # the run is not in this store (Redis lost it): do nothing
+    busy = "busy"  # another attempt holds a live lease: this delivery is a duplicate
+    early = "early"  # an upstream task is unsettled (a stale message from before a retry): not yet
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,24 @@ class Begin:
     task: Task | None = None
     pipeline: str = ""
     noop: bool = False
+    lease: str = ""  # the lease this attempt holds (its key); the worker renews it while the task runs
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What recording a task's outcome did, in the same atomic step.
+
+    `outcome` is `ok`, or `stale` when this attempt was not the current one or the task was
+    already settled (nothing was recorded or counted). `send` are the tasks that step moved
+    from ready to in flight: the caller sends one message each. `open` is how many tasks of
+    the run are still unsettled (0: finish the run).
+    """
+
+    outcome: str
+    open: int = 0
+    send: tuple[str, ...] = ()
+    unflushed: int = 0
+    oldest_unflushed: float | None = None
 
 
 def partition_statuses(status: TaskStatus, result: Mapping[str, Any], dates: Sequence[dt.date]) -> dict[str, str]:
@@ -88,14 +109,19 @@ class RunRecord:
     created_at: float = field(default_factory=now)
     finished_at: float | None = None
     cancelled_at: float | None = None
-    seq: int = 0  # wave sequence: 0 for the run, +1 for every retry/resume
-    wave: int = 0  # current wave in the sequence
-    waves: int = 0
+    seq: int = 0  # 0 for the run, +1 for every retry/resume
+    wave: int = 0  # unused since dispatch follows dependencies; kept so older records load
+    waves: int = 0  # the plan's depth (its waves), for display
     total: int = 0
     alerts: str = "digest"
     strict: bool = True
     noop: bool = False  # benchmark runs: tasks do no warehouse work
     history_table: str = "nba_reference.processor_run_history"
+    progress_at: float | None = None  # the last time a task settled
+    resent: int = 0  # tasks re-sent because their lease expired (a worker died)
+    healed: int = 0  # times the watchdog healed a stalled run
+    healed_at: float | None = None
+    heal_reason: str = ""
 
     def to_mapping(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -120,18 +146,39 @@ class RunRecord:
                    cancelled_at=opt("cancelled_at"), seq=int(m.get("seq", 0)), wave=int(m.get("wave", 0)),
                    waves=int(m.get("waves", 0)), total=int(m.get("total", 0)), alerts=m.get("alerts", "digest"),
                    strict=m.get("strict", "1") == "1", noop=m.get("noop", "0") == "1",
-                   history_table=m.get("history_table", "nba_reference.processor_run_history"))
+                   history_table=m.get("history_table", "nba_reference.processor_run_history"),
+                   progress_at=opt("progress_at"), resent=int(m.get("resent", 0) or 0),
+                   healed=int(m.get("healed", 0) or 0), healed_at=opt("healed_at"),
+                   heal_reason=m.get("heal_reason", ""))
 
 
 class StateStore(ABC):
-    """Live run state. Redis implements it; tests of the engine run against the real Redis one."""
+    """Live run state. Redis implements it; tests of the engine run against the real Redis one.
+
+    Dispatch follows dependencies: a task is `ready` when all its upstream tasks settled, a
+    bounded number of ready tasks are `in flight` (sent to the broker), and settling a task
+    releases its children. Every transition a worker makes is one atomic step, so two
+    attempts or two watchdogs can never both act.
+    """
 
     @abstractmethod
     def create_run(self, record: RunRecord, tasks: Sequence[Task]) -> None:
-        """Store the run record and its tasks, every task `pending`."""
+        """Store the run record and its tasks, every task `pending` (not yet scheduled)."""
+
+    @abstractmethod
+    def schedule(self, run_id: str, tasks: Sequence[Task], priorities: Mapping[str, float]) -> None:
+        """Make `tasks` (pending) the run's unsettled set: count each one's unsettled upstream
+        tasks, record children, and put those with none into the ready set by priority."""
 
     @abstractmethod
     def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    @abstractmethod
+    def open_count(self, run_id: str) -> int:
+        """Unsettled tasks of the run (kept by the atomic steps; 0 means finish)."""
+
+    @abstractmethod
+    def ready(self, run_id: str) -> list[str]: ...
 
     @abstractmethod
     def update_run(self, run_id: str, **fields: Any) -> None: ...
@@ -140,17 +187,18 @@ class StateStore(ABC):
     def list_runs(self) -> list[RunRecord]: ...
 
     @abstractmethod
+    def active_runs(self) -> list[str]:
+        """Runs still running (the watchdog's worklist)."""
+
+    @abstractmethod
+    def deactivate(self, run_id: str) -> None: ...
+
+    @abstractmethod
     def acquire_locks(self, run_id: str, keys: Iterable[TaskKey]) -> str | None:
         """Lock every (processor, date) for the run, all or nothing; returns a conflicting holder's run id."""
 
     @abstractmethod
     def release_locks(self, run_id: str, keys: Iterable[TaskKey]) -> None: ...
-
-    @abstractmethod
-    def set_waves(self, run_id: str, seq: int, waves: Sequence[Sequence[str]]) -> None: ...
-
-    @abstractmethod
-    def get_wave(self, run_id: str, seq: int, wave: int) -> list[str]: ...
 
     @abstractmethod
     def tasks(self, run_id: str) -> dict[str, Task]: ...
@@ -162,17 +210,68 @@ class StateStore(ABC):
     def set_states(self, run_id: str, states: Mapping[str, TaskStatus]) -> None: ...
 
     @abstractmethod
-    def begin_task(self, run_id: str, task_id: str) -> Begin:
-        """Atomically: refuse if cancelled/finished/unknown, else mark running and count the attempt."""
+    def begin_task(self, run_id: str, task_id: str, holder: str, lease_ttl: float) -> Begin:
+        """Atomically: refuse if cancelled/settled/unknown/leased/early, else mark running,
+        count the attempt and take the lease (`holder:attempt`, expiring after `lease_ttl`)."""
+
+    @abstractmethod
+    def finish_task(self, run_id: str, task_id: str, attempt: int | None, status: TaskStatus,
+                    result: Mapping[str, Any] | None, window: int, blocks: bool) -> Settled:
+        """Record an outcome and release or block the children, then pump; one atomic step.
+
+        `attempt` None settles whatever attempt is current (a revoke). `blocks`: the
+        children and their dependents become `blocked` instead of being released.
+        """
+
+    @abstractmethod
+    def release_for_retry(self, run_id: str, task_id: str, attempt: int, due: float) -> bool:
+        """A transient failure: back to pending (still in flight, due at `due`), lease dropped."""
+
+    @abstractmethod
+    def pump(self, run_id: str, window: int) -> list[str]:
+        """Move ready tasks into flight up to `window`; the caller sends them."""
+
+    @abstractmethod
+    def renew_leases(self, leases: Mapping[str, str], ttl: float) -> int:
+        """Extend each lease key whose value is still ours; returns how many were."""
+
+    @abstractmethod
+    def reap(self, run_id: str) -> list[str]:
+        """Running tasks whose lease expired go back to pending (in flight, to be re-sent)."""
+
+    @abstractmethod
+    def inflight(self, run_id: str) -> dict[str, float]:
+        """Task id -> when its message was sent (or its retry is due)."""
+
+    @abstractmethod
+    def live_leases(self, run_id: str) -> int: ...
+
+    @abstractmethod
+    def mark_sent(self, run_id: str, task_ids: Sequence[str]) -> None:
+        """Re-sent in-flight tasks get a fresh sent time."""
+
+    @abstractmethod
+    def try_lock(self, run_id: str, name: str, ttl: float) -> bool: ...
+
+    @abstractmethod
+    def unlock(self, run_id: str, name: str) -> None: ...
+
+    @abstractmethod
+    def unflushed(self, run_id: str) -> dict[str, float]:
+        """Settled tasks whose run-history rows are not written yet (task id -> settle time)."""
+
+    @abstractmethod
+    def drop_unflushed(self, run_id: str, written: Mapping[str, float]) -> None:
+        """Forget the written ones (only if not settled again since)."""
+
+    @abstractmethod
+    def blocked_by(self, run_id: str, task_ids: Sequence[str]) -> dict[str, str]: ...
 
     @abstractmethod
     def tasks_by_id(self, run_id: str, task_ids: Sequence[str]) -> dict[str, Task]: ...
 
     @abstractmethod
     def results_by_id(self, run_id: str, task_ids: Sequence[str]) -> dict[str, dict[str, Any]]: ...
-
-    @abstractmethod
-    def finish_task(self, run_id: str, task_id: str, status: TaskStatus, result: Mapping[str, Any]) -> None: ...
 
     @abstractmethod
     def results(self, run_id: str) -> dict[str, dict[str, Any]]: ...
@@ -189,19 +288,19 @@ class StateStore(ABC):
     def started_at(self, run_id: str) -> dict[str, float]: ...
 
     @abstractmethod
+    def attempts(self, run_id: str) -> dict[str, int]: ...
+
+    @abstractmethod
     def claim(self, run_id: str, name: str, stale_after: float | None = None) -> bool:
-        """SETNX-style guard: True once per (run, name), so duplicate callbacks do nothing.
+        """SETNX-style guard: True once per (run, name), so a duplicate finish does nothing.
 
         A claim never `complete`d and older than `stale_after` seconds may be taken over: its
-        holder died mid-step (a SIGKILLed worker), and its redelivered message must finish it.
+        holder died mid-step (a SIGKILLed worker).
         """
 
     @abstractmethod
     def complete(self, run_id: str, name: str) -> None:
         """Mark a claimed step done for good."""
-
-    @abstractmethod
-    def is_complete(self, run_id: str, name: str) -> bool: ...
 
     @abstractmethod
     def unclaim(self, run_id: str, name: str) -> None:

@@ -1,7 +1,9 @@
 """Run state in Redis. Key templates live on the class (rq-style) so every key is findable.
 
-The client is passed in (never a global), and the few multi-step updates that must not
-interleave with a cancel or a second run are Lua scripts, so they are atomic in one round trip.
+The client is passed in (never a global). Every step a worker takes on a task is one Lua
+script (`backfill.state.scripts`), so it is atomic in one round trip: starting a task,
+recording its outcome together with releasing or blocking its children and pumping the
+ready set, reaping expired leases.
 """
 
 from __future__ import annotations
@@ -14,72 +16,42 @@ import redis
 
 from backfill.planner import Task
 from backfill.planner.model import TaskKey
+from backfill.state import scripts
 from backfill.state.base import (
     Begin,
     BeginDecision,
     RunRecord,
     RunStatus,
+    Settled,
     StateStore,
     TaskStatus,
     now,
     partition_statuses,
 )
 
-# Refuse if any lock is held by another run (return its id), else take all of them.
-_ACQUIRE = """
-for i = 1, #KEYS do
-  local holder = redis.call('GET', KEYS[i])
-  if holder and holder ~= ARGV[1] then return holder end
-end
-for i = 1, #KEYS do redis.call('SET', KEYS[i], ARGV[1]) end
-return false
-"""
-# Release only the locks this run holds.
-_RELEASE = """
-for i = 1, #KEYS do
-  if redis.call('GET', KEYS[i]) == ARGV[1] then redis.call('DEL', KEYS[i]) end
-end
-return 0
-"""
-# KEYS: run, states, started, attempts, tasks; ARGV: task id, timestamp.
-# Returns decision, attempt, and (when it runs) the task JSON, the run's pipeline and noop flag,
-# so a worker needs one round trip before it starts and cannot race a cancel.
-_BEGIN = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'unknown', 0} end
-local run = redis.call('HMGET', KEYS[1], 'status', 'pipeline', 'noop')
-if run[1] == 'cancelled' then return {'cancelled', 0} end
-local st = redis.call('HGET', KEYS[2], ARGV[1])
-if st and st ~= 'pending' and st ~= 'running' then return {'finished', 0} end
-local task = redis.call('HGET', KEYS[5], ARGV[1])
-if not task then return {'unknown', 0} end
-redis.call('HSET', KEYS[2], ARGV[1], 'running')
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-local n = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
-return {'run', n, task, run[2], run[3]}
-"""
-
-# KEYS: guard; ARGV: now, stale_after ('' = never), ttl. Free, or stale and not done -> take it.
-_CLAIM = """
-local v = redis.call('GET', KEYS[1])
-if v and (v == 'done' or ARGV[2] == '' or tonumber(ARGV[1]) - tonumber(v) <= tonumber(ARGV[2])) then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return 1
-"""
-
 
 class RedisStateStore(StateStore):
     prefix = "backfill"
     runs_key = "backfill:runs"
+    active_key = "backfill:active"
     run_key = "backfill:run:{0}"
     tasks_key = "backfill:run:{0}:tasks"
     states_key = "backfill:run:{0}:states"
     results_key = "backfill:run:{0}:results"
     started_key = "backfill:run:{0}:started"
     attempts_key = "backfill:run:{0}:attempts"
-    waves_key = "backfill:run:{0}:waves:{1}"
-    guard_key = "backfill:run:{0}:guard:{1}"
-    queued_key = "backfill:run:{0}:queued"
     parts_key = "backfill:run:{0}:parts"
+    remaining_key = "backfill:run:{0}:remaining"  # task -> its unsettled upstream tasks
+    children_key = "backfill:run:{0}:children"  # task -> JSON list of the tasks that depend on it
+    prio_key = "backfill:run:{0}:prio"  # task -> score in the ready set (lower goes first)
+    ready_key = "backfill:run:{0}:ready"  # zset: unsettled tasks whose upstream all settled
+    inflight_key = "backfill:run:{0}:inflight"  # zset: sent or running tasks -> sent (or retry due) time
+    lease_key = "backfill:run:{0}:lease:{1}"  # a running attempt's lease: host:pid:attempt, with a TTL
+    unflushed_key = "backfill:run:{0}:unflushed"  # zset: settled tasks not yet in the run history
+    blocked_by_key = "backfill:run:{0}:blocked_by"
+    guard_key = "backfill:run:{0}:guard:{1}"
+    mutex_key = "backfill:run:{0}:mutex:{1}"
+    queued_key = "backfill:run:{0}:queued"
     lock_key = "backfill:lock:{0}:{1}"
     guard_ttl_seconds = 7 * 24 * 3600
 
@@ -87,33 +59,77 @@ class RedisStateStore(StateStore):
         # Built with decode_responses=True (see from_url), so every reply is a str; the Any
         # keeps redis-py's bytes-or-str stubs from leaking into every caller.
         self.client: Any = client
-        self._acquire = client.register_script(_ACQUIRE)
-        self._release = client.register_script(_RELEASE)
-        self._begin = client.register_script(_BEGIN)
-        self._claim = client.register_script(_CLAIM)
+        self._acquire = client.register_script(scripts.ACQUIRE)
+        self._release = client.register_script(scripts.RELEASE)
+        self._begin = client.register_script(scripts.BEGIN)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._finish = client.register_script(scripts.FINISH)
+        self._pump = client.register_script(scripts.PUMP)
+        self._retry = client.register_script(scripts.RELEASE_FOR_RETRY)
+        self._reap = client.register_script(scripts.REAP)
+        self._live = client.register_script(scripts.LIVE_LEASES)
+        self._renew = client.register_script(scripts.RENEW)
+        self._drop = client.register_script(scripts.DROP_UNFLUSHED)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStateStore:
         """One client per process; `rediss://` and passwords pass straight through."""
-        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30))
+        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
+                                        socket_connect_timeout=5, socket_timeout=30))
+
+    def _p(self, run_id: str) -> str:
+        return self.run_key.format(run_id)
 
     # -- runs ----------------------------------------------------------------------------
     def create_run(self, record: RunRecord, tasks: Sequence[Task]) -> None:
         rid = record.run_id
         pipe = self.client.pipeline()
-        for key in (self.tasks_key, self.states_key, self.results_key, self.started_key, self.attempts_key,
-                    self.parts_key):
+        for key in (self.run_key, self.tasks_key, self.states_key, self.results_key, self.started_key,
+                    self.attempts_key, self.parts_key, self.remaining_key, self.children_key, self.prio_key,
+                    self.ready_key, self.inflight_key, self.unflushed_key, self.blocked_by_key):
             pipe.delete(key.format(rid))
-        pipe.hset(self.run_key.format(rid), mapping=record.to_mapping())
+        pipe.hset(self.run_key.format(rid), mapping={**record.to_mapping(), "open": 0})
         if tasks:
             pipe.hset(self.tasks_key.format(rid), mapping={t.id: json.dumps(t.to_json()) for t in tasks})
             pipe.hset(self.states_key.format(rid), mapping={t.id: TaskStatus.pending.value for t in tasks})
         pipe.zadd(self.runs_key, {rid: record.created_at})
         pipe.execute()
 
+    def schedule(self, run_id: str, tasks: Sequence[Task], priorities: Mapping[str, float]) -> None:
+        ids = {t.id for t in tasks}
+        states = self.states(run_id)
+        unsettled = ids | {k for k, v in states.items() if not v.finished}
+        children: dict[str, list[str]] = {}
+        for t in self.tasks(run_id).values():
+            for d in t.depends_on:
+                children.setdefault(d, []).append(t.id)
+        remaining = {t.id: sum(1 for d in set(t.depends_on) if d in unsettled) for t in tasks}
+        pipe = self.client.pipeline()
+        pipe.delete(self.children_key.format(run_id), self.ready_key.format(run_id))
+        if children:
+            pipe.hset(self.children_key.format(run_id), mapping={k: json.dumps(v) for k, v in children.items()})
+        if tasks:
+            pipe.hset(self.remaining_key.format(run_id), mapping=remaining)
+            pipe.hset(self.prio_key.format(run_id), mapping={t.id: priorities.get(t.id, 0.0) for t in tasks})
+            pipe.hset(self.states_key.format(run_id), mapping={t.id: TaskStatus.pending.value for t in tasks})
+            pipe.zrem(self.inflight_key.format(run_id), *ids)
+            pipe.hdel(self.blocked_by_key.format(run_id), *ids)
+            ready = {t.id: priorities.get(t.id, 0.0) for t in tasks if remaining[t.id] == 0}
+            if ready:
+                pipe.zadd(self.ready_key.format(run_id), ready)
+        pipe.hset(self.run_key.format(run_id), "open", len(unsettled))
+        pipe.sadd(self.active_key, run_id)
+        pipe.execute()
+
     def get_run(self, run_id: str) -> RunRecord | None:
         data = self.client.hgetall(self.run_key.format(run_id))
-        return RunRecord.from_mapping(data) if data else None
+        return RunRecord.from_mapping(data) if data and "run_id" in data else None
+
+    def open_count(self, run_id: str) -> int:
+        return int(self.client.hget(self.run_key.format(run_id), "open") or 0)
+
+    def set_open(self, run_id: str, value: int) -> None:
+        self.client.hset(self.run_key.format(run_id), "open", value)
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         mapping = {k: (v.value if isinstance(v, RunStatus) else ("1" if v is True else "0" if v is False else str(v)))
@@ -125,7 +141,13 @@ class RedisStateStore(StateStore):
         pipe = self.client.pipeline()
         for rid in ids:
             pipe.hgetall(self.run_key.format(rid))
-        return [RunRecord.from_mapping(d) for d in pipe.execute() if d]
+        return [RunRecord.from_mapping(d) for d in pipe.execute() if d and "run_id" in d]
+
+    def active_runs(self) -> list[str]:
+        return sorted(self.client.smembers(self.active_key))
+
+    def deactivate(self, run_id: str) -> None:
+        self.client.srem(self.active_key, run_id)
 
     # -- locks ---------------------------------------------------------------------------
     def _lock_keys(self, keys: Iterable[TaskKey]) -> list[str]:
@@ -140,19 +162,14 @@ class RedisStateStore(StateStore):
         if lock_keys:
             self._release(keys=lock_keys, args=[run_id])
 
-    # -- waves and tasks -----------------------------------------------------------------
-    def set_waves(self, run_id: str, seq: int, waves: Sequence[Sequence[str]]) -> None:
-        key = self.waves_key.format(run_id, seq)
-        pipe = self.client.pipeline()
-        pipe.delete(key)
-        if waves:
-            pipe.rpush(key, *[json.dumps(list(w)) for w in waves])
-        pipe.execute()
+    def try_lock(self, run_id: str, name: str, ttl: float) -> bool:
+        return bool(self.client.set(self.mutex_key.format(run_id, name), repr(now()), nx=True,
+                                    px=max(1, int(ttl * 1000))))
 
-    def get_wave(self, run_id: str, seq: int, wave: int) -> list[str]:
-        raw = self.client.lindex(self.waves_key.format(run_id, seq), wave)
-        return list(json.loads(raw)) if raw else []
+    def unlock(self, run_id: str, name: str) -> None:
+        self.client.delete(self.mutex_key.format(run_id, name))
 
+    # -- tasks ---------------------------------------------------------------------------
     def tasks(self, run_id: str) -> dict[str, Task]:
         return {k: Task.from_json(json.loads(v)) for k, v in self.client.hgetall(self.tasks_key.format(run_id)).items()}
 
@@ -163,13 +180,69 @@ class RedisStateStore(StateStore):
         if states:
             self.client.hset(self.states_key.format(run_id), mapping={k: v.value for k, v in states.items()})
 
-    def begin_task(self, run_id: str, task_id: str) -> Begin:
-        keys = [self.run_key.format(run_id), self.states_key.format(run_id), self.started_key.format(run_id),
-                self.attempts_key.format(run_id), self.tasks_key.format(run_id)]
-        out = self._begin(keys=keys, args=[task_id, repr(now())])
+    def begin_task(self, run_id: str, task_id: str, holder: str, lease_ttl: float) -> Begin:
+        out = self._begin(args=[self._p(run_id), task_id, repr(now()), holder, max(1, int(lease_ttl * 1000))])
         if out[0] != "run":
             return Begin(BeginDecision(out[0]), 0)
-        return Begin(BeginDecision.run, int(out[1]), Task.from_json(json.loads(out[2])), out[3] or "", out[4] == "1")
+        return Begin(BeginDecision.run, int(out[1]), Task.from_json(json.loads(out[2])), out[3] or "",
+                     out[4] == "1", out[5])
+
+    def finish_task(self, run_id: str, task_id: str, attempt: int | None, status: TaskStatus,
+                    result: Mapping[str, Any] | None, window: int, blocks: bool) -> Settled:
+        task = self.task(run_id, task_id)
+        parts = ({f"{task.processor}@{d}": s for d, s in partition_statuses(status, result or {}, task.dates).items()}
+                 if task is not None else {})
+        out = self._finish(args=[
+            self._p(run_id), task_id, "" if attempt is None else str(attempt), status.value,
+            "" if result is None else json.dumps(dict(result), default=str), json.dumps(parts) if parts else "{}",
+            repr(now()), window, "1" if blocks else "0"])
+        if out[0] != "ok":
+            return Settled(str(out[0]))
+        return Settled("ok", int(out[1]), tuple(out[4:]), int(out[2]), float(out[3]) if out[3] else None)
+
+    def release_for_retry(self, run_id: str, task_id: str, attempt: int, due: float) -> bool:
+        return bool(self._retry(args=[self._p(run_id), task_id, str(attempt), repr(due)]))
+
+    def pump(self, run_id: str, window: int) -> list[str]:
+        return list(self._pump(args=[self._p(run_id), window, repr(now())]))
+
+    def renew_leases(self, leases: Mapping[str, str], ttl: float) -> int:
+        if not leases:
+            return 0
+        keys = list(leases)
+        return int(self._renew(keys=keys, args=[leases[k] for k in keys] + [max(1, int(ttl * 1000))]))
+
+    def reap(self, run_id: str) -> list[str]:
+        return list(self._reap(args=[self._p(run_id), repr(now())]))
+
+    def inflight(self, run_id: str) -> dict[str, float]:
+        return {k: float(v) for k, v in self.client.zrange(self.inflight_key.format(run_id), 0, -1, withscores=True)}
+
+    def ready(self, run_id: str) -> list[str]:
+        return list(self.client.zrange(self.ready_key.format(run_id), 0, -1))
+
+    def live_leases(self, run_id: str) -> int:
+        return int(self._live(args=[self._p(run_id)]))
+
+    def mark_sent(self, run_id: str, task_ids: Sequence[str]) -> None:
+        if task_ids:
+            self.client.zadd(self.inflight_key.format(run_id), {t: now() for t in task_ids}, xx=True)
+
+    def unflushed(self, run_id: str) -> dict[str, float]:
+        return {k: float(v) for k, v in self.client.zrange(self.unflushed_key.format(run_id), 0, -1, withscores=True)}
+
+    def drop_unflushed(self, run_id: str, written: Mapping[str, float]) -> None:
+        if written:
+            args: list[str] = []
+            for k, v in written.items():
+                args += [k, repr(v)]
+            self._drop(keys=[self.unflushed_key.format(run_id)], args=args)
+
+    def blocked_by(self, run_id: str, task_ids: Sequence[str]) -> dict[str, str]:
+        if not task_ids:
+            return {}
+        raw = self.client.hmget(self.blocked_by_key.format(run_id), list(task_ids))
+        return {i: r for i, r in zip(task_ids, raw, strict=True) if r}
 
     def tasks_by_id(self, run_id: str, task_ids: Sequence[str]) -> dict[str, Task]:
         if not task_ids:
@@ -182,17 +255,6 @@ class RedisStateStore(StateStore):
             return {}
         raw = self.client.hmget(self.results_key.format(run_id), list(task_ids))
         return {i: json.loads(r) for i, r in zip(task_ids, raw, strict=True) if r}
-
-    def finish_task(self, run_id: str, task_id: str, status: TaskStatus, result: Mapping[str, Any]) -> None:
-        pipe = self.client.pipeline()
-        pipe.hset(self.results_key.format(run_id), task_id, json.dumps(dict(result), default=str))
-        pipe.hset(self.states_key.format(run_id), task_id, status.value)
-        task = self.task(run_id, task_id)
-        if task is not None:
-            parts = partition_statuses(status, result, task.dates)
-            pipe.hset(self.parts_key.format(run_id),
-                      mapping={f"{task.processor}@{d}": s for d, s in parts.items()})
-        pipe.execute()
 
     def partition_states(self, run_id: str, keys: Sequence[TaskKey]) -> dict[TaskKey, str]:
         keys = list(keys)
@@ -218,9 +280,6 @@ class RedisStateStore(StateStore):
 
     def complete(self, run_id: str, name: str) -> None:
         self.client.set(self.guard_key.format(run_id, name), "done", ex=self.guard_ttl_seconds)
-
-    def is_complete(self, run_id: str, name: str) -> bool:
-        return bool(self.client.get(self.guard_key.format(run_id, name)) == "done")
 
     def unclaim(self, run_id: str, name: str) -> None:
         self.client.delete(self.guard_key.format(run_id, name))

@@ -23,23 +23,32 @@ from pipelines.nba.sample import load_sample
 
 REPO = Path(__file__).resolve().parents[2]
 WEEK = ("--start", "2023-11-01", "--end", "2023-11-07", "--phases", "3,4")
+# From the season's start, so every upstream window of the first dates lies inside the run:
+# 8 game dates (80 tasks at --batch 1, 4 waves), and 58 game dates (580 tasks).
+OPENING = ("--start", "2023-10-01", "--end", "2023-10-31", "--phases", "3,4")
+TEN_WEEKS = ("--start", "2023-10-01", "--end", "2023-12-20", "--phases", "3,4")
 
 
 class Worker:
-    """`celery -A workers.app worker --pool threads` as a subprocess pointed at the test Redis and file."""
+    """`celery -A workers.app worker --pool threads` as a subprocess pointed at the test Redis and file.
+
+    Default settings (visibility timeout 2 h, lease 30 s, watchdog on) except a short retry
+    backoff. `app="tests.support.faulty_app"` wraps the warehouse in injected faults.
+    """
 
     count = 0
 
-    def __init__(self, redis_url: str, warehouse: Path, home: Path, concurrency: int = 4, **env: str) -> None:
+    def __init__(self, redis_url: str, warehouse: Path, home: Path, concurrency: int = 4,
+                 app: str = "workers.app", **env: str) -> None:
         Worker.count += 1
         self.name = f"w{Worker.count}-{os.getpid()}"
         self.log = home / f"{self.name}.log"
         home.mkdir(parents=True, exist_ok=True)
-        self.env = dict(os.environ, BACKFILL_REDIS_URL=redis_url, BACKFILL_WAREHOUSE=f"duckdb:///{warehouse}",
-                        BACKFILL_HOME=str(home), BACKFILL_VISIBILITY_TIMEOUT="10", BACKFILL_RETRY_BACKOFF_SECONDS="0.2",
-                        PYTHONPATH=str(REPO))
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
+        self.env = dict(clean, BACKFILL_REDIS_URL=redis_url, BACKFILL_WAREHOUSE=f"duckdb:///{warehouse}",
+                        BACKFILL_HOME=str(home), BACKFILL_RETRY_BACKOFF_SECONDS="0.2", PYTHONPATH=str(REPO))
         self.env.update(env)
-        self.argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
+        self.argv = [sys.executable, "-m", "celery", "-A", app, "worker", "--pool", "threads",
                      "-c", str(concurrency), "--loglevel", "INFO", "-n", f"{self.name}@%h",
                      "--without-mingle", "--without-gossip"]
         self.proc: subprocess.Popen[bytes] | None = None
@@ -143,8 +152,8 @@ def env(tmp_path: Path, redis_server, league_template: Path) -> Iterator[dict]: 
     wh.write_bytes(league_template.read_bytes())
     workers: list[Worker] = []
 
-    def worker(concurrency: int = 4, **kw: str) -> Worker:
-        w = Worker(redis_server.url, wh, tmp_path / "home", concurrency, **kw).start()
+    def worker(concurrency: int = 4, app: str = "workers.app", **kw: str) -> Worker:
+        w = Worker(redis_server.url, wh, tmp_path / "home", concurrency, app, **kw).start()
         workers.append(w)
         return w
 
@@ -158,8 +167,8 @@ def cli(env: dict, *args: str):  # type: ignore[no-untyped-def]
     return run_cli(env["redis"].url, env["wh"], env["home"], *args)
 
 
-def enqueue(env: dict, *args: str) -> str:
-    result = cli(env, "enqueue", *WEEK, *args)
+def enqueue(env: dict, *args: str, selection: tuple[str, ...] = WEEK) -> str:
+    result = cli(env, "enqueue", *selection, *args)
     assert result.exit_code == 0, result.output
     return result.stdout.strip().splitlines()[-1]
 

@@ -14,14 +14,15 @@ from backfill.planner import PlanRequest
 from backfill.spec import load_spec
 from backfill.state import RunStatus, TaskStatus
 from backfill.warehouse.duckdb import DuckDBWarehouse
-from tests.integration.engine_harness import REPO, cli, enqueue, history, table_checksums, wait_run
+from tests.integration.engine_harness import OPENING, REPO, cli, enqueue, history, table_checksums, wait_run
 
 pytestmark = pytest.mark.integration
 
 
-def test_week_run_matches_sequential_execution(env: dict, tmp_path: Path, league_template: Path) -> None:
+def test_opening_weeks_run_matches_sequential_execution(env: dict, tmp_path: Path, league_template: Path) -> None:
+    """Default batching (auto): few multi-date tasks, dispatched as their upstream tasks settle."""
     env["worker"]()
-    run_id = enqueue(env)
+    run_id = enqueue(env, selection=OPENING)
     run = wait_run(env["store"], run_id, timeout=90)
     assert run.status is RunStatus.succeeded
     states = env["store"].states(run_id)
@@ -31,7 +32,8 @@ def test_week_run_matches_sequential_execution(env: dict, tmp_path: Path, league
     seq.write_bytes(league_template.read_bytes())
     spec = load_spec(REPO / "pipelines" / "nba")
     wh = DuckDBWarehouse(seq)
-    request = PlanRequest(ranges=((dt.date(2023, 11, 1), dt.date(2023, 11, 7)),), phases=frozenset({3, 4}))
+    request = PlanRequest(ranges=((dt.date(2023, 10, 1), dt.date(2023, 10, 31)),), phases=frozenset({3, 4}),
+                          batch="auto")
     plan, _ = plan_from_warehouse(spec, wh, request)
     assert {t.id for t in plan.tasks()} == set(states)
     for task in plan.tasks():
@@ -49,7 +51,7 @@ def test_full_season_run_matches_sequential_execution(env: dict, tmp_path: Path,
     """The whole 2023-24 sample season (regular season, play-in, playoffs) through real workers."""
     env["worker"](concurrency=4)
     season = ("--seasons", "2023-24", "--phases", "3,4")
-    result = cli(env, "enqueue", "--start", "2023-10-01", "--end", "2024-06-30", *season)
+    result = cli(env, "enqueue", "--start", "2023-10-01", "--end", "2024-06-30", "--batch", "1", *season)
     assert result.exit_code == 0, result.output
     run_id = result.stdout.strip().splitlines()[-1]
     run = wait_run(env["store"], run_id, timeout=600)
@@ -62,7 +64,7 @@ def test_full_season_run_matches_sequential_execution(env: dict, tmp_path: Path,
     spec = load_spec(REPO / "pipelines" / "nba")
     wh = DuckDBWarehouse(seq)
     request = PlanRequest(ranges=((dt.date(2023, 10, 1), dt.date(2024, 6, 30)),), phases=frozenset({3, 4}),
-                          seasons=frozenset({"2023-24"}))
+                          seasons=frozenset({"2023-24"}), batch=1)
     plan, _ = plan_from_warehouse(spec, wh, request)
     assert {t.id for t in plan.tasks()} == set(states)
     # Strictly sequential: date by date, processor by processor (the users' manual plan).

@@ -11,13 +11,13 @@ from backfill.state import RedisStateStore, RunStatus
 from backfill.throttle import Throttle
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import RedisServer
-from tests.integration.engine_harness import WEEK, Worker, cli, enqueue, history, run_cli, wait_run
+from tests.integration.engine_harness import OPENING, WEEK, Worker, cli, enqueue, history, run_cli, wait_run
 
 pytestmark = pytest.mark.integration
 
 
 def test_dry_run_prints_the_plan_and_enqueues_nothing(env: dict) -> None:
-    result = cli(env, "enqueue", *WEEK, "--dry-run")
+    result = cli(env, "enqueue", *WEEK, "--batch", "1", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "70 tasks in 4 waves" in result.output
     assert env["store"].list_runs() == []
@@ -25,14 +25,15 @@ def test_dry_run_prints_the_plan_and_enqueues_nothing(env: dict) -> None:
 
 def test_enqueue_wait_then_rerun_skips_successful_tasks_unless_forced(env: dict) -> None:
     env["worker"]()
-    result = cli(env, "enqueue", *WEEK, "--wait")
+    result = cli(env, "enqueue", *OPENING, "--batch", "1", "--wait")
     assert result.exit_code == 0, result.output
-    assert "70/70" in result.output and "succeeded" in result.output
-    again = cli(env, "enqueue", *WEEK)
+    total = env["store"].list_runs()[0].total
+    assert f"{total}/{total}" in result.output and "succeeded" in result.output
+    again = cli(env, "enqueue", *OPENING)
     assert again.exit_code == 0 and "nothing to do" in again.output
-    forced = enqueue(env, "--force", "--processors", "team_offense_game_summary")
+    forced = enqueue(env, "--force", "--processors", "team_offense_game_summary", "--batch", "1", selection=OPENING)
     assert wait_run(env["store"], forced).status is RunStatus.succeeded
-    assert env["store"].get_run(forced).total == 7  # type: ignore[union-attr]
+    assert env["store"].get_run(forced).total == total // 10  # type: ignore[union-attr]
     runs = json.loads(cli(env, "runs", "--json").stdout)
     assert [r["run_id"] for r in runs][0] == forced and len(runs) == 2
 
@@ -46,7 +47,7 @@ def test_redis_password_never_reaches_logs_status_messages_or_state(tmp_path: Pa
     home = tmp_path / "home"
     worker = Worker(server.url, wh, home).start()
     try:
-        result = run_cli(server.url, wh, home, "enqueue", *WEEK, "--wait")
+        result = run_cli(server.url, wh, home, "enqueue", *OPENING, "--wait")
         assert result.exit_code == 0, result.output
         run_id = result.stdout.strip().splitlines()[-1]
         shown = [result.output, run_cli(server.url, wh, home, "status", run_id, "--json").output,
@@ -71,10 +72,11 @@ def test_redis_password_never_reaches_logs_status_messages_or_state(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_quota_errors_on_30_percent_of_calls_are_retried_until_the_run_completes(env: dict) -> None:
-    env["worker"](BACKFILL_FAULT_QUOTA_RATE="0.3", BACKFILL_RETRY_BACKOFF_SECONDS="0.1",
+def test_quota_errors_on_10_percent_of_calls_are_retried_until_the_run_completes(env: dict) -> None:
+    env["worker"](app="tests.support.faulty_app", BACKFILL_TEST_QUOTA_RATE="0.1",
+                  BACKFILL_RETRY_BACKOFF_SECONDS="0.1",
                   BACKFILL_MAX_WAREHOUSE_JOBS="4", BACKFILL_THROTTLE_RECOVER_AFTER="3")
-    run_id = enqueue(env)
+    run_id = enqueue(env, selection=OPENING)  # auto batching: 10 multi-date tasks
     run = wait_run(env["store"], run_id, timeout=120)
     results = env["store"].results(run_id)
     failed = {t: (r["attempt"], r["error_category"], r["error_message"]) for t, r in results.items()

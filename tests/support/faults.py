@@ -1,7 +1,9 @@
-"""A fault-injecting Warehouse for tests and benchmarks: quota errors on demand.
+"""A fault-injecting Warehouse for tests and benchmarks: quota errors and slow writes on demand.
 
 It raises *before* delegating, as BigQuery does when it refuses a job, so an injected failure
-never leaves partial work behind and the engine's retry path is tested honestly.
+never leaves partial work behind and the engine's retry path is tested honestly. It is not
+part of the production code path: a worker gets it only through the test entry module
+`tests.support.faulty_app` (`create_app(settings, warehouse_factory=...)`).
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,11 +23,13 @@ from backfill.warehouse.schema import TableSchema
 class FaultyWarehouse(Warehouse):
     """Delegates to `inner`; `query`, `execute` and `replace_partitions` fail with `quota_rate`."""
 
-    def __init__(self, inner: Warehouse, quota_rate: float, seed: int | None = None) -> None:
+    def __init__(self, inner: Warehouse, quota_rate: float, seed: int | None = None,
+                 slow_tables: Mapping[str, float] | None = None) -> None:
         if not 0.0 <= quota_rate <= 1.0:
             raise ValueError(f"quota_rate must be within [0, 1], got {quota_rate}")
         self.inner = inner
         self.quota_rate = quota_rate
+        self.slow_tables = dict(slow_tables or {})  # table name -> seconds each partition replace sleeps
         self.kind = inner.kind
         self.injected = 0
         self._rng = random.Random(seed)
@@ -52,6 +57,8 @@ class FaultyWarehouse(Warehouse):
                            params: Mapping[str, Any] | None = None, *,
                            labels: Mapping[str, str] | None = None) -> int:
         self._maybe_fail("replace_partitions")
+        if table.name in self.slow_tables:  # a slow processor (a long BigQuery job)
+            time.sleep(self.slow_tables[table.name])
         return self.inner.replace_partitions(table, dates, select_sql, params, labels=labels)
 
     def create_table(self, table: TableSchema) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backfill.errors import QuotaExceeded
-from backfill.faults import FaultyWarehouse
+from tests.support.faults import FaultyWarehouse
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from backfill.warehouse.schema import Column, TableSchema
 
