@@ -16,16 +16,22 @@ from typing import Any
 import yaml
 
 from backfill.errors import BadInput, SpecError
+from backfill.validate.criteria import (
+    PipelineAcceptance,
+    ProcessorAcceptance,
+    parse_pipeline_acceptance,
+    parse_processor_acceptance,
+)
 from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
 
 WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date")
 _SIZED = ("game_dates", "team_games", "days")
 _PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "http", "options", "batch_size",
                    "required_columns", "depends_on", "estimate_seconds", "description", "columns", "key", "ranges",
-                   "expect"}
+                   "expect", "acceptance"}
 _EXPECT_KEYS = {"rows_per_game", "rows_like", "every_team"}
 _TOP_KEYS = {"name", "description", "schedule_table", "run_history_table", "bootstrap_days", "raw_tables",
-             "processors", "post_write"}
+             "processors", "post_write", "acceptance"}
 DEFAULT_SCHEDULE_TABLE = "raw.schedule"
 DEFAULT_RUN_HISTORY_TABLE = "reference.processor_run_history"
 
@@ -100,6 +106,7 @@ class Processor:
     columns: tuple[Column, ...] = ()
     key: tuple[str, ...] = ()
     expect: Expect = field(default_factory=Expect)
+    acceptance: ProcessorAcceptance = field(default_factory=ProcessorAcceptance)
     http: Mapping[str, Any] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path | None = None
@@ -160,6 +167,7 @@ class PipelineSpec:
     order: tuple[str, ...] = field(default_factory=tuple)
     bootstrap_days: int = 14
     post_write: tuple[str, ...] = ()
+    acceptance: PipelineAcceptance = field(default_factory=PipelineAcceptance)
 
     def topological(self) -> tuple[str, ...]:
         """Processors so that every processor comes after its (non-self) upstreams."""
@@ -373,11 +381,16 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
         if batch is not None and batch > 1 and any(d.is_processor and d.source == name for d in deps):
             raise where.fail(name, "batch_size > 1 is not allowed for a processor that reads its own earlier dates")
         expect = _parse_expect(raw.get("expect"), deps, columns, where, name)
+        try:
+            acceptance = parse_processor_acceptance(raw.get("acceptance"), {c.name for c in columns})
+        except ValueError as exc:
+            raise where.fail(name, str(exc)) from exc
         procs[name] = Processor(
             name=name, phase=phase, target=target, partition=partition, sql=sql_path,
             python=raw.get("python"), batch_size=batch, required_columns=required, depends_on=tuple(deps),
             estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key,
-            expect=expect, http=dict(http) if http is not None else None, options=dict(options), base_dir=base)
+            expect=expect, http=dict(http) if http is not None else None, options=dict(options), base_dir=base,
+            acceptance=acceptance)
 
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for n in names:
@@ -396,9 +409,15 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
         for d in procs[n].upstream_processors:
             if d.source != n and order.index(d.source) > order.index(n):
                 raise where.fail(n, f"depends on {d.source}, which is in a later phase")
+    try:
+        acceptance = parse_pipeline_acceptance(data.get("acceptance"),
+                                               {n: {c.name for c in p.columns} for n, p in procs.items()})
+    except ValueError as exc:
+        raise where.fail(None, str(exc)) from exc
     return PipelineSpec(name=str(data.get("name", file.parent.name)), path=file.parent, processors=procs,
                         raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
-                        order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks)
+                        order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks,
+                        acceptance=acceptance)
 
 
 def _parse_expect(raw: Any, deps: list[Dependency], columns: tuple[Column, ...], where: _Where,
