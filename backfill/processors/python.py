@@ -38,6 +38,10 @@ class ProcessorContext:
     options: Mapping[str, Any]
     log: logging.Logger
 
+    def replace_rows(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Write computed rows as this task's partitions, atomically and idempotently."""
+        return self.warehouse.replace_partitions_with_rows(self.table, self.dates, rows)
+
     @property
     def start_date(self) -> dt.date:
         return min(self.dates)

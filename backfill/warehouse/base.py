@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from backfill.warehouse.schema import TableSchema
+from backfill.warehouse.schema import Column, TableSchema
 
 Row = dict[str, Any]
 
@@ -58,6 +58,28 @@ class Warehouse(ABC):
         Returns the number of rows written.
         """
 
+    def replace_partitions_with_rows(self, table: TableSchema, dates: Sequence[dt.date],
+                                     rows: Sequence[Mapping[str, Any]]) -> int:
+        """Atomically replace the partitions `dates` of `table` with `rows` computed outside SQL.
+
+        The rows are loaded into a scratch table first (one bulk load), then swapped in by
+        `replace_partitions`, so a failed load changes nothing and a rerun never duplicates.
+        """
+        import uuid
+
+        from backfill.warehouse.schema import check_table_name
+
+        dataset, name = check_table_name(table.name)
+        stage = TableSchema(f"{dataset}._stage_{name}_{uuid.uuid4().hex[:12]}", table.columns)
+        self.create_table(table)
+        self.create_table(stage)
+        try:
+            if rows:
+                self.insert_rows(stage.name, [{c: r.get(c) for c in table.column_names} for r in rows])
+            return self.replace_partitions(table, dates, f"SELECT * FROM {stage.name}")
+        finally:
+            self.execute(f"DROP TABLE IF EXISTS {stage.name}")
+
     def merge_rows(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
         """Insert rows, replacing existing rows with the same key (idempotent bulk upsert).
 
@@ -74,6 +96,27 @@ class Warehouse(ABC):
         latest = list({tuple(r.get(k) for k in keys): r for r in rows}.values())
         self.create_table(table)
         return self._merge_unique(table, latest, keys)
+
+    def add_columns(self, table: TableSchema) -> list[str]:
+        """Add the columns of `table` that the existing table lacks; returns their names.
+
+        Tables outlive the code that created them (a run history written before a column was
+        added to its schema must keep working). Added columns are NULL in old rows and nullable,
+        as BigQuery requires; adding again is harmless.
+        """
+        have = self.table_columns(table.name)
+        missing = [c for c in table.columns if c.name not in have]
+        for column in missing:
+            self._add_column(table.name, column)
+        return [c.name for c in missing]
+
+    def _add_column(self, table: str, column: Column) -> None:
+        """BigQuery DDL; a warehouse with other type names overrides this."""
+        from backfill.warehouse.schema import check_identifier, check_table_name
+
+        check_table_name(table)
+        check_identifier(column.name, "column name")
+        self.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column.name} {column.type}")
 
     @abstractmethod
     def _merge_unique(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:

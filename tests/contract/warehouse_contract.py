@@ -87,6 +87,22 @@ class WarehouseContract:
         assert warehouse.table_exists(table.name)
         assert warehouse.table_columns(table.name) == {c.name: c.type for c in table.columns}
 
+    def test_add_columns_adds_only_missing_columns_null_in_old_rows(self, warehouse: Warehouse,
+                                                                    dataset: str) -> None:
+        full = events(dataset)
+        old = TableSchema(full.name, tuple(c for c in full.columns if c.name not in ("minutes", "loaded_at")),
+                          full.partition)
+        warehouse.create_table(old)
+        warehouse.insert_rows(full.name, [{k: v for k, v in row(D1, "Old", 1).items()
+                                           if k not in ("minutes", "loaded_at")}])
+        assert warehouse.add_columns(full) == ["minutes", "loaded_at"]
+        assert warehouse.add_columns(full) == []  # again: nothing to add
+        assert warehouse.table_columns(full.name) == {**{c.name: c.type for c in old.columns},
+                                                      "minutes": "FLOAT64", "loaded_at": "TIMESTAMP"}
+        warehouse.insert_rows(full.name, [row(D2, "New", 2)])
+        got = {r["player"]: (r["minutes"], r["loaded_at"]) for r in warehouse.query(f"SELECT * FROM {full.name}")}
+        assert got == {"Old": (None, None), "New": (30.5, row(D2, "New", 2)["loaded_at"])}
+
     # -- bulk inserts ----------------------------------------------------------------------
     def test_insert_rows_round_trips_types_nulls_and_unicode(self, warehouse: Warehouse, dataset: str) -> None:
         table = events(dataset)
@@ -164,6 +180,15 @@ class WarehouseContract:
         got = {(r[0], r[1]) for r in self.table_rows(warehouse, target)}
         want = {(d, "New Row" if d in dates else "Old Row") for d in (D1, D2, D3, D4)}
         assert got == want
+
+    def test_replace_partitions_with_rows_swaps_only_its_dates(self, warehouse: Warehouse, dataset: str) -> None:
+        target = self.seeded_target(warehouse, dataset)
+        computed = [row(D2, "Py Row", 7), row(D3, "Outside", 8)]  # a row outside the dates is discarded
+        n = warehouse.replace_partitions_with_rows(target, [D2], computed)
+        again = warehouse.replace_partitions_with_rows(target, [D2], computed)
+        got = {(r[0], r[1]) for r in self.table_rows(warehouse, target)}
+        assert n == again == 1
+        assert got == {(D1, "Old Row"), (D2, "Py Row"), (D3, "Old Row"), (D4, "Old Row")}
 
     def test_replace_partitions_with_no_rows_empties_the_partition(self, warehouse: Warehouse,
                                                                    dataset: str) -> None:

@@ -1,0 +1,163 @@
+"""Python and HTTP processors run with the same guarantees as SQL ones (examples/byo)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from backfill.calendar import Calendar
+from backfill.executor import execute_task, history_rows
+from backfill.planner import PlanRequest, build_plan
+from backfill.planner.model import Task
+from backfill.spec import PipelineSpec, load_spec
+from backfill.warehouse.duckdb import DuckDBWarehouse
+from tests.conftest import free_port, require_nba_data
+from tests.integration.engine_harness import table_checksums
+
+REPO = Path(__file__).resolve().parents[2]
+BYO = REPO / "examples" / "byo"
+sys.path.insert(0, str(BYO))
+from service import Service, serve  # noqa: E402
+
+pytestmark = pytest.mark.integration
+WEEK = (dt.date(2023, 11, 1), dt.date(2023, 11, 7))
+
+
+def byo_spec(port: int | None = None, tmp: Path | None = None) -> PipelineSpec:
+    if port is None:
+        return load_spec(BYO)
+    assert tmp is not None
+    text = (BYO / "pipeline.yaml").read_text().replace("127.0.0.1:8765", f"127.0.0.1:{port}")
+    text = text.replace("sql: ../../pipelines/nba/sql/", f"sql: {REPO}/pipelines/nba/sql/")
+    (tmp / "byo").mkdir(exist_ok=True)
+    (tmp / "byo" / "pipeline.yaml").write_text(text)
+    (tmp / "byo" / "processors.py").write_text((BYO / "processors.py").read_text())
+    return load_spec(tmp / "byo")
+
+
+def tasks(spec: PipelineSpec, w: DuckDBWarehouse, span: tuple[dt.date, dt.date], processor: str) -> list[Task]:
+    plan = build_plan(spec, Calendar.from_warehouse(w, spec.schedule_table),
+                      PlanRequest(ranges=(span,), processors=frozenset({processor}), batch_sizes={processor: 1}))
+    return list(plan.tasks())
+
+
+def stop(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def league(tmp_path: Path, league_template: Path) -> Path:
+    path = tmp_path / "wh.duckdb"
+    path.write_bytes(league_template.read_bytes())
+    return path
+
+
+def test_python_processor_equals_the_sql_one_over_a_real_month(tmp_path: Path) -> None:
+    from pipelines.nba.importer import import_nba
+
+    data = require_nba_data("player_logs/player_logs_2023-24.csv")
+    subset = tmp_path / "data" / "player_logs"
+    subset.mkdir(parents=True)
+    (subset / "player_logs_2023-24.csv").symlink_to(data / "player_logs" / "player_logs_2023-24.csv")
+    path = tmp_path / "real.duckdb"
+    spec = byo_spec()
+    month = (dt.date(2023, 11, 1), dt.date(2023, 11, 30))
+    with DuckDBWarehouse(path) as w:
+        import_nba(w, tmp_path / "data")
+        for name in ("team_offense_sql", "team_offense_python"):
+            results = [execute_task(t, w, spec) for t in tasks(spec, w, month, name)]
+            assert [r.status for r in results] == ["success"] * len(results), [r.error_message for r in results]
+            assert len(results) == len(Calendar.from_warehouse(w).game_dates_between(*month))
+    sums = table_checksums(path, ["byo_sql.team_offense", "byo_python.team_offense"])
+    assert sums["byo_sql.team_offense"][0] > 400
+    assert sums["byo_sql.team_offense"] == sums["byo_python.team_offense"]
+
+
+def test_python_processor_that_writes_nothing_on_a_game_date_is_not_success(league: Path, tmp_path: Path) -> None:
+    spec = byo_spec(free_port(), tmp_path)
+    (tmp_path / "byo" / "processors.py").write_text(
+        "def team_offense(ctx):\n    return ctx.replace_rows([])\n")
+    sys.modules.pop("processors", None)
+    from backfill.processors.python import load_function
+
+    load_function.cache_clear()
+    with DuckDBWarehouse(league) as w:
+        t = tasks(spec, w, WEEK, "team_offense_python")[0]
+        r = execute_task(t, w, spec)
+    load_function.cache_clear()
+    sys.modules.pop("processors", None)
+    assert (r.status, r.error_category, r.rows) == ("failed", "empty_output", 0)
+
+
+def test_python_processor_exception_is_a_final_processor_error_per_date(league: Path, tmp_path: Path) -> None:
+    spec = byo_spec(free_port(), tmp_path)
+    (tmp_path / "byo" / "processors.py").write_text("def team_offense(ctx):\n    raise KeyError('PTS')\n")
+    sys.modules.pop("processors", None)
+    from backfill.processors.python import load_function
+
+    load_function.cache_clear()
+    with DuckDBWarehouse(league) as w:
+        t = tasks(spec, w, WEEK, "team_offense_python")[0]
+        r = execute_task(t, w, spec)
+    load_function.cache_clear()
+    sys.modules.pop("processors", None)
+    assert (r.status, r.error_category) == ("failed", "processor_error")
+    assert "KeyError" in (r.error_message or "")
+
+
+def test_http_processor_503_twice_then_ok_keeps_one_idempotency_key(league: Path, tmp_path: Path) -> None:
+    port = free_port()
+    service = Service(str(league), fail_first=2)
+    server = serve(service, port)
+    try:
+        spec = byo_spec(port, tmp_path)
+        with DuckDBWarehouse(league, hold=False) as w:
+            t = tasks(spec, w, WEEK, "team_offense_http")[0]
+            r = execute_task(t, w, spec, run_id="run-h", options={"backfill_mode": True})
+            rows = history_rows(r, t, "run-h", 0)
+    finally:
+        stop(server)
+    assert r.status == "success" and r.rows > 0, (r.error_message, r.warnings)
+    keys = {s["headers"]["Idempotency-Key"] for s in service.seen}
+    assert len(service.seen) == 3 and len(keys) == 1
+    assert service.seen[-1]["body"]["options"] == {"backfill_mode": True, "skip_downstream_trigger": True}
+    assert service.seen[-1]["body"]["task_id"] == t.id and service.seen[-1]["body"]["attempt"] == 1
+    recorded = json.loads(rows[0]["warnings"])
+    assert sum("HTTP 503" in w for w in recorded) == 2  # the retried calls are in the run history
+
+
+def test_http_processor_timeout_is_retried_then_transient_and_400_fails_at_once(league: Path,
+                                                                                tmp_path: Path) -> None:
+    port = free_port()
+    slow = Service(str(league), delay=3.0)
+    server = serve(slow, port)
+    try:
+        byo_spec(port, tmp_path)
+        yaml = tmp_path / "byo" / "pipeline.yaml"
+        yaml.write_text(yaml.read_text().replace("timeout: 30", "timeout: 1"))
+        assert "timeout: 1" in yaml.read_text()
+        spec = load_spec(tmp_path / "byo")
+        with DuckDBWarehouse(league, hold=False) as w:
+            t = tasks(spec, w, WEEK, "team_offense_http")[0]
+            r = execute_task(t, w, spec, raise_transient=False)
+    finally:
+        stop(server)
+    assert (r.status, r.error_category) == ("failed", "transient"), r.error_message
+    assert len(slow.seen) == 3
+    port = free_port()
+    bad = Service(str(league), status=400)
+    server = serve(bad, port)
+    try:
+        spec = byo_spec(port, tmp_path)
+        with DuckDBWarehouse(league, hold=False) as w:
+            r = execute_task(tasks(spec, w, WEEK, "team_offense_http")[0], w, spec, raise_transient=False)
+    finally:
+        stop(server)
+    assert (r.status, r.error_category) == ("failed", "processor_error") and len(bad.seen) == 1
+    assert "answered 400" in (r.error_message or "")
