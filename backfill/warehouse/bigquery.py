@@ -21,9 +21,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backfill.errors import MissingExtra, QuotaExceeded, TransientWarehouseError, WarehouseError
+from backfill.errors import (
+    BadInput,
+    CannotConnect,
+    MissingExtra,
+    QuotaExceeded,
+    TransientWarehouseError,
+    WarehouseError,
+)
 from backfill.warehouse.base import Row, Warehouse
-from backfill.warehouse.schema import TableSchema, check_identifier, check_table_name
+from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
 
 _PARAM = re.compile(r"(?<!@)@(\w+)")
 _LABEL_BAD = re.compile(r"[^a-z0-9_-]")
@@ -31,6 +38,9 @@ _LABEL_MAX = 63
 # Legacy names the API still returns in table schemas -> the Standard SQL names we declare.
 _STANDARD_TYPES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL", "BIGNUMERIC": "NUMERIC"}
 _QUOTA_REASONS = {"quotaExceeded", "rateLimitExceeded"}
+# Raised when a job would scan more than its maximum_bytes_billed: never retried (it would
+# fail the same way), alerted at once as a critical auth/config problem.
+_BYTES_LIMIT_REASONS = {"bytesBilledLimitExceeded"}
 _TRANSIENT_REASONS = {"backendError", "internalError"}
 _AUTH_REASONS = {"accessDenied", "billingNotEnabled", "authError", "forbidden"}
 _SCHEMA_WORDS = ("schema", "unrecognized name", "no such field", "not found: column", "does not have a field")
@@ -139,6 +149,10 @@ def classify_bigquery_error(exc: BaseException) -> WarehouseError:
         return WarehouseError(f"BigQuery credentials: {text}", category="auth_config",
                               hint="set GOOGLE_APPLICATION_CREDENTIALS or run "
                                    "`gcloud auth application-default login`")
+    if reasons & _BYTES_LIMIT_REASONS or "bytes billed" in text.lower():
+        return WarehouseError(f"BigQuery query over maximum_bytes_billed: {text}", category="auth_config",
+                              hint="check the processor's partition filter, or raise maximum_bytes_billed "
+                                   "in the warehouse URL (bigquery://project/US?maximum_bytes_billed=N)")
     if reasons & _QUOTA_REASONS or isinstance(exc, gexc.TooManyRequests):
         return QuotaExceeded(f"BigQuery quota: {text}")
     if isinstance(exc, gexc.Forbidden):
@@ -173,42 +187,67 @@ def _select_columns(table: TableSchema) -> str:
                      for c in table.columns)
 
 
-def replace_partitions_job(table: TableSchema, dates: Sequence[dt.date], select_sql: str,
-                           params: Mapping[str, Any] | None, project: str) -> WriteJob:
-    """The single job that atomically replaces `dates` of `table` with the rows of `select_sql`.
+def decorator_write_job(table: TableSchema, day: dt.date, select_sql: str,
+                        params: Mapping[str, Any] | None, project: str) -> WriteJob:
+    """One date: a query job writing to the partition decorator `table$YYYYMMDD` with
+    WRITE_TRUNCATE, which swaps that one partition in one step."""
+    dataset, name = _write_target(table)
+    bound = used_params(select_sql, params)
+    bound["backfill_date"] = day
+    sql = (f"SELECT {_select_columns(table)} FROM (\n{_strip(select_sql)}\n) AS __src "
+           f"WHERE {table.partition} = @backfill_date")
+    return WriteJob(sql, bound, f"{project}.{dataset}.{name}${day:%Y%m%d}", "WRITE_TRUNCATE")
 
-    One date: a query job writing to the partition decorator `table$YYYYMMDD` with
-    WRITE_TRUNCATE, which swaps the partition in one step. Several dates: one multi-statement
-    transaction; if any statement fails BigQuery rolls the whole transaction back. Rows outside
-    `dates` are filtered out either way, so a task never writes a partition it does not own.
-    """
-    if table.partition is None:
-        raise WarehouseError(f"table {table.name} has no partition column", category="processor_error")
+
+def transaction_write_job(table: TableSchema, dates: Sequence[dt.date], select_sql: str,
+                          params: Mapping[str, Any] | None, project: str) -> WriteJob:
+    """Any number of dates: one multi-statement transaction (DELETE, INSERT, COMMIT); if any
+    statement fails BigQuery rolls the whole transaction back."""
+    dataset, name = _write_target(table)
     if not dates:
         raise WarehouseError(f"no dates to replace in {table.name}", category="processor_error")
-    dataset, name = check_table_name(table.name)
     part = table.partition
-    select = select_sql.strip().rstrip(";")
     bound = used_params(select_sql, params)
-    date_list = sorted(set(dates))
+    bound["backfill_dates"] = sorted(set(dates))
     target = f"`{project}.{dataset}.{name}`"
-    if len(date_list) == 1:
-        bound["backfill_date"] = date_list[0]
-        sql = (f"SELECT {_select_columns(table)} FROM (\n{select}\n) AS __src "
-               f"WHERE {part} = @backfill_date")
-        return WriteJob(sql, bound, f"{project}.{dataset}.{name}${date_list[0]:%Y%m%d}", "WRITE_TRUNCATE")
-    bound["backfill_dates"] = date_list
     cols = ", ".join(table.column_names)
     sql = (
         "BEGIN TRANSACTION;\n"
         f"DELETE FROM {target} WHERE {part} IN UNNEST(@backfill_dates);\n"
-        f"INSERT INTO {target} ({cols})\nSELECT {_select_columns(table)} FROM (\n{select}\n) AS __src "
+        f"INSERT INTO {target} ({cols})\nSELECT {_select_columns(table)} FROM (\n{_strip(select_sql)}\n) AS __src "
         f"WHERE {part} IN UNNEST(@backfill_dates);\n"
         "COMMIT TRANSACTION;\n"
         # The script's result is its last statement's: the rows now in the replaced partitions.
         f"SELECT COUNT(*) AS n FROM {target} WHERE {part} IN UNNEST(@backfill_dates);"
     )
     return WriteJob(sql, bound)
+
+
+def _write_target(table: TableSchema) -> tuple[str, str]:
+    if table.partition is None:
+        raise WarehouseError(f"table {table.name} has no partition column", category="processor_error")
+    return check_table_name(table.name)
+
+
+def _strip(select_sql: str) -> str:
+    return select_sql.strip().rstrip(";")
+
+
+def replace_partitions_job(table: TableSchema, dates: Sequence[dt.date], select_sql: str,
+                           params: Mapping[str, Any] | None, project: str) -> WriteJob:
+    """The single job that atomically replaces `dates` of `table` with the rows of `select_sql`.
+
+    One date: the partition decorator job (the cheapest atomic swap); several dates: the
+    transaction. Rows outside `dates` are filtered out either way, so a task never writes a
+    partition it does not own.
+    """
+    _write_target(table)
+    if not dates:
+        raise WarehouseError(f"no dates to replace in {table.name}", category="processor_error")
+    date_list = sorted(set(dates))
+    if len(date_list) == 1:
+        return decorator_write_job(table, date_list[0], select_sql, params, project)
+    return transaction_write_job(table, date_list, select_sql, params, project)
 
 
 def merge_sql(target: str, staging: str, columns: Sequence[str], keys: Sequence[str]) -> str:
@@ -242,14 +281,39 @@ def json_row(row: Mapping[str, Any], types: Mapping[str, str]) -> dict[str, Any]
 
 
 def parse_url(url: str) -> tuple[str, str]:
-    """`bigquery://project[/location]` -> (project, location); location defaults to US."""
-    rest = url.removeprefix("bigquery://").strip("/")
+    """`bigquery://project[/location][?options]` -> (project, location); location defaults to US."""
+    rest = url.removeprefix("bigquery://").partition("?")[0].strip("/")
     project, _, location = rest.partition("/")
     if not project or "/" in location:
-        from backfill.errors import BadInput
-
         raise BadInput(f"invalid BigQuery URL {url!r}: expected bigquery://project[/location]")
     return project, location or "US"
+
+
+# A runaway query (a lost partition filter, a cross join) fails instead of costing: 100 GiB is
+# about $0.60 on demand and thousands of times what one NBA task scans.
+DEFAULT_MAXIMUM_BYTES_BILLED = 100 * 2**30
+_URL_OPTIONS = {"maximum_bytes_billed", "endpoint"}
+
+
+def url_options(url: str) -> dict[str, str]:
+    """The `?key=value` options of a BigQuery URL, checked: `maximum_bytes_billed` (bytes, 0 =
+    no cap) and `endpoint` (a BigQuery-compatible REST endpoint such as a local emulator,
+    reached with anonymous credentials)."""
+    from urllib.parse import parse_qsl
+
+    query = url.partition("?")[2]
+    try:
+        opts = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError as exc:
+        raise BadInput(f"invalid BigQuery URL options {query!r}: expected key=value&...") from exc
+    unknown = sorted(set(opts) - _URL_OPTIONS)
+    if unknown:
+        raise BadInput(f"unknown BigQuery URL option(s) {', '.join(unknown)} in {url!r}",
+                       hint=f"known: {', '.join(sorted(_URL_OPTIONS))}")
+    cap = opts.get("maximum_bytes_billed")
+    if cap is not None and not cap.isdigit():
+        raise BadInput(f"maximum_bytes_billed must be a whole number of bytes, got {cap!r}")
+    return opts
 
 
 class BigQueryWarehouse(Warehouse):
@@ -257,21 +321,43 @@ class BigQueryWarehouse(Warehouse):
 
     kind = "bigquery"
 
-    def __init__(self, client: Any, *, location: str = "US", labels: Mapping[str, str] | None = None) -> None:
+    def __init__(self, client: Any, *, location: str = "US", labels: Mapping[str, str] | None = None,
+                 maximum_bytes_billed: int | None = DEFAULT_MAXIMUM_BYTES_BILLED) -> None:
         self._bq = _bigquery()
         self.client = client
         self.project: str = client.project
         self.location = location
         self.labels = job_labels({"tool": "backfill"}, labels)
+        # Every query job carries the cap (None or 0: none), so a runaway query fails, not bills.
+        self.maximum_bytes_billed = maximum_bytes_billed or None
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> BigQueryWarehouse:
+        """Connect as `bigquery://project[/location][?maximum_bytes_billed=N&endpoint=URL]` says.
+
+        Missing or unusable credentials are CannotConnect (exit 3): nothing can be done
+        until they are fixed, and no command got as far as changing anything.
+        """
         project, location = parse_url(url)
+        opts = url_options(url)
         bq = _bigquery()
+        if "maximum_bytes_billed" in opts:
+            kwargs.setdefault("maximum_bytes_billed", int(opts["maximum_bytes_billed"]))
         try:
-            client = bq.Client(project=project, location=location)
+            if "endpoint" in opts:
+                from google.api_core.client_options import ClientOptions
+                from google.auth.credentials import AnonymousCredentials
+
+                client = bq.Client(project=project, location=location, credentials=AnonymousCredentials(),
+                                   client_options=ClientOptions(api_endpoint=opts["endpoint"]))
+            else:
+                client = bq.Client(project=project, location=location)
         except Exception as exc:  # google-auth raises DefaultCredentialsError here
-            raise classify_bigquery_error(exc) from exc
+            err = classify_bigquery_error(exc)
+            if err.category == "auth_config":
+                raise CannotConnect(f"cannot connect to BigQuery project {project}: {err.message}",
+                                    hint=err.hint) from exc
+            raise err from exc
         return cls(client, location=location, **kwargs)
 
     def close(self) -> None:
@@ -284,6 +370,8 @@ class BigQueryWarehouse(Warehouse):
 
     def _run(self, sql: str, params: Mapping[str, Any] | None, labels: Mapping[str, str] | None,
              **config: Any) -> Any:
+        if self.maximum_bytes_billed and not config.get("dry_run"):
+            config.setdefault("maximum_bytes_billed", self.maximum_bytes_billed)
         job_config = query_job_config(sql, params, job_labels(self.labels, labels), **config)
         try:
             job = self.client.query(sql, job_config=job_config, location=self.location)
@@ -330,8 +418,9 @@ class BigQueryWarehouse(Warehouse):
             raise classify_bigquery_error(exc) from exc
 
     def _get_table(self, name: str) -> Any:
+        ref = self._ref(name)  # outside the try: a bad identifier is BadInput, not a warehouse error
         try:
-            return self.client.get_table(self._ref(name))
+            return self.client.get_table(ref)
         except Exception as exc:
             raise classify_bigquery_error(exc) from exc
 
@@ -349,6 +438,18 @@ class BigQueryWarehouse(Warehouse):
 
     def table_columns(self, name: str) -> dict[str, str]:
         return {f.name: _STANDARD_TYPES.get(f.field_type, f.field_type) for f in self._get_table(name).schema}
+
+    def _add_column(self, table: str, column: Column) -> None:
+        """A schema update through the tables API: metadata only, no query job, no bytes billed."""
+        check_identifier(column.name, "column name")
+        bq_table = self._get_table(table)
+        if any(f.name == column.name for f in bq_table.schema):
+            return
+        bq_table.schema = [*bq_table.schema, self._bq.SchemaField(column.name, column.type, mode="NULLABLE")]
+        try:
+            self.client.update_table(bq_table, ["schema"])
+        except Exception as exc:
+            raise classify_bigquery_error(exc) from exc
 
     # -- writes ----------------------------------------------------------------------------
     def _load(self, bq_table: Any, rows: Sequence[Mapping[str, Any]], disposition: str) -> None:
