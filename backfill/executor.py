@@ -26,6 +26,7 @@ from backfill.planner.model import Task
 from backfill.processors import Invocation, Kind, kind_of
 from backfill.settings import Settings
 from backfill.spec import PipelineSpec, Processor
+from backfill.validate.staleness import code_version
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
 
@@ -63,6 +64,7 @@ class TaskResult:
     attempt: int = 1
     status_by_date: dict[dt.date, str] = field(default_factory=dict)
     issues_by_date: dict[dt.date, list[str]] = field(default_factory=dict)  # [category, message]
+    code_version: str | None = None  # the processor's code fingerprint (backfill.validate.staleness)
 
     @property
     def ok(self) -> bool:
@@ -107,7 +109,8 @@ class TaskResult:
             error_message=data.get("error_message"), warnings=list(data.get("warnings") or []),
             unresolved_players=int(data.get("unresolved_players", 0)), attempt=int(data.get("attempt", 1)),
             status_by_date={k: str(v) for k, v in by_date("status_by_date").items()},
-            issues_by_date={k: list(v) for k, v in by_date("issues_by_date").items()})
+            issues_by_date={k: list(v) for k, v in by_date("issues_by_date").items()},
+            code_version=data.get("code_version"))
 
 
 def _now() -> dt.datetime:
@@ -178,6 +181,7 @@ def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id
     outcome = _Outcome(task.dates)
     try:
         proc, table = _prepare(task, spec)
+        result.code_version = code_version(proc)
         try:
             kind = kind_of(proc)
         except WarehouseError as exc:
@@ -435,5 +439,6 @@ def history_rows(result: TaskResult, task: Task, run_id: str, wave: int) -> list
             "records_processed": result.rows_by_date.get(d, 0), "duration_seconds": round(per_date, 4),
             "started_at": result.started_at, "finished_at": result.finished_at,
             "error_category": category, "error_message": message,
-            "warnings": warnings, "backfill_mode": True, "bootstrap": task.bootstrap, "wave": wave})
+            "warnings": warnings, "backfill_mode": True, "bootstrap": task.bootstrap, "wave": wave,
+            "code_version": result.code_version})
     return rows

@@ -31,6 +31,8 @@ def history_schema(table: str = "nba_reference.processor_run_history") -> TableS
         ("duration_seconds", "FLOAT64"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
         ("error_category", "STRING"), ("error_message", "STRING"), ("warnings", "JSON"),
         ("backfill_mode", "BOOL"), ("bootstrap", "BOOL"), ("wave", "INT64"),
+        # A fingerprint of the processor's code when the row was written: `stale` partitions.
+        ("code_version", "STRING"),
         cluster=("processor_name", "status"))
 
 
@@ -42,9 +44,13 @@ class RunHistory:
         self.warehouse = warehouse
         self.table = table
         self.schema = history_schema(table)
+        self._columns_checked = False
 
     def ensure(self) -> None:
+        """Create the table, or add the columns a table written by an older version lacks."""
         self.warehouse.create_table(self.schema)
+        self.warehouse.add_columns(self.schema)
+        self._columns_checked = True
 
     def write(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Write many rows in one bulk upsert keyed on (run, task, date, attempt).
@@ -54,6 +60,8 @@ class RunHistory:
         """
         if not rows:
             return 0
+        if not self._columns_checked:
+            self.ensure()
         cols = self.schema.column_names
         return self.warehouse.merge_rows(self.schema, [{c: r.get(c) for c in cols} for r in rows], HISTORY_KEY)
 

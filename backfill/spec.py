@@ -410,14 +410,14 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
             if d.source != n and order.index(d.source) > order.index(n):
                 raise where.fail(n, f"depends on {d.source}, which is in a later phase")
     try:
-        acceptance = parse_pipeline_acceptance(data.get("acceptance"),
-                                               {n: {c.name for c in p.columns} for n, p in procs.items()})
+        pipeline_acceptance = parse_pipeline_acceptance(data.get("acceptance"),
+                                                        {n: {c.name for c in p.columns} for n, p in procs.items()})
     except ValueError as exc:
         raise where.fail(None, str(exc)) from exc
     return PipelineSpec(name=str(data.get("name", file.parent.name)), path=file.parent, processors=procs,
                         raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
                         order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks,
-                        acceptance=acceptance)
+                        acceptance=pipeline_acceptance)
 
 
 def _parse_expect(raw: Any, deps: list[Dependency], columns: tuple[Column, ...], where: _Where,

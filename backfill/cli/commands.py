@@ -15,6 +15,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "backfill.cli.run": ("enqueue", "status", "runs", "cancel", "retry", "resume"),
     "backfill.cli.demo": ("demo",),
     "backfill.cli.gaps": ("gaps",),
+    "backfill.cli.validate": ("validate",),
 }
 
 

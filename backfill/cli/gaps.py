@@ -4,6 +4,9 @@ Counted in game dates from the schedule, so off-days, the All-Star break and day
 every season are never gaps. A date whose latest run is `success` is done; every other date
 (never run, or latest run partial / failed / blocked / revoked / cancelled) is a gap, listed
 with the reason its latest record gives.
+`--stale` lists written partitions that are stale instead (their processor's code changed, or
+an upstream partition in their windows was rewritten after them, or is stale itself) and the
+`enqueue` commands that recompute exactly those and their dependents.
 Exit codes: 0 no gaps, 1 gaps found, 2 bad input, 3 cannot open the warehouse.
 """
 
@@ -132,6 +135,29 @@ def render_gaps(result: dict[str, Any], names: tuple[str, ...], console: Console
         console.print(table)
 
 
+def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.date], ...],
+                 names: tuple[str, ...], seasons: frozenset[str] | None, pipeline: str | None,
+                 as_json: bool) -> None:
+    """`gaps --stale`: print the stale partitions; exit 1 with the recompute commands when there are any."""
+    from backfill.validate.render import render_stale
+    from backfill.validate.staleness import find_stale
+
+    calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
+    if seasons:
+        unknown = sorted(seasons - set(calendar.seasons))
+        if unknown:
+            raise PlanError(f"unknown season(s) {', '.join(unknown)}: the schedule has {', '.join(calendar.seasons)}")
+    report = find_stale(spec, calendar, warehouse, names, ranges, seasons, pipeline)
+    if as_json:
+        click.echo(json.dumps(report.to_json(calendar)))
+    else:
+        render_stale(report, names, calendar, Console())
+    if report.stale:
+        raise ProblemsFound(f"{len(report.stale)} stale partition(s) in "
+                            f"{sum(1 for n in report.by_processor.values() if n)} processor(s)",
+                            hint="recompute them with: " + " && ".join(report.commands))
+
+
 def _open(obj: CliContext) -> tuple[Warehouse, bool]:
     """A DuckDB file is opened per operation (workers may own it between tasks)."""
     url = obj.settings.warehouse_url
@@ -149,9 +175,11 @@ def _open(obj: CliContext) -> tuple[Warehouse, bool]:
 @click.option("--processors", default=None, help="Comma-separated processor names.")
 @click.option("--seasons", default=None, help="Comma-separated seasons, e.g. 2023-24,2024-25.")
 @click.option("--json", "as_json", is_flag=True, help="Print the gaps as JSON (shape in docs/cli.md).")
+@click.option("--stale", is_flag=True, help="List stale partitions (code or upstream changed since written) "
+                                            "and the enqueue commands that recompute them.")
 @click.pass_obj
 def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | None, ranges: tuple[str, ...],
-         phases: str | None, processors: str | None, seasons: str | None, as_json: bool) -> None:
+         phases: str | None, processors: str | None, seasons: str | None, as_json: bool, stale: bool) -> None:
     """(processor, game date) partitions with no successful latest run; exit 1 when there are any.
 
     Off-days and the All-Star break are never gaps. Fill them by enqueueing the same selection:
@@ -162,6 +190,13 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
     phase_set = parse_phases(phases)
     names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors)) or None)
     warehouse, close = _open(obj)
+    if stale:
+        try:
+            report_stale(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None, pipeline, as_json)
+        finally:
+            if close:
+                warehouse.close()
+        return
     try:
         result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None)
     finally:

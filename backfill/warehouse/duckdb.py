@@ -28,7 +28,7 @@ import sqlglot
 
 from backfill.errors import CannotConnect, QuotaExceeded, TransientWarehouseError, WarehouseError
 from backfill.warehouse.base import Row, Warehouse
-from backfill.warehouse.schema import TableSchema, check_identifier, check_table_name
+from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
 
 _DUCK_TYPES = {
     "STRING": "VARCHAR", "INT64": "BIGINT", "FLOAT64": "DOUBLE", "NUMERIC": "DECIMAL(38,9)",
@@ -229,6 +229,15 @@ class DuckDBWarehouse(Warehouse):
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position", [dataset, tbl]).fetchall()
         return {r[0]: _BQ_TYPES.get(r[1], r[1]) for r in rows}
+
+    def _add_column(self, table: str, column: Column) -> None:
+        check_identifier(column.name, "column name")
+        with self._cursor() as cur:
+            try:
+                cur.execute(f"ALTER TABLE {self._q(table)} ADD COLUMN IF NOT EXISTS {column.name} "
+                            f"{_DUCK_TYPES[column.type]}")
+            except duckdb.Error as exc:
+                raise classify_duckdb_error(exc) from exc
 
     # -- writes ------------------------------------------------------------------------
     def _column_types(self, cur: duckdb.DuckDBPyConnection, table: str, cols: Sequence[str]) -> dict[str, str]:
