@@ -31,6 +31,7 @@ setup(
             "types-PyYAML",
             "google-cloud-bigquery>=3.11",
             "sentry-sdk>=2.0",
+            "aiosmtpd>=1.4",
         ],
     },
     entry_points={"console_scripts": ["backfill=backfill.cli:main"]},

@@ -184,9 +184,12 @@ def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str,
     if done.outcome != "ok":
         return done
     send(store, dispatcher, run_id, done.send)
+    from backfill.alerts.notify import on_task_settled  # before finish: a season's digest precedes the final one
+
+    on_task_settled(store, run_id, task_id, status, result, settings, warehouse)
     if done.open <= 0:
         try:
-            finish(store, run_id, warehouse(), triggers)
+            finish(store, run_id, warehouse(), triggers, settings=settings)
         except Exception:  # the watchdog's sweep finishes a run with nothing open
             log.warning("run %s: finishing failed; the watchdog will retry", run_id, exc_info=True)
     elif done.unflushed >= settings.history_flush_tasks or (
@@ -269,8 +272,9 @@ def flush_history(store: StateStore, warehouse: Warehouse | None, run_id: str, *
 
 
 def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers: TriggerPauser | None = None,
-           takeover_after: float | None = 600.0) -> RunStatus | None:
-    """Close a run once: the last run-history rows, its status, then locks and trigger pauses go back."""
+           takeover_after: float | None = 600.0, settings: Settings | None = None) -> RunStatus | None:
+    """Close a run once: the last run-history rows, its status, then locks and trigger pauses go
+    back, then the final alert digest (after the status, so a slow alert sink never holds the run)."""
     run = store.get_run(run_id)
     if run is None or not run.status.active or store.open_count(run_id) > 0:
         return None
@@ -291,6 +295,9 @@ def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers
     _release_triggers(triggers, run_id, tasks.values())
     store.deactivate(run_id)
     store.complete(run_id, guard)
+    from backfill.alerts.notify import on_run_finished
+
+    on_run_finished(store, run_id, settings or Settings(), lambda: warehouse)
     return status
 
 
@@ -353,6 +360,9 @@ def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Trig
     if not chosen:
         raise BadInput(f"run {run_id} has no failed, blocked or revoked tasks to retry")
     _lock(store, run_id, chosen)
+    from backfill.alerts.notify import on_retry  # before any retried task can settle
+
+    on_retry(store, run_id, run.seq + 1)
     return _restart(store, dispatcher, run, chosen, triggers, settings or Settings())
 
 
@@ -440,7 +450,7 @@ def sweep(store: StateStore, dispatcher: Dispatcher, settings: Settings, warehou
         out["runs"] += 1
         out["resent"] += reap(store, dispatcher, run_id)
         if store.open_count(run_id) <= 0:
-            if finish(store, run_id, warehouse(), triggers) is not None:
+            if finish(store, run_id, warehouse(), triggers, settings=settings) is not None:
                 out["finished"] += 1
             continue
         if heal(store, dispatcher, run_id, settings, warehouse, triggers) is not None:

@@ -31,6 +31,19 @@ class Settings(BaseSettings):
     sentry_dsn: SecretStr = Field(default=SecretStr(""))
     environment: str = Field(default="", description="Sentry's environment tag (production, staging ...)")
     alerts: str = Field(default="digest", pattern="^(digest|immediate|off)$")
+    # -- alert sinks (backfill.alerts): any number at once ---------------------------------
+    smtp_host: str = Field(default="", description="mail alerts go out through this SMTP server when set")
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str = Field(default="", description="SMTP login (none when empty)")
+    smtp_password: SecretStr = Field(default=SecretStr(""))
+    smtp_starttls: bool = Field(default=True, description="upgrade the SMTP connection with STARTTLS")
+    smtp_from: str = Field(default="backfill@localhost")
+    smtp_to: str = Field(default="", description="comma-separated recipients of alert mails")
+    smtp_timeout: float = Field(default=10.0, gt=0, description="seconds per SMTP or webhook connection")
+    webhook_url: SecretStr = Field(default=SecretStr(""), description="JSON POST per alert (Slack-compatible)")
+    alert_files: bool = Field(default=True, description="write each alert as Markdown under <home>/runs/<run>/")
+    alert_attempts: int = Field(default=3, ge=1, le=10, description="tries per sink before a send is given up")
+    alert_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
     http_token: SecretStr = Field(default=SecretStr(""),
                                   description="bearer token sent to `http:` processors (never printed)")
     http_auth: str = Field(default="", pattern="^(|google)$",

@@ -210,9 +210,7 @@ def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, ta
     status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
     through_redis_outage(lambda: engine.settle(
         store, CeleryDispatcher(app), run_id, task_id, attempt, status, result, settings=settings,
-        warehouse=ctx.warehouse, triggers=ctx.triggers))
-    if status is TaskStatus.failed:
-        _report_failure(result, run_id)
+        warehouse=ctx.warehouse, triggers=ctx.triggers))  # alerts (Sentry included) go out from settle, by mode
     return result
 
 
@@ -250,16 +248,6 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
         log.exception("task %s failed", task_id)
         return _failure(task, attempt, getattr(exc, "category", "processor_error"), f"{type(exc).__name__}: {exc}",
                         started)
-
-
-def _report_failure(result: dict[str, Any], run_id: str) -> None:
-    """Send a final failure to Sentry (if configured); a Sentry problem never fails the task."""
-    try:
-        from backfill.alerts.sentry import report_task_failure
-
-        report_task_failure(result, run_id)
-    except Exception:  # alerting is best effort
-        log.warning("could not report task %s to Sentry", result.get("task_id"), exc_info=True)
 
 
 def register(app: Celery, settings: Settings, warehouse_factory: Callable[[Warehouse], Warehouse] | None = None

@@ -142,3 +142,45 @@ def report_task_failure(result: dict[str, Any], run_id: str) -> None:
 def flush(timeout: float = 2.0) -> None:
     if is_active():
         _sdk().flush(timeout=timeout)
+
+
+class SentrySink:
+    """Alerts as Sentry events, still grouped by (processor, category), and only as the run's mode allows.
+
+    A failure or critical alert is one event; a digest is one event per (category, processor)
+    group with its counts, so a season of one failing processor stays one Sentry issue.
+    """
+
+    name = "sentry"
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+
+    def send(self, alert: Any) -> None:
+        if not is_active() and self.settings is not None:
+            init_sentry(self.settings)
+        if not is_active():
+            raise RuntimeError("Sentry is not initialised in this process (no DSN?)")
+        sdk = _sdk()
+        if alert.digest is None:
+            f = alert.failure
+            processor, category = str(f.get("processor") or "unknown"), str(f.get("category") or "processor_error")
+            sdk.capture_event({
+                "level": "fatal" if alert.kind == "critical" else "error",
+                "message": f"{processor}: {category}: {f.get('message') or ''}",
+                "fingerprint": [processor, category],
+                "tags": {"run_id": alert.run_id, "processor": processor, "category": category,
+                         "task_id": str(f.get("task_id") or ""), "alert": alert.kind},
+                "extra": {"dates": f.get("dates"), "attempt": f.get("attempt")}, "logger": "backfill.alerts"})
+        else:
+            for g in alert.digest.groups:
+                sdk.capture_event({
+                    "level": "error" if g.failed or g.blocked else "warning",
+                    "message": f"{g.processor}: {g.category}: {g.count} date(s) in {alert.digest.title}",
+                    "fingerprint": [g.processor, g.category],
+                    "tags": {"run_id": alert.run_id, "processor": g.processor, "category": g.category,
+                             "alert": alert.kind, "season": alert.digest.season or "run"},
+                    "extra": {"dates": g.runs_text(20), "failed": g.failed, "blocked": g.blocked,
+                              "partial": g.partial, "examples": g.examples},
+                    "logger": "backfill.alerts"})
+        flush(5.0)

@@ -16,6 +16,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "backfill.cli.demo": ("demo",),
     "backfill.cli.gaps": ("gaps",),
     "backfill.cli.validate": ("validate",),
+    "backfill.cli.digest": ("digest",),
 }
 
 

@@ -227,6 +227,12 @@ def render_status(info: dict[str, Any], throttle: int | None, console: Console) 
         console.print(f"  trigger {p['trigger']} paused by this run until {p['until']}")
     for f in info["failures"][:10]:
         console.print(f"  [red]failed[/red] {f['task_id']}: {f['category']}: {f['message']}")
+    alerts = info.get("alerts") or {}
+    if alerts.get("mode"):
+        console.print(f"  alerts {alerts['mode']}: {len(alerts.get('sent') or [])} sent"
+                      + (f", [red]{len(alerts['failures'])} sink failure(s)[/red]" if alerts.get("failures") else ""))
+    for f in (alerts.get("failures") or [])[-5:]:
+        console.print(f"  [red]alert sink {f['sink']} failed[/red] for {f['kind']} {f['scope']}: {f['error']}")
 
 
 @click.command("status")
@@ -249,6 +255,9 @@ def status(obj: CliContext, run_id: str | None, as_json: bool, watch: bool) -> N
             raise BadInput(f"no run {run_id} in Redis", hint=f"if Redis lost it: `backfill resume {run_id}`")
         limit = session.throttle_limit()
         info["trigger_pauses"] = session.trigger_pauses(run_id)
+        from backfill.alerts.notify import alert_status
+
+        info["alerts"] = alert_status(session.store, run_id)
         if as_json:
             click.echo(json.dumps({**info, "throttle_limit": limit}, default=str))
         else:
