@@ -163,7 +163,8 @@ def test_worker_failures_group_by_processor_and_category(tmp_path: Path, league_
         wh = league_copy(league_template, tmp_path / "wh.duckdb")
         home = tmp_path / "home"
         worker = Worker(redis.url, wh, home, BACKFILL_SENTRY_DSN=envelope_server.dsn).start()
-        result = run_cli(redis.url, wh, home, "enqueue", *WEEK, "--pipeline", str(pipeline))
+        # immediate: one event per final failure (digest mode would send one per group, at the season's end)
+        result = run_cli(redis.url, wh, home, "enqueue", *WEEK, "--pipeline", str(pipeline), "--alerts", "immediate")
         assert result.exit_code == 0, result.output
         run_id = result.stdout.strip().splitlines()[-1]
         store = RedisStateStore.from_url(redis.url)
