@@ -86,6 +86,7 @@ def create_app(settings: Settings, warehouse_factory: WarehouseWrapper | None = 
         broker_channel_error_retry=True,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
+        task_default_queue=settings.task_queue,
     )
     if redis_url.startswith("rediss://") and "ssl_cert_reqs" not in redis_url:
         app.conf.redis_backend_use_ssl = {"ssl_cert_reqs": ssl.CERT_REQUIRED}

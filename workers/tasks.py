@@ -24,6 +24,8 @@ from celery import Celery, Task  # type: ignore[import-untyped]
 from celery.exceptions import Retry  # type: ignore[import-untyped]
 
 from backfill import engine
+from backfill.calendar import Calendar
+from backfill.checks import UpstreamCheck
 from backfill.errors import QuotaExceeded, TransientWarehouseError
 from backfill.planner import Task as PlanTask
 from backfill.settings import DEFAULT_REDIS_URL, Settings
@@ -34,6 +36,7 @@ from backfill.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
 BACKOFF_CAP_SECONDS = 300.0
+CALENDAR_TTL_SECONDS = 300.0
 # A quota error says "slow down", not "this task is broken": the throttle halves the
 # concurrency and the task waits its turn, with a budget this many times the normal one.
 QUOTA_RETRY_FACTOR = 10
@@ -119,6 +122,7 @@ class WorkerContext:
         self._warehouse_factory = warehouse_factory
         self._warehouse: Warehouse | None = None
         self._specs: dict[str, PipelineSpec] = {}
+        self._calendars: dict[str, tuple[float, Calendar]] = {}
         self._renewed: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
 
@@ -134,6 +138,22 @@ class WorkerContext:
             self._renewed[key] = moment
         for name in triggers_for_phases([phase]):
             self.triggers.renew(name, run_id, engine.TRIGGER_TTL_SECONDS)
+
+    def upstream_check(self, run_id: str, pipeline: str) -> UpstreamCheck:
+        """The defensive check for a task of `run_id`: the run's own partition states, then run history.
+
+        The calendar is read once per pipeline and kept a few minutes (a schedule import is rare).
+        """
+        spec = self.spec(pipeline)
+        with self._lock:
+            cached = self._calendars.get(pipeline)
+        if cached is None or time.monotonic() - cached[0] > CALENDAR_TTL_SECONDS:
+            cached = (time.monotonic(), Calendar.from_warehouse(self.warehouse(), spec.schedule_table))
+            with self._lock:
+                self._calendars[pipeline] = cached
+        store = self.store
+        return UpstreamCheck(spec, cached[1], self.warehouse(), lambda keys: store.partition_states(run_id, keys),
+                             stale_running_seconds=self.settings.stale_running_seconds)
 
     def warehouse(self) -> Warehouse:
         """Opened lazily; an embedded DuckDB file is not held between operations, so the CLI can read it."""
@@ -195,7 +215,9 @@ def _failure(task: PlanTask, attempt: int, category: str, message: str, started:
 def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, task_id: str) -> dict[str, Any]:
     """Run one task of a run. Never raises for a final failure: it records the failure and returns it."""
     store, settings = ctx.store, ctx.settings
-    begin = through_redis_outage(lambda: store.begin_task(run_id, task_id, ctx.holder, settings.lease_ttl))
+    redelivered = bool((celery_task.request.delivery_info or {}).get("redelivered"))
+    begin = through_redis_outage(lambda: store.begin_task(run_id, task_id, ctx.holder, settings.lease_ttl,
+                                                          takeover=redelivered))
     decision, attempt, task = begin.decision, begin.attempt, begin.task
     if decision is not BeginDecision.run or task is None:
         if decision is BeginDecision.cancelled:
@@ -226,8 +248,13 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
     try:
         ctx.renew_triggers(run_id, task.phase)
         spec = ctx.spec(pipeline)
+        run = ctx.store.get_run(run_id)
+        check = ctx.upstream_check(run_id, pipeline)
         with ctx.throttle.slot(f"{run_id}|{task_id}", timeout=120):
-            outcome = execute_task(task, ctx.warehouse(), spec, run_id=run_id, attempt=attempt)
+            outcome = execute_task(task, ctx.warehouse(), spec, run_id=run_id, attempt=attempt, check=check,
+                                   strict=run.strict if run is not None else True, calendar=check.calendar,
+                                   options=(run.request.get("options") if run is not None else None) or {},
+                                   settings=ctx.settings)
         if outcome.status in ("success", "partial"):
             ctx.throttle.record_success()
         return outcome.to_json()

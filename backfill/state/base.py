@@ -37,6 +37,7 @@ class RunStatus(StrEnum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"  # finished, with failed or blocked tasks: `retry` picks those up
+    partial = "partial"  # finished, nothing failed, but some dates hold less than expected (`gaps` says what)
     cancelled = "cancelled"
 
     @property
@@ -210,9 +211,13 @@ class StateStore(ABC):
     def set_states(self, run_id: str, states: Mapping[str, TaskStatus]) -> None: ...
 
     @abstractmethod
-    def begin_task(self, run_id: str, task_id: str, holder: str, lease_ttl: float) -> Begin:
+    def begin_task(self, run_id: str, task_id: str, holder: str, lease_ttl: float, takeover: bool = False) -> Begin:
         """Atomically: refuse if cancelled/settled/unknown/leased/early, else mark running,
-        count the attempt and take the lease (`holder:attempt`, expiring after `lease_ttl`)."""
+        count the attempt and take the lease (`holder:attempt`, expiring after `lease_ttl`).
+
+        `takeover`: the broker redelivered this message because its consumer is gone (RabbitMQ
+        does so at once), so a lease still held by that consumer need not be waited out.
+        """
 
     @abstractmethod
     def finish_task(self, run_id: str, task_id: str, attempt: int | None, status: TaskStatus,

@@ -180,8 +180,9 @@ class RedisStateStore(StateStore):
         if states:
             self.client.hset(self.states_key.format(run_id), mapping={k: v.value for k, v in states.items()})
 
-    def begin_task(self, run_id: str, task_id: str, holder: str, lease_ttl: float) -> Begin:
-        out = self._begin(args=[self._p(run_id), task_id, repr(now()), holder, max(1, int(lease_ttl * 1000))])
+    def begin_task(self, run_id: str, task_id: str, holder: str, lease_ttl: float, takeover: bool = False) -> Begin:
+        out = self._begin(args=[self._p(run_id), task_id, repr(now()), holder, max(1, int(lease_ttl * 1000)),
+                                "1" if takeover else "0"])
         if out[0] != "run":
             return Begin(BeginDecision(out[0]), 0)
         return Begin(BeginDecision.run, int(out[1]), Task.from_json(json.loads(out[2])), out[3] or "",

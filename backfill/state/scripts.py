@@ -32,7 +32,8 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return 1
 """
 
-# ARGV: prefix, task, now, holder, lease ttl (ms).
+# ARGV: prefix, task, now, holder, lease ttl (ms), takeover ('1': the broker says the message's
+# previous consumer is gone, e.g. RabbitMQ's redelivered flag; its lease may be taken over).
 # One round trip before a task starts: it cannot race a cancel, a second delivery (the lease)
 # or a retry that reset its upstream tasks (remaining > 0).
 BEGIN = """
@@ -44,7 +45,7 @@ local st = redis.call('HGET', P .. ':states', tid)
 if not st then return {'unknown', 0} end
 if st ~= 'pending' and st ~= 'running' then return {'finished', 0} end
 local lease = P .. ':lease:' .. tid
-if redis.call('EXISTS', lease) == 1 then return {'busy', 0} end
+if redis.call('EXISTS', lease) == 1 and ARGV[6] ~= '1' then return {'busy', 0} end
 if tonumber(redis.call('HGET', P .. ':remaining', tid) or '0') > 0 then return {'early', 0} end
 local task = redis.call('HGET', P .. ':tasks', tid)
 local n = redis.call('HINCRBY', P .. ':attempts', tid, 1)
