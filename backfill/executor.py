@@ -193,7 +193,8 @@ def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id
         todo = _apply_checks(result, outcome, verdicts, strict)
         labels = {"run_id": run_id, "task_id": task.id, "processor": task.processor}
         base = Invocation(proc, table, todo, warehouse, run_id, task.id, attempt,
-                          {**proc.options, **(options or {})}, labels, settings)
+                          {**proc.options, **(options or {})}, labels, settings,
+                          window_start=window_start(cal, proc, todo) if todo else None)
         if todo:
             _write_bisecting(kind, base, todo, outcome, result)
         written = [d for d in todo if outcome.status[d] != "failed"]
@@ -218,6 +219,19 @@ def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id
     result.finished_at = _now()
     result.duration_seconds = round(time.monotonic() - clock, 4)
     return result
+
+
+def window_start(cal: Calendar, proc: Processor, dates: Sequence[dt.date]) -> dt.date:
+    """The earliest upstream partition that any window of `dates` reads (never after the first date).
+
+    Every processor's SQL gets it as `@window_start` and filters its upstream tables' partition
+    column with it, so a task scans its window rather than a fixed year of history (on
+    BigQuery, partition pruning: bytes billed, and time, follow the window). A bisected
+    sub-batch keeps its batch's value: a superset of its own windows, so still correct.
+    """
+    first = min(dates)
+    reads = [r for dep in proc.depends_on for d in dates for r in cal.resolve(dep.window, d).dates]
+    return min([first, *reads])
 
 
 def _fail_all(result: TaskResult, category: str, message: str) -> None:

@@ -29,6 +29,9 @@ class Invocation:
     options: Mapping[str, Any]
     labels: Mapping[str, str]
     settings: Settings | None = None
+    # The earliest upstream partition any window of these dates reads (None: a year back).
+    # SQL filters its upstream tables on it, so BigQuery prunes to the window's partitions.
+    window_start: dt.date | None = None
 
     @property
     def log(self) -> logging.Logger:

@@ -214,6 +214,7 @@ def test_every_sql_file_returns_rows_with_exactly_the_declared_columns(sample_we
             sql = proc.sql.read_text()
             assert "@start_date" in sql and "@end_date" in sql, name
             w.execute(f"CREATE TABLE scratch_{name} AS SELECT * FROM ({sql}) AS q",
-                      {"start_date": WEEK[0], "end_date": WEEK[1]})
+                      {"start_date": WEEK[0], "end_date": WEEK[1],
+                       "window_start": WEEK[0] - dt.timedelta(days=366)})
             assert w.query(f"SELECT COUNT(*) AS n FROM main.scratch_{name}")[0]["n"] > 0, name
             assert w.table_columns(f"main.scratch_{name}") == {c.name: c.type for c in proc.columns}, name

@@ -78,10 +78,13 @@ def output(path: Path, table: str, day: dt.date) -> list[tuple[object, ...]]:
         con.close()
 
 
-def rerun_without(path: Path, task: Task, delete: dict[tuple[str, str], set[dt.date]], keep: bool) -> Path:
+def rerun_without(path: Path, task: Task, delete: dict[tuple[str, str], set[dt.date]], keep: bool,
+                  cal: Calendar) -> Path:
     """Copy, delete partitions (outside the given dates if `keep`, else exactly those), rerun the task.
 
     Fails if the deletion removed no upstream row at all, which would make the comparison vacuous.
+    The task gets the calendar of the whole schedule, as the engine gives it: the copy's schedule
+    lost its partitions outside the windows too, and `@window_start` comes from the calendar.
     """
     copy = path.parent / f"{task.processor}-{task.dates[0]}-{'keep' if keep else 'drop'}.duckdb"
     shutil.copy(path, copy)
@@ -95,7 +98,7 @@ def rerun_without(path: Path, task: Task, delete: dict[tuple[str, str], set[dt.d
                 w.execute(f"DELETE FROM {table} WHERE {column} {op} UNNEST(@dates)", {"dates": sorted(dates)})
         removed = rows_before - sum(w.query(f"SELECT COUNT(*) AS n FROM {t}")[0]["n"] for t, _ in delete)
         assert removed > 0, f"{task.id}: no upstream row lies outside its windows"
-        result = execute_task(task, w, SPEC)
+        result = execute_task(task, w, SPEC, calendar=cal)
     assert result.ok, (task.id, result.error_message)
     return copy
 
@@ -109,7 +112,7 @@ def test_output_is_unchanged_without_partitions_outside_the_window(season_start:
     target = SPEC.processors[processor].target
     before = output(season_start, target, day)
     assert before, f"{target} has no rows on {day}: nothing to compare"
-    assert output(rerun_without(season_start, task, allowed, keep=True), target, day) == before
+    assert output(rerun_without(season_start, task, allowed, keep=True, cal=cal), target, day) == before
 
 
 def test_the_check_notices_a_missing_partition_inside_a_window(season_start: Path) -> None:
@@ -117,6 +120,6 @@ def test_the_check_notices_a_missing_partition_inside_a_window(season_start: Pat
     task, cal = single_task(season_start, "upcoming_player_game_context", LATE)
     last = max(cal.resolve(SPEC.processors[task.processor].depends_on[0].window, LATE).dates)
     copy = rerun_without(season_start, task, {("nba_analytics.player_game_summary", "game_date"): {last}},
-                         keep=False)
+                         keep=False, cal=cal)
     target = "nba_analytics.upcoming_player_game_context"
     assert output(copy, target, LATE) != output(season_start, target, LATE)

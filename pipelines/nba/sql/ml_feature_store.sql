@@ -17,7 +17,7 @@ shots AS (
 season_start AS (
   SELECT season, MIN(game_date) AS first_game_date
   FROM nba_raw.schedule
-  WHERE game_date <= @end_date AND game_date >= DATE_SUB(@start_date, INTERVAL 366 DAY)
+  WHERE game_date <= @end_date AND game_date >= @window_start
     AND season_type IN ('regular', 'play_in', 'playoffs')
   GROUP BY season
 ),

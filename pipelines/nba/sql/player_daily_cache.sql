@@ -17,8 +17,9 @@ WITH targets AS (
 history AS (
   SELECT game_date, season, team, player_id, player_lookup, player_name, minutes, points, rebounds, assists
   FROM nba_analytics.player_game_summary
-  -- A season lasts under a year; the join below keeps only the date's own season.
-  WHERE game_date < @end_date AND game_date >= DATE_SUB(@start_date, INTERVAL 366 DAY)
+  -- @window_start: the earliest partition any declared window reads (pruned scan); the join
+  -- below keeps only the date's own season.
+  WHERE game_date < @end_date AND game_date >= @window_start
 ),
 appearances AS (
   SELECT
@@ -61,7 +62,7 @@ team_form AS (
   JOIN nba_analytics.team_offense_game_summary AS o
     ON o.team = t.team AND o.season = t.season
    AND o.game_date < t.game_date AND o.game_date >= DATE_SUB(t.game_date, INTERVAL 30 DAY)
-  WHERE o.game_date < @end_date AND o.game_date >= DATE_SUB(@start_date, INTERVAL 30 DAY)
+  WHERE o.game_date < @end_date AND o.game_date >= @window_start
   GROUP BY t.game_date, t.team
 )
 SELECT

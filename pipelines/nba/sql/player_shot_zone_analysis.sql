@@ -15,7 +15,7 @@ WITH targets AS (
 history AS (
   SELECT game_date, season, team, player_id, player_lookup, points, fga, fg3a, fta, minutes
   FROM nba_analytics.player_game_summary
-  WHERE game_date < @end_date AND game_date >= DATE_SUB(@start_date, INTERVAL 366 DAY)
+  WHERE game_date < @end_date AND game_date >= @window_start
 ),
 team_window AS (
   SELECT t.game_date, t.season, t.team, h.past_date

@@ -14,7 +14,7 @@ WITH targets AS (
 history AS (
   SELECT game_date, season, team, points_allowed, opp_fgm, opp_fga, opp_fg3m, opp_fg3a, opp_fta, opp_possessions
   FROM nba_analytics.team_defense_game_summary
-  WHERE game_date < @end_date AND game_date >= DATE_SUB(@start_date, INTERVAL 366 DAY)
+  WHERE game_date < @end_date AND game_date >= @window_start
 ),
 last15 AS (
   SELECT t.game_date, t.season, t.team, h.points_allowed, h.opp_fgm, h.opp_fga, h.opp_fg3m, h.opp_fg3a,

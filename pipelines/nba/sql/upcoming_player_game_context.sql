@@ -12,7 +12,7 @@
 WITH sched AS (
   SELECT game_id, game_date, season, season_type, home_team, away_team
   FROM nba_raw.schedule
-  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL 30 DAY) AND @end_date
+  WHERE game_date BETWEEN @window_start AND @end_date
     AND season_type IN ('regular', 'play_in', 'playoffs')
 ),
 team_games AS (
@@ -39,7 +39,7 @@ rest AS (
 history AS (
   SELECT game_date, season, team, player_id, player_lookup, player_name, minutes, points, rebounds, assists
   FROM nba_analytics.player_game_summary
-  WHERE game_date < @end_date AND game_date >= DATE_SUB(@start_date, INTERVAL 366 DAY)
+  WHERE game_date < @end_date AND game_date >= @window_start
 ),
 team_window AS (
   SELECT t.game_date, t.team, h.past_date

@@ -5,7 +5,7 @@
 WITH sched AS (
   SELECT game_id, game_date, season, season_type, home_team, away_team
   FROM nba_raw.schedule
-  WHERE game_date BETWEEN DATE_SUB(@start_date, INTERVAL 14 DAY) AND @end_date
+  WHERE game_date BETWEEN @window_start AND @end_date
     AND season_type IN ('regular', 'play_in', 'playoffs')
 ),
 team_games AS (
