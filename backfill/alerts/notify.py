@@ -183,26 +183,28 @@ class Notifier:
         return self.alerts.sent(run.run_id)
 
     def _send(self, run: RunRecord, alert: Alert, fingerprint: str, total: int, durable: bool = True) -> None:
-        secrets = secrets_of(self.settings)
+        """Record, then deliver: a worker killed in between loses this one alert (the final
+        digest still lists its issues) rather than sending it twice after a resume."""
+        self.alerts.mark_sent(run.run_id, alert.scope, fingerprint)
+        if durable:
+            warehouse = self.warehouse()
+            if warehouse is not None:
+                try:
+                    write_sent(warehouse, run.history_table, run.run_id, alert.scope, alert.kind, fingerprint, total,
+                               [s.name for s in self.sinks])
+                except Exception:  # noqa: BLE001 - Redis still remembers; only a flush would forget
+                    log.warning("run %s: could not record alert %s in the ledger", run.run_id, alert.scope,
+                                exc_info=True)
 
         def failed(sink: str, error: str) -> None:
             self.alerts.log_failure(run.run_id, {"sink": sink, "kind": alert.kind, "scope": alert.scope,
                                                  "error": error[:500]})
 
         took = deliver(alert, self.sinks, attempts=self.settings.alert_attempts,
-                       backoff=self.settings.alert_backoff_seconds, secrets=secrets, on_failure=failed)
-        self.alerts.mark_sent(run.run_id, alert.scope, fingerprint)
+                       backoff=self.settings.alert_backoff_seconds, secrets=secrets_of(self.settings),
+                       on_failure=failed)
         self.alerts.log_sent(run.run_id, {"kind": alert.kind, "scope": alert.scope, "sinks": took, "total": total})
         log.info("run %s: %s alert %s sent to %s", run.run_id, alert.kind, alert.scope, ", ".join(took) or "no sink")
-        if durable:
-            warehouse = self.warehouse()
-            if warehouse is not None:
-                try:
-                    write_sent(warehouse, run.history_table, run.run_id, alert.scope, alert.kind, fingerprint, total,
-                               took)
-                except Exception:  # noqa: BLE001 - Redis still remembers; only a flush would forget
-                    log.warning("run %s: could not record alert %s in the ledger", run.run_id, alert.scope,
-                                exc_info=True)
 
 
 # -- the functions the engine calls; none of them ever raises --------------------------------
