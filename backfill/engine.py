@@ -289,6 +289,8 @@ def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers
     states = store.states(run_id)
     ok = all(s in (TaskStatus.succeeded, TaskStatus.skipped) for s in states.values())
     status = RunStatus.succeeded if ok else RunStatus.failed
+    if ok and partial_tasks(store, run_id, states):
+        status = RunStatus.partial
     store.update_run(run_id, status=status, finished_at=now())
     tasks = store.tasks(run_id)
     store.release_locks(run_id, task_keys(tasks.values()))
@@ -347,7 +349,7 @@ def _restart(store: StateStore, dispatcher: Dispatcher, run: RunRecord, chosen: 
 
 def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
           settings: Settings | None = None) -> int:
-    """Run the failed, blocked and revoked tasks again (after a fix); returns how many."""
+    """Run the failed, blocked, revoked and partial tasks again (after a fix); returns how many."""
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis", hint=f"`backfill resume {run_id}` rebuilds it from run history")
@@ -355,10 +357,11 @@ def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Trig
         raise BadInput(f"run {run_id} is still running", hint="retry it once it has finished")
     states = store.states(run_id)
     tasks = store.tasks(run_id)
+    partial = partial_tasks(store, run_id, states)
     chosen = [tasks[i] for i, s in states.items()
-              if s in (TaskStatus.failed, TaskStatus.blocked, TaskStatus.revoked)]
+              if s in (TaskStatus.failed, TaskStatus.blocked, TaskStatus.revoked) or i in partial]
     if not chosen:
-        raise BadInput(f"run {run_id} has no failed, blocked or revoked tasks to retry")
+        raise BadInput(f"run {run_id} has no failed, blocked, revoked or partial tasks to retry")
     _lock(store, run_id, chosen)
     from backfill.alerts.notify import on_retry  # before any retried task can settle
 
@@ -487,6 +490,17 @@ def load_request(warehouse: Warehouse, history_table: str, run_id: str) -> RunRe
 
 
 # -- progress, derived from task states on every call (never stored, so never stale) ------
+def partial_tasks(store: StateStore, run_id: str, states: Mapping[str, TaskStatus] | None = None) -> set[str]:
+    """Tasks that settled as written but short of what was expected (their result says `partial`).
+
+    Run state keeps them `succeeded` (their dependents may run: the rows are there), so they are
+    told apart by their result, and shown and counted apart from clean successes.
+    """
+    states = store.states(run_id) if states is None else states
+    done = [i for i, s in states.items() if s is TaskStatus.succeeded]
+    return {i for i, r in store.results_by_id(run_id, done).items() if r.get("status") == "partial"}
+
+
 def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[str, Any] | None:
     """Counts per status overall and per (phase, season), rate, ETA, and whether the run is stalled.
 
@@ -506,19 +520,33 @@ def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[
         if t is not None:
             g = groups.setdefault((t.phase, t.season), {s.value: 0 for s in TaskStatus})
             g[st.value] += 1
+    results = store.results(run_id)
+    partial = {i for i, r in results.items() if r.get("status") == "partial" and states.get(i) is TaskStatus.succeeded}
+    counts["partial"] = len(partial)
+    counts["succeeded"] -= len(partial)
+    for tid in partial:
+        t = tasks.get(tid)
+        if t is not None:
+            g = groups[(t.phase, t.season)]
+            g["succeeded"] -= 1
+            g["partial"] = g.get("partial", 0) + 1
+    for g in groups.values():
+        g.setdefault("partial", 0)
     done = counts["succeeded"] + counts["skipped"]
     settled = sum(counts[s.value] for s in TaskStatus if s.finished)
     moment = now()
     end = run.finished_at or moment
     elapsed = max(end - run.created_at, 1e-6)
-    rate = done / elapsed
+    rate = (done + counts["partial"]) / elapsed
     remaining = len(states) - settled
     flight = store.inflight(run_id) if run.status.active else {}
     waiting_retry = sum(1 for t, due in flight.items() if due > moment and states.get(t) is TaskStatus.pending)
     stalled = stall(store, run_id, stall_after, run) if run.status.active else None
     failures = [{"task_id": tid, "category": r.get("error_category"), "message": r.get("error_message")}
-                for tid, r in sorted(store.results(run_id).items())
-                if states.get(tid) == TaskStatus.failed]
+                for tid, r in sorted(results.items()) if states.get(tid) == TaskStatus.failed]
+    partials = [{"task_id": tid, "category": results[tid].get("error_category"),
+                 "message": results[tid].get("error_message")} for tid in sorted(partial)]
+    unresolved = sum(int(r.get("unresolved_players") or 0) for r in results.values())
     return {
         "run_id": run_id, "status": run.status.value, "pipeline": run.pipeline, "request": run.request,
         "created_at": run.created_at, "finished_at": run.finished_at, "cancelled_at": run.cancelled_at,
@@ -531,5 +559,5 @@ def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[
         "healed": {"count": run.healed, "at": run.healed_at, "reason": run.heal_reason or None},
         "resent": run.resent,
         "by_phase_season": [{"phase": p, "season": s, **c} for (p, s), c in sorted(groups.items())],
-        "failures": failures,
+        "failures": failures, "partials": partials, "unresolved_players": unresolved,
     }

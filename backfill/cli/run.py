@@ -125,11 +125,14 @@ def wait_for(session: Session, run_id: str, console: Console, poll: float = 0.5)
 def print_summary(info: dict[str, Any], console: Console) -> None:
     c = info["counts"]
     console.print(f"run {info['run_id']}: [bold]{info['status']}[/bold] - {c['succeeded']} succeeded, "
-                  f"{c['failed']} failed, {c['blocked']} blocked, {c['revoked']} revoked, {c['cancelled']} cancelled "
-                  f"of {info['total']} "
-                  f"in {_duration(info['elapsed_seconds'])}")
+                  f"{c['partial']} partial, {c['failed']} failed, {c['blocked']} blocked, {c['revoked']} revoked, "
+                  f"{c['cancelled']} cancelled of {info['total']} in {_duration(info['elapsed_seconds'])}"
+                  + (f"; {info['unresolved_players']} unresolved player name(s)" if info.get("unresolved_players")
+                     else ""))
     for f in info["failures"][:20]:
         console.print(f"  [red]failed[/red] {f['task_id']}: {f['category']}: {f['message']}")
+    for f in info.get("partials", [])[:20]:
+        console.print(f"  [yellow]partial[/yellow] {f['task_id']}: {f['category']}: {f['message']}")
 
 
 def wait_and_exit(session: Session, run_id: str, console: Console) -> None:
@@ -140,7 +143,11 @@ def wait_and_exit(session: Session, run_id: str, console: Console) -> None:
 
 
 def check_succeeded(info: dict[str, Any]) -> None:
-    """A run that ended in anything but success is a problem found (exit 1)."""
+    """A run that ended in anything but success is a problem found (exit 1); `partial` included."""
+    if info["status"] == RunStatus.partial.value:
+        raise ProblemsFound(f"run {info['run_id']} ended partial: {info['counts']['partial']} task(s) wrote less "
+                            "than expected", hint=f"`backfill gaps` lists them with the reason; fix the raw data "
+                                                  f"and `backfill retry {info['run_id']}`")
     if info["status"] != RunStatus.succeeded.value:
         raise ProblemsFound(f"run {info['run_id']} ended {info['status']}",
                             hint=f"see `backfill status {info['run_id']}`; fix and `backfill retry {info['run_id']}`")
@@ -152,12 +159,15 @@ def check_succeeded(info: dict[str, Any]) -> None:
               help="Alert mode (default from settings: digest).")
 @click.option("--strict/--no-strict", default=True, show_default=True,
               help="Strict: upstream windows must be complete before a task runs.")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Passed to every processor of the run (e.g. backfill_mode=true); repeatable.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and enqueue nothing.")
 @click.option("--wait", is_flag=True, help="Show progress until the run ends.")
 @click.pass_obj
-def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: bool, dry_run: bool, wait: bool,
-            **selection: Any) -> None:
+def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: bool, options: tuple[str, ...],
+            dry_run: bool, wait: bool, **selection: Any) -> None:
     """Plan a backfill and send it to the workers; prints the run id."""
+    run_options = parse_options(options)
     spec = obj.spec(pipeline)
     request = build_request(default_concurrency=obj.settings.concurrency, **selection)
     console = Console(stderr=True)
@@ -171,7 +181,8 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
     if len(plan) == 0:
         console.print("nothing to do: every selected partition's latest run succeeded (use --force to redo)")
         return
-    record = RunRecord(run_id=engine.new_run_id(), pipeline=_pipeline_path(obj, pipeline), request=request.to_json(),
+    record = RunRecord(run_id=engine.new_run_id(), pipeline=_pipeline_path(obj, pipeline),
+                       request={**request.to_json(), **({"options": run_options} if run_options else {})},
                        alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
     prepare_targets(spec, warehouse, plan)
     engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings)
@@ -184,6 +195,20 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
         if not session.app.control.ping(timeout=1.0):
             console.print("[yellow]no worker answers yet[/yellow]: start one with `backfill worker` (waiting)")
         wait_and_exit(session, record.run_id, console)
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`--option key=value` pairs; values read as bool/int/float when they look like one."""
+    from backfill.processors.base import parse_option
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise BadInput(f"--option {pair!r} is not KEY=VALUE with KEY a name",
+                           hint="e.g. --option backfill_mode=true")
+        out[key] = parse_option(value)
+    return out
 
 
 def _latest_run(session: Session) -> str:
@@ -216,13 +241,17 @@ def render_status(info: dict[str, Any], throttle: int | None, console: Console) 
                       f"healed {healed.get('count', 0)} time(s), last at {at}"
                       + (f" ({healed['reason']})" if healed.get("reason") else ""))
     table = Table(show_edge=False)
-    for col in ("phase", "season", "done", "running", "failed", "blocked", "revoked", "pending", "cancelled"):
+    for col in ("phase", "season", "done", "partial", "running", "failed", "blocked", "revoked", "pending",
+                "cancelled"):
         table.add_column(col, justify="right" if col not in ("season",) else "left")
     for g in info["by_phase_season"]:
-        table.add_row(str(g["phase"]), g["season"], str(g["succeeded"] + g["skipped"]), str(g["running"]),
-                      str(g["failed"]), str(g["blocked"]), str(g["revoked"]), str(g["pending"]),
+        table.add_row(str(g["phase"]), g["season"], str(g["succeeded"] + g["skipped"]), str(g.get("partial", 0)),
+                      str(g["running"]), str(g["failed"]), str(g["blocked"]), str(g["revoked"]), str(g["pending"]),
                       str(g["cancelled"]))
     console.print(table)
+    if info.get("unresolved_players"):
+        console.print(f"  {info['unresolved_players']} player name(s) did not resolve through the registry "
+                      "(a warning; listed by the pipeline's post_write hook)")
     for p in info.get("trigger_pauses", []):
         console.print(f"  trigger {p['trigger']} paused by this run until {p['until']}")
     for f in info["failures"][:10]:
@@ -233,6 +262,8 @@ def render_status(info: dict[str, Any], throttle: int | None, console: Console) 
                       + (f", [red]{len(alerts['failures'])} sink failure(s)[/red]" if alerts.get("failures") else ""))
     for f in (alerts.get("failures") or [])[-5:]:
         console.print(f"  [red]alert sink {f['sink']} failed[/red] for {f['kind']} {f['scope']}: {f['error']}")
+    for f in info.get("partials", [])[:10]:
+        console.print(f"  [yellow]partial[/yellow] {f['task_id']}: {f['category']}: {f['message']}")
 
 
 @click.command("status")
@@ -276,19 +307,21 @@ def runs(obj: CliContext, as_json: bool) -> None:
     rows: list[dict[str, Any]] = []
     for r in session.store.list_runs():
         states = session.store.states(r.run_id)
-        done = sum(1 for s in states.values() if s.value in ("succeeded", "skipped"))
-        rows.append({"run_id": r.run_id, "status": r.status.value, "tasks": r.total, "done": done,
+        partial = len(engine.partial_tasks(session.store, r.run_id, states))
+        done = sum(1 for s in states.values() if s.value in ("succeeded", "skipped")) - partial
+        rows.append({"run_id": r.run_id, "status": r.status.value, "tasks": r.total, "done": done, "partial": partial,
                      "created_at": dt.datetime.fromtimestamp(r.created_at, dt.UTC).isoformat(timespec="seconds"),
                      "ranges": r.request.get("ranges"), "phases": r.request.get("phases")})
     if as_json:
         click.echo(json.dumps(rows))
         return
     table = Table(show_edge=False)
-    for col in ("run id", "status", "done", "created", "ranges", "phases"):
+    for col in ("run id", "status", "done", "partial", "created", "ranges", "phases"):
         table.add_column(col)
     for row in rows:
         ranges: list[list[str]] = row["ranges"] or []
-        table.add_row(str(row["run_id"]), str(row["status"]), f"{row['done']}/{row['tasks']}", str(row["created_at"]),
+        table.add_row(str(row["run_id"]), str(row["status"]), f"{row['done']}/{row['tasks']}", str(row["partial"]),
+                      str(row["created_at"]),
                       " ".join(f"{a}:{b}" for a, b in ranges), str(row["phases"] or "all"))
     Console().print(table)
 

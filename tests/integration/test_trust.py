@@ -32,8 +32,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = REPO / "pipelines" / "nba"
 SEASON_START = dt.date(2022, 10, 18)
-DELETED = (dt.date(2023, 1, 10), dt.date(2023, 1, 11))  # two game dates of player_game_summary
-MONTH = (dt.date(2023, 1, 12), dt.date(2023, 2, 11))  # "the month after them"
+DELETED = (dt.date(2022, 12, 20), dt.date(2022, 12, 21))  # two game dates of player_game_summary
+MONTH = (dt.date(2023, 1, 12), dt.date(2023, 2, 11))  # a month after them: early windows hold them, late ones not
 PSZ_GAMES = 20  # player_shot_zone_analysis: each team's last 20 games (pipeline.yaml)
 
 
@@ -92,6 +92,7 @@ def expected_psz_gaps(wh: Path, days: list[dt.date]) -> set[dt.date]:
 def broken(season_2022: Path, env: dict) -> dict:
     """The env's warehouse replaced by the real season, with player_game_summary deleted on two dates."""
     env["wh"].write_bytes(season_2022.read_bytes())
+    env["template"] = season_2022  # no worker holds it: read the schedule from here
     con = duckdb.connect(str(env["wh"]))
     con.execute("DELETE FROM nba_analytics.player_game_summary WHERE game_date IN (?, ?)", list(DELETED))
     con.close()
@@ -121,12 +122,14 @@ def test_strict_gap_fails_exactly_the_tasks_whose_windows_hold_it_and_gaps_says_
     run = wait_run(env["store"], run_id, timeout=300)
     got = outcomes(env, run_id)
     days = sorted(got["team_defense_zone_analysis"])
-    psz_bad = expected_psz_gaps(env["wh"], days)
+    psz_bad = expected_psz_gaps(env["template"], days)
     assert psz_bad and psz_bad != set(days), "the deleted dates must fall inside some windows and not others"
     assert run.status is RunStatus.failed
-    # player_shot_zone_analysis: its 20-game windows; player_daily_cache: season to date, so every date after.
+    # player_shot_zone_analysis: its 20-game windows; player_daily_cache: season to date, so every date
+    # after, except where it is already blocked by the shot-zone analysis of its own date.
     assert {d for d, s in got["player_shot_zone_analysis"].items() if s == "failed"} == psz_bad
-    assert set(got["player_daily_cache"].values()) == {"failed"}
+    assert {d for d, s in got["player_daily_cache"].items() if s == "blocked"} == psz_bad
+    assert {d for d, s in got["player_daily_cache"].items() if s == "failed"} == set(days) - psz_bad
     assert set(got["team_defense_zone_analysis"].values()) == {"succeeded"}
     assert {d for d, s in got["player_composite_factors"].items() if s == "blocked"} == psz_bad
     assert {d for d, s in got["player_composite_factors"].items() if s == "succeeded"} == set(days) - psz_bad
@@ -135,13 +138,11 @@ def test_strict_gap_fails_exactly_the_tasks_whose_windows_hold_it_and_gaps_says_
     for r in results.values():
         if r.get("status") == "failed":
             assert r["error_category"] == "dependency_gap", r
-            assert re.search(r"player_game_summary@2023-01-1[01] \(0 rows in its table\)", r["error_message"]), r
-    con = duckdb.connect(str(env["wh"]), read_only=True)
-    written = {r[0] for r in con.execute("SELECT DISTINCT game_date FROM nba_precompute.player_shot_zone_analysis")
-               .fetchall()}
-    cache_rows = con.execute("SELECT COUNT(*) FROM nba_precompute.player_daily_cache").fetchone()
-    con.close()
-    assert written == set(days) - psz_bad and cache_rows == (0,)  # the failed tasks wrote nothing
+            assert re.search(r"player_game_summary@2022-12-2[01] \(0 rows in its table\)", r["error_message"]), r
+    wh = DuckDBWarehouse(env["wh"], hold=False)
+    written = {r["d"] for r in wh.query("SELECT DISTINCT game_date AS d FROM nba_precompute.player_shot_zone_analysis")}
+    cache_rows = wh.query("SELECT COUNT(*) AS n FROM nba_precompute.player_daily_cache")[0]["n"]
+    assert written == set(days) - psz_bad and cache_rows == 0  # the failed tasks wrote nothing
 
     gaps = cli(env, "gaps", "--start", MONTH[0].isoformat(), "--end", MONTH[1].isoformat(), "--phases", "4", "--json")
     assert gaps.exit_code == 1
@@ -167,7 +168,7 @@ def test_no_strict_runs_the_same_tasks_as_partial_with_their_coverage(broken: di
     wait_run(env["store"], run_id, timeout=300)
     results = env["store"].results(run_id)
     days = sorted(outcomes(env, run_id)["team_defense_zone_analysis"])
-    psz_bad = expected_psz_gaps(env["wh"], days)
+    psz_bad = expected_psz_gaps(env["template"], days)
     partial = defaultdict(set)
     for r in results.values():
         if r.get("status") == "partial":
@@ -199,3 +200,32 @@ def test_a_fully_run_real_month_has_no_success_with_zero_rows(season_2022: Path,
     assert len(month) == 5 * len(cal.game_dates_between(*MONTH))
     assert all(r.status == "success" for r in month), [(r.task_id, r.error_message) for r in month if not r.ok][:5]
     assert not [r.task_id for r in month if any(n == 0 for n in r.rows_by_date.values())]
+
+
+def test_one_teams_missing_box_score_row_makes_the_team_tables_partial_and_status_shows_it(env: dict) -> None:
+    """Sample league, real worker: one team's row of one game is deleted from the raw team box scores."""
+    con = duckdb.connect(str(env["wh"]))
+    game, team, day = con.execute("SELECT game_id, team, game_date FROM nba_raw.team_boxscores "
+                                  "WHERE game_date = DATE '2023-11-01' ORDER BY game_id, team LIMIT 1").fetchone()
+    con.execute("DELETE FROM nba_raw.team_boxscores WHERE game_id = ? AND team = ?", [game, team])
+    con.close()
+    env["worker"]()
+    result = cli(env, "enqueue", "--start", "2023-11-01", "--end", "2023-11-01", "--batch", "1",
+                 "--processors", "team_offense_game_summary,team_defense_game_summary")
+    assert result.exit_code == 0, result.output
+    run_id = result.stdout.strip().splitlines()[-1]
+    assert wait_run(env["store"], run_id, timeout=120).status is RunStatus.partial
+    results = env["store"].results(run_id)
+    for name in ("team_offense_game_summary", "team_defense_game_summary"):
+        r = results[f"{name}@{day}"]
+        assert (r["status"], r["error_category"]) == ("partial", "partial_data"), r
+        assert f"no rows for team {team} in game {game}" in r["error_message"], r
+    info = json.loads(cli(env, "status", run_id, "--json").stdout)
+    assert info["status"] == "partial" and info["counts"]["partial"] >= 2
+    assert {p["task_id"] for p in info["partials"]} >= {f"team_offense_game_summary@{day}",
+                                                       f"team_defense_game_summary@{day}"}
+    human = cli(env, "status", run_id)
+    assert "partial" in human.output and f"team {team} in game {game}" in human.output
+    gaps = cli(env, "gaps", "--start", str(day), "--end", str(day), "--phases", "3", "--json")
+    listed = {(g["processor"], g["last_status"]) for g in json.loads(gaps.stdout)["gaps"]}
+    assert ("team_offense_game_summary", "partial") in listed
