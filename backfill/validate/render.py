@@ -41,7 +41,7 @@ def render_report(report: Report, console: Console) -> None:
         console.print(table)
     commands = next((c.data.get("commands") for c in report.checks if c.name == "staleness"), None)
     if commands:
-        console.print("recompute the stale partitions with: " + " && ".join(commands))
+        console.print("recompute the stale partitions with: " + " && ".join(commands), soft_wrap=True)
 
 
 def markdown(report: Report) -> str:
@@ -100,4 +100,4 @@ def render_stale(report: StaleReport, names: tuple[str, ...], calendar: Calendar
                           "; ".join(items[0].reasons)[:200])
         console.print(table)
     if report.commands:
-        console.print("recompute, in this order: " + " && ".join(report.commands))
+        console.print("recompute, in this order: " + " && ".join(report.commands), soft_wrap=True)

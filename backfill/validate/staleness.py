@@ -135,12 +135,13 @@ def find_stale(spec: PipelineSpec, calendar: Calendar, warehouse: Warehouse, sel
                         causes.append(key)
                     elif (up := written.get(key)) is not None and up.finished > own.started:
                         rewritten.append(key)
+            causes, rewritten = list(dict.fromkeys(causes)), list(dict.fromkeys(rewritten))
             if rewritten:
                 reasons.append(f"upstream rewritten after it: {_first(rewritten)}")
             if causes:
                 reasons.append(f"upstream stale: {_first(causes)}")
             if reasons:
-                stale[(name, d)] = StalePartition(name, d, tuple(reasons), tuple(dict.fromkeys(causes)))
+                stale[(name, d)] = StalePartition(name, d, tuple(reasons), tuple(causes))
     chosen = set(selected)
     order = {n: i for i, n in enumerate(spec.order)}
     mine = sorted((s for k, s in stale.items() if k[0] in chosen and k[1] in picked),
