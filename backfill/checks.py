@@ -304,7 +304,7 @@ def preflight(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, proc
                 sql = proc.sql.read_text(encoding="utf-8")
             except OSError as exc:
                 problems.append(Problem("sql", f"{name}: cannot read {proc.sql}: {exc.strerror or exc}"))
-        elif proc.python is None:
+        elif proc.kind == "sql":
             problems.append(Problem("sql", f"{name}: no `sql:` file"))
         sources = {d.source for d in proc.depends_on if not d.is_processor}
         sources |= {spec.processors[d.source].target for d in proc.upstream_processors

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from backfill.alerts.categories import CATEGORIES, CRITICAL, category_of
 from backfill.calendar import Calendar
 from backfill.checks import DateCheck, Emptiness, UpstreamCheck, describe_gaps
 from backfill.errors import BackfillError, QuotaExceeded, TransientWarehouseError, WarehouseError
@@ -30,11 +31,10 @@ from backfill.validate.staleness import code_version
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
 
-ERROR_CATEGORIES = ("quota", "transient", "dependency_gap", "empty_output", "schema_drift", "partial_data",
-                    "registry_gap", "processor_error", "auth_config")
+ERROR_CATEGORIES = CATEGORIES  # the one classification (backfill.alerts.categories): history, status, alerts
 TASK_STATUSES = ("success", "partial", "failed")
 # Categories that no date can fix on its own: bisecting would only repeat the same failure.
-_NOT_DATE_SPECIFIC = ("auth_config",)
+_NOT_DATE_SPECIFIC = (CRITICAL,)
 
 
 @dataclass
@@ -236,7 +236,7 @@ def window_start(cal: Calendar, proc: Processor, dates: Sequence[dt.date]) -> dt
 
 def _fail_all(result: TaskResult, category: str, message: str) -> None:
     result.status = "failed"
-    result.error_category = category
+    result.error_category = category_of(category, message)
     result.error_message = message
     result.status_by_date = {d: "failed" for d in result.dates}
     result.issues_by_date = {}
@@ -274,7 +274,7 @@ def _write_bisecting(kind: Kind, base: Invocation, dates: list[dt.date], outcome
     except TransientWarehouseError:
         raise
     except WarehouseError as exc:
-        category = exc.category if exc.category in ERROR_CATEGORIES else "processor_error"
+        category = category_of(exc.category, exc.message)  # auth_config, access denied ... -> critical
         if len(dates) == 1 or category in _NOT_DATE_SPECIFIC:
             where = base.processor.sql if base.processor.kind == "sql" else base.processor.kind
             for d in dates:

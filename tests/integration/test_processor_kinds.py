@@ -161,3 +161,39 @@ def test_http_processor_timeout_is_retried_then_transient_and_400_fails_at_once(
         stop(server)
     assert (r.status, r.error_category) == ("failed", "processor_error") and len(bad.seen) == 1
     assert "answered 400" in (r.error_message or "")
+
+
+def test_enqueue_option_reaches_python_and_http_processors(env: dict, tmp_path: Path) -> None:
+    """Through the CLI and a real worker: `--option` overrides the spec's options for one run."""
+    from tests.integration.engine_harness import cli, wait_run
+
+    port = free_port()
+    seen = Service(str(env["wh"]), status=400)  # records the request; answers 400 so it writes nothing
+    server = serve(seen, port)
+    try:
+        byo_spec(port, tmp_path)
+        record = tmp_path / "python-options.json"
+        (tmp_path / "byo" / "processors.py").write_text(
+            "import json\n"
+            f"def team_offense(ctx):\n    open({str(record)!r}, 'w').write(json.dumps(dict(ctx.options)))\n"
+            "    return 0\n")
+        env["worker"]()
+        for name in ("team_offense_python", "team_offense_http"):
+            result = cli(env, "enqueue", "--pipeline", str(tmp_path / "byo"), "--start", "2023-11-01",
+                         "--end", "2023-11-01", "--processors", name, "--option", "backfill_mode=false",
+                         "--option", "season_label=2023-24")
+            assert result.exit_code == 0, result.output
+            wait_run(env["store"], result.stdout.strip().splitlines()[-1], timeout=120)
+    finally:
+        stop(server)
+    assert json.loads(record.read_text()) == {"backfill_mode": False, "season_label": "2023-24"}
+    assert seen.seen and seen.seen[0]["body"]["options"] == {"backfill_mode": False, "skip_downstream_trigger": True,
+                                                             "season_label": "2023-24"}
+
+
+def test_a_malformed_option_is_bad_input_and_enqueues_nothing(env: dict) -> None:
+    from tests.integration.engine_harness import WEEK, cli
+
+    result = cli(env, "enqueue", *WEEK, "--option", "backfill_mode")
+    assert result.exit_code == 2 and "--option 'backfill_mode' is not KEY=VALUE" in result.output
+    assert env["store"].list_runs() == []
