@@ -19,7 +19,7 @@ from backfill.alerts import sentry as alerts_sentry
 from backfill.settings import Settings
 from backfill.state import RedisStateStore, RunStatus, TaskStatus
 from tests.conftest import RedisServer
-from tests.integration.engine_harness import REPO, WEEK, Worker, break_on_dates, league_copy, run_cli, wait_run
+from tests.integration.engine_harness import OPENING, REPO, Worker, break_on_dates, league_copy, run_cli, wait_run
 
 sentry_sdk = pytest.importorskip("sentry_sdk")
 
@@ -156,7 +156,7 @@ def test_worker_failures_group_by_processor_and_category(tmp_path: Path, league_
     try:
         pipeline = tmp_path / "nba"
         shutil.copytree(REPO / "pipelines" / "nba", pipeline)
-        days = ["2023-11-03", "2023-11-05"]
+        days = ["2023-10-27", "2023-10-29"]
         # The error message carries the planted secret, so the scrubber really has work to do.
         break_on_dates(pipeline / "sql" / "team_defense_game_summary.sql", days,
                        f"injected failure (password {RUN_SECRET})")
@@ -164,11 +164,14 @@ def test_worker_failures_group_by_processor_and_category(tmp_path: Path, league_
         home = tmp_path / "home"
         worker = Worker(redis.url, wh, home, BACKFILL_SENTRY_DSN=envelope_server.dsn).start()
         # immediate: one event per final failure (digest mode would send one per group, at the season's end)
-        result = run_cli(redis.url, wh, home, "enqueue", *WEEK, "--pipeline", str(pipeline), "--alerts", "immediate")
+        # From the season opener, so every window is complete and only the broken dates fail;
+        # one task per date, so the failed set is exactly those dates.
+        result = run_cli(redis.url, wh, home, "enqueue", *OPENING, "--batch", "1", "--pipeline", str(pipeline),
+                         "--alerts", "immediate")
         assert result.exit_code == 0, result.output
         run_id = result.stdout.strip().splitlines()[-1]
         store = RedisStateStore.from_url(redis.url)
-        run = wait_run(store, run_id, timeout=90)
+        run = wait_run(store, run_id, timeout=180)
         assert run.status is RunStatus.failed
         failed = {t for t, s in store.states(run_id).items() if s is TaskStatus.failed}
         assert failed == {f"team_defense_game_summary@{d}" for d in days}
