@@ -17,41 +17,47 @@ WITH targets AS (
 history AS (
   SELECT game_date, season, team, player_id, player_lookup, player_name, minutes, points, rebounds, assists
   FROM nba_analytics.player_game_summary
-  -- @window_start: the earliest partition any declared window reads (pruned scan); the join
-  -- below keeps only the date's own season.
+  -- @window_start: the earliest partition any declared window reads (pruned scan); the running
+  -- aggregates below are per season, so they only ever combine the date's own season.
   WHERE game_date < @end_date AND game_date >= @window_start
 ),
-appearances AS (
+running AS (
+  -- Set-based: one pass over each player's games of the season in order, with running
+  -- aggregates up to and including each game, instead of re-reading every earlier game for
+  -- every date (quadratic in the season's length). A game's figures are the state "after it";
+  -- the dates a state serves are those after it up to and including his next game.
   SELECT
-    d.game_date, p.season, p.team, p.player_id, p.player_lookup, p.player_name, p.game_date AS played_date,
-    p.minutes, p.points, p.rebounds, p.assists,
-    ROW_NUMBER() OVER (PARTITION BY d.game_date, p.player_id ORDER BY p.game_date DESC, p.team) AS rn
-  FROM (SELECT DISTINCT game_date, season FROM targets) AS d
-  JOIN history AS p
-    ON p.season = d.season AND p.game_date < d.game_date
+    season, player_id, team, player_lookup, player_name, game_date AS last_played_date,
+    LEAD(game_date) OVER player_order AS next_played_date,
+    COUNT(*) OVER (player_order ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS games_played,
+    ROUND(AVG(CAST(ROUND(minutes * 100) AS INT64))
+            OVER (player_order ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) / 100, 3) AS season_minutes_avg,
+    ROUND(AVG(points) OVER (player_order ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 3) AS season_points_avg,
+    ROUND(AVG(rebounds) OVER (player_order ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 3)
+      AS season_rebounds_avg,
+    ROUND(AVG(assists) OVER (player_order ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW), 3)
+      AS season_assists_avg,
+    ROUND(AVG(CAST(ROUND(minutes * 100) AS INT64))
+            OVER (player_order ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) / 100, 3) AS l5_minutes_avg,
+    ROUND(AVG(points) OVER (player_order ROWS BETWEEN 4 PRECEDING AND CURRENT ROW), 3) AS l5_points_avg,
+    ROUND(AVG(CAST(ROUND(minutes * 100) AS INT64))
+            OVER (player_order ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) / 100, 3) AS l10_minutes_avg,
+    ROUND(AVG(points) OVER (player_order ROWS BETWEEN 9 PRECEDING AND CURRENT ROW), 3) AS l10_points_avg,
+    ROUND(AVG(rebounds) OVER (player_order ROWS BETWEEN 9 PRECEDING AND CURRENT ROW), 3) AS l10_rebounds_avg,
+    ROUND(AVG(assists) OVER (player_order ROWS BETWEEN 9 PRECEDING AND CURRENT ROW), 3) AS l10_assists_avg
+  FROM history
+  -- Latest last: by date, and on one date (two teams in a day) the alphabetically first team.
+  WINDOW player_order AS (PARTITION BY player_id, season ORDER BY game_date, team DESC)
 ),
 agg AS (
-  SELECT
-    game_date, player_id,
-    MAX(IF(rn = 1, season, NULL)) AS season,
-    MAX(IF(rn = 1, team, NULL)) AS team,
-    MAX(IF(rn = 1, player_lookup, NULL)) AS player_lookup,
-    MAX(IF(rn = 1, player_name, NULL)) AS player_name,
-    MAX(played_date) AS last_played_date,
-    COUNT(*) AS games_played,
-    ROUND(AVG(CAST(ROUND(minutes * 100) AS INT64)) / 100, 3) AS season_minutes_avg,
-    ROUND(AVG(points), 3) AS season_points_avg,
-    ROUND(AVG(rebounds), 3) AS season_rebounds_avg,
-    ROUND(AVG(assists), 3) AS season_assists_avg,
-    ROUND(AVG(IF(rn <= 5, CAST(ROUND(minutes * 100) AS INT64), NULL)) / 100, 3) AS l5_minutes_avg,
-    ROUND(AVG(IF(rn <= 5, points, NULL)), 3) AS l5_points_avg,
-    ROUND(AVG(IF(rn <= 10, CAST(ROUND(minutes * 100) AS INT64), NULL)) / 100, 3) AS l10_minutes_avg,
-    ROUND(AVG(IF(rn <= 10, points, NULL)), 3) AS l10_points_avg,
-    ROUND(AVG(IF(rn <= 10, rebounds, NULL)), 3) AS l10_rebounds_avg,
-    ROUND(AVG(IF(rn <= 10, assists, NULL)), 3) AS l10_assists_avg
-  FROM appearances
-  GROUP BY game_date, player_id
-  HAVING COUNT(*) >= 3
+  SELECT d.game_date, r.* EXCEPT (next_played_date)
+  FROM (SELECT DISTINCT game_date, season FROM targets) AS d
+  JOIN running AS r
+    ON r.season = d.season AND r.last_played_date < d.game_date
+   AND (r.next_played_date IS NULL OR r.next_played_date >= d.game_date)
+  -- On his last date before the target date, only his last row (several rows on one date).
+  WHERE r.games_played >= 3
+    AND (r.next_played_date IS NULL OR r.next_played_date > r.last_played_date)
 ),
 team_form AS (
   SELECT
