@@ -77,13 +77,17 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--force", is_flag=True, help="Redo tasks that already succeeded."),
         click.option("--batch", default="auto", show_default=True, metavar="auto|N",
                      help="Dates per task: `auto` (cost model, see `plan`) or N for every processor."),
+        click.option("--with-upstream", is_flag=True,
+                     help="Also plan the upstream partitions the windows read that are not done yet "
+                          "(a test week mid-season needs Phase 3 back to the season start)."),
     ]
     return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
 
 
 def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...], phases: str | None,
                   processors: str | None, seasons: str | None, season_types: str | None, order: str,
-                  concurrency: int | None, force: bool, default_concurrency: int, batch: str = "auto") -> PlanRequest:
+                  concurrency: int | None, force: bool, default_concurrency: int, batch: str = "auto",
+                  with_upstream: bool = False) -> PlanRequest:
     try:
         chosen = parse_batch(batch)
     except ValueError as exc:
@@ -92,7 +96,7 @@ def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...]
         ranges=parse_ranges(start, end, ranges), phases=parse_phases(phases),
         processors=frozenset(_csv(processors)) or None, seasons=frozenset(_csv(seasons)) or None,
         season_types=frozenset(_csv(season_types)) or None, order=order,
-        concurrency=concurrency or default_concurrency, force=force, batch=chosen)
+        concurrency=concurrency or default_concurrency, force=force, batch=chosen, with_upstream=with_upstream)
 
 
 def plan_from_warehouse(spec: PipelineSpec, warehouse: Any, request: PlanRequest) -> tuple[Plan, Calendar]:

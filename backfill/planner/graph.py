@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backfill.calendar import SEASON_TYPES, Calendar, Resolution
@@ -100,6 +101,28 @@ def validate_request(calendar: Calendar, request: PlanRequest) -> None:
         raise PlanError(f"--{exc}") from None
 
 
+def _with_upstream(spec: PipelineSpec, wanted: dict[str, list[dt.date]], completed: frozenset[TaskKey],
+                   resolve: Callable[[Window, dt.date], Resolution]) -> dict[str, list[dt.date]]:
+    """Add every upstream partition the selected windows read that is not done, transitively.
+
+    A 7-day Phase 4 test run mid-season needs Phase 3 partitions weeks back (season to date for
+    some windows): this plans them too, so the test run is complete instead of failing its
+    defensive checks. Walks processors downstream-first, so an added upstream's own windows
+    are followed in turn.
+    """
+    need: dict[str, set[dt.date]] = {n: set(ds) for n, ds in wanted.items()}
+    for name in reversed(spec.order):
+        days = need.get(name)
+        if not days:
+            continue
+        for dep in spec.processors[name].upstream_processors:
+            for d in days:
+                for e in resolve(dep.window, d).dates:
+                    if (dep.source, e) not in completed and not (dep.source == name and e in days):
+                        need.setdefault(dep.source, set()).add(e)
+    return {n: sorted(ds) for n, ds in need.items()}
+
+
 def build_draft(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) -> Draft:
     validate_request(calendar, request)
     selected = spec.select(set(request.phases) if request.phases else None,
@@ -116,10 +139,14 @@ def build_draft(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) ->
             hit = cache[key] = calendar.resolve(window, day)
         return hit
 
+    wanted: dict[str, list[dt.date]] = {name: list(dates) for name in selected}
+    if request.with_upstream:
+        wanted = _with_upstream(spec, wanted, request.completed, resolve)
+        selected = tuple(n for n in spec.order if wanted.get(n))
     todo_by: dict[str, dict[str, list[dt.date]]] = {}
     for name in selected:
-        todo = [d for d in dates if request.force or (name, d) not in request.completed]
-        draft.skipped_completed += len(dates) - len(todo)
+        todo = [d for d in wanted[name] if request.force or (name, d) not in request.completed]
+        draft.skipped_completed += len(wanted[name]) - len(todo)
         by_season: dict[str, list[dt.date]] = defaultdict(list)
         for d in todo:
             by_season[calendar.season_of(d) or "?"].append(d)

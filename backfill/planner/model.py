@@ -45,6 +45,7 @@ class PlanRequest:
     batch: int | str | None = None
     profile: WarehouseProfile = GENERIC
     costs: Mapping[str, Cost] = field(default_factory=dict)
+    with_upstream: bool = False  # also plan the upstream partitions the windows read that are not done
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class PlanRequest:
             "batch_sizes": dict(self.batch_sizes),
             "batch": self.batch,
             "warehouse": self.profile.kind,
+            "with_upstream": self.with_upstream,
         }
 
     @classmethod
@@ -72,7 +74,8 @@ class PlanRequest:
             season_types=fs(data.get("season_types")), order=data.get("order", "recent-first"),
             concurrency=int(data.get("concurrency", 8)), force=bool(data.get("force", False)),
             batch_sizes=dict(data.get("batch_sizes") or {}), batch=data.get("batch"),
-            profile=PROFILES.get(data.get("warehouse") or "generic", GENERIC), **extra)
+            profile=PROFILES.get(data.get("warehouse") or "generic", GENERIC),
+            with_upstream=bool(data.get("with_upstream", False)), **extra)
 
 
 @dataclass(frozen=True)

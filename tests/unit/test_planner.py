@@ -407,3 +407,28 @@ def test_off_days_of_seasons_left_out_by_the_filter_are_not_reported(nba: Pipeli
     off_days = span - len(season.dates)
     plan = build_plan(nba, cal, request(cal, seasons=frozenset({"2022-23"})))
     assert plan.counts["days_without_games"] == off_days
+
+
+ONE = {n: 1 for n in load_spec(REPO / "pipelines" / "nba").processors}
+
+
+def test_with_upstream_plans_every_partition_the_windows_read_and_no_more(nba: PipelineSpec, cal: Calendar) -> None:
+    """A Phase 4 test week mid-season: its windows reach Phase 3 back to the season start."""
+    season = cal.seasons[sorted(cal.seasons)[-1]]
+    week = (season.dates[40], season.dates[46])
+    plain = build_plan(nba, cal, PlanRequest(ranges=(week,), phases=frozenset({4}), batch_sizes=ONE))
+    full = build_plan(nba, cal, PlanRequest(ranges=(week,), phases=frozenset({4}), batch_sizes=ONE,
+                                            with_upstream=True))
+    assert {t.phase for t in plain.tasks()} == {4}
+    got = planned(full)
+    # player_daily_cache reads player_game_summary season to date: every game date before the week's last.
+    pgs = {d for p, d in got if p == "player_game_summary"}
+    assert pgs == {d for d in season.dates if d < week[1]}
+    # Nothing outside the season and nothing the windows do not read: no Phase 4 date outside the week.
+    assert {d for p, d in got if nba.processors[p].phase == 4} == set(cal.game_dates_between(*week))
+    assert all(n == 1 for n in got.values())
+    assert_dependencies_in_earlier_waves(full)
+    done = frozenset(("player_game_summary", d) for d in pgs)
+    again = build_plan(nba, cal, PlanRequest(ranges=(week,), phases=frozenset({4}), batch_sizes=ONE,
+                                             with_upstream=True, completed=done))
+    assert not {d for p, d in planned(again) if p == "player_game_summary"}  # done upstream is not redone
