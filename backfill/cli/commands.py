@@ -17,6 +17,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "backfill.cli.gaps": ("gaps",),
     "backfill.cli.validate": ("validate",),
     "backfill.cli.digest": ("digest",),
+    "backfill.cli.report": ("report",),
 }
 
 

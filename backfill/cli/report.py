@@ -1,0 +1,83 @@
+"""`backfill report RUN_ID... [--since DATE] [--json] [--html FILE] [--markdown FILE]`: the execution log.
+
+Reports, never judges: exit 0 whenever the log was produced, whatever the runs' outcome
+(`validate` is the gate). 2 for an unknown run, a bad date or an unwritable file (nothing
+written), 3 when Redis or the warehouse cannot be reached.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import click
+
+from backfill.cli.context import CliContext
+from backfill.cli.gaps import _open
+from backfill.errors import BadInput
+
+
+def _writable(path: Path | None, flag: str) -> None:
+    if path is not None and not path.parent.is_dir():
+        raise BadInput(f"{flag} {path}: the directory {path.parent} does not exist")
+
+
+@click.command("report")
+@click.argument("run_ids", nargs=-1)
+@click.option("--since", default=None, help="Every run created on or after this date (YYYY-MM-DD, UTC).")
+@click.option("--pipeline", default=None,
+              help="Pipeline directory when a run's own is not found (default: pipelines/nba).")
+@click.option("--json", "as_json", is_flag=True, help="Print the log as JSON (shape in docs/cli.md).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write a self-contained HTML report with charts to FILE.")
+@click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the Markdown log to FILE.")
+@click.pass_obj
+def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipeline: str | None, as_json: bool,
+           html_file: Path | None, markdown_file: Path | None) -> None:
+    """The execution log of one run, or of a campaign (several runs, or every run since a date).
+
+    Request and plan, timeline per wave and season, tasks per status, retries and re-sends,
+    throttle changes, failures by category, trigger pauses, validation, and the commands that
+    fill what is missing.
+    """
+    from backfill.cli.run import Session
+    from backfill.report import collect_campaign, render_html, render_markdown, runs_since
+
+    if not run_ids and since is None:
+        raise BadInput("name at least one run id, or --since DATE", hint="`backfill runs` lists the runs")
+    day: dt.date | None = None
+    if since is not None:
+        try:
+            day = dt.date.fromisoformat(since)
+        except ValueError:
+            raise BadInput(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
+    _writable(html_file, "--html")
+    _writable(markdown_file, "--markdown")
+    spec = obj.spec(pipeline)
+    session = Session(obj)
+    warehouse, close = _open(obj)
+    try:
+        ids = list(run_ids)
+        if day is not None:
+            ids += [r for r in runs_since(session.store, warehouse, spec.run_history_table, day) if r not in ids]
+            if not ids:
+                raise BadInput(f"no run was created on or after {day}", hint="`backfill runs` lists the runs")
+        label = obj.settings.warehouse_url.split("://")[0]
+        campaign = collect_campaign(ids, store=session.store, warehouse=warehouse, spec_for=obj.spec,
+                                    default_spec=spec, settings=session.settings, warehouse_label=label,
+                                    pipeline_flag=pipeline)
+    finally:
+        if close:
+            warehouse.close()
+    text = render_markdown(campaign)
+    if markdown_file is not None:
+        markdown_file.write_text(text, encoding="utf-8")
+    if html_file is not None:
+        html_file.write_text(render_html(campaign), encoding="utf-8")
+        click.echo(f"wrote {html_file}", err=True)
+    if as_json:
+        click.echo(json.dumps(campaign.to_json(), default=str))
+    else:
+        click.echo(text, nl=False)

@@ -1,0 +1,349 @@
+"""Read one or more runs into report facts: Redis for live state, the warehouse for the durable record.
+
+Redis knows a run's plan (every task, pending ones included), the latest result of each task,
+the re-sends and heals, the alert digest and throttle changes; the run history knows every
+attempt of every date, including the failures a retry later fixed. A run Redis has lost (a
+flush, a new machine) is still reported from the run ledger and the history alone, and says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from backfill.calendar import Calendar
+from backfill.engine import ledger_table, trigger_names
+from backfill.errors import BadInput
+from backfill.report.facts import Campaign, Coverage, RunFacts, TaskFact, merged_ranges
+from backfill.report.validations import load_validations
+from backfill.runhistory import RunHistory
+from backfill.spec import PipelineSpec
+from backfill.state import RedisStateStore, TaskStatus
+from backfill.validate.staleness import as_date, stamp
+from backfill.warehouse import Warehouse
+
+_HISTORY_STATUS = {"success": "succeeded", "partial": "partial", "failed": "failed", "blocked": "blocked",
+                   "revoked": "revoked", "cancelled": "cancelled", "skipped": "skipped"}
+_WORST = ("failed", "revoked", "blocked", "partial", "cancelled", "skipped", "succeeded")
+
+
+def runs_since(store: RedisStateStore | None, warehouse: Warehouse, history_table: str, since: dt.date) -> list[str]:
+    """Run ids created on or after `since` (UTC), from Redis and from the durable run ledger."""
+    cutoff = dt.datetime.combine(since, dt.time(), dt.UTC).timestamp()
+    found: dict[str, float] = {}
+    if store is not None:
+        found.update({r.run_id: r.created_at for r in store.list_runs() if r.created_at >= cutoff})
+    table = ledger_table(history_table)
+    if warehouse.table_exists(table):
+        for r in warehouse.query(f"SELECT run_id, created_at FROM {table}"):
+            at = stamp(r["created_at"])
+            if at is not None and at >= cutoff:
+                found.setdefault(str(r["run_id"]), at)
+    return [k for k, _ in sorted(found.items(), key=lambda kv: kv[1])]
+
+
+def history_of(warehouse: Warehouse, history_table: str, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Every run-history row (all attempts) of these runs."""
+    if not run_ids or not warehouse.table_exists(history_table):
+        return []
+    return warehouse.query(f"SELECT * FROM {history_table} WHERE run_id IN UNNEST(@ids)", {"ids": list(run_ids)})
+
+
+def _warnings(value: Any) -> list[str]:
+    if value in (None, ""):
+        return []
+    parsed = json.loads(value) if isinstance(value, str) else value
+    return [str(w) for w in parsed] if isinstance(parsed, list) else [str(parsed)]
+
+
+def _attempt_trail(rows: Sequence[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    """task id -> attempt -> {status (worst over its dates), category, message, at}."""
+    out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        status = _HISTORY_STATUS.get(str(r["status"]), str(r["status"]))
+        a = out[str(r["task_id"])].setdefault(int(r["attempt"] or 0), {
+            "attempt": int(r["attempt"] or 0), "status": status, "category": r["error_category"],
+            "message": r["error_message"], "at": stamp(r["finished_at"]), "started": stamp(r["started_at"]),
+            "rows": 0, "warnings": []})
+        if _WORST.index(status) < _WORST.index(a["status"]):
+            a.update(status=status, category=r["error_category"], message=r["error_message"])
+        a["rows"] += int(r["records_processed"] or 0)
+        a["warnings"] += [w for w in _warnings(r["warnings"]) if w not in a["warnings"]]
+    return out
+
+
+def _earlier_failures(trail: dict[int, dict[str, Any]], final_attempt: int) -> list[dict[str, Any]]:
+    return [{"attempt": a["attempt"], "status": a["status"], "category": a["category"], "message": a["message"],
+             "at": a["at"]} for n, a in sorted(trail.items(), key=lambda kv: (kv[1]["at"] or 0, kv[0]))
+            if a["status"] in ("failed", "blocked", "revoked", "partial") and n != final_attempt]
+
+
+def _from_redis(store: RedisStateStore, run_id: str, rows: list[dict[str, Any]], settings: Any) -> RunFacts | None:
+    run = store.get_run(run_id)
+    if run is None:
+        return None
+    tasks = store.tasks(run_id)
+    states = store.states(run_id)
+    results = store.results(run_id)
+    attempts = store.attempts(run_id)
+    started = store.started_at(run_id)
+    causes = store.blocked_by(run_id, [i for i, s in states.items() if s is TaskStatus.blocked])
+    trail = _attempt_trail(rows)
+    facts: list[TaskFact] = []
+    for tid, task in tasks.items():
+        state = states.get(tid, TaskStatus.pending)
+        res = results.get(tid) or {}
+        status = state.value
+        if state is TaskStatus.succeeded and res.get("status") == "partial":
+            status = "partial"
+        category, message = res.get("error_category"), res.get("error_message")
+        if state is TaskStatus.blocked:
+            category, message = "dependency_gap", f"blocked: upstream {causes.get(tid, 'task')} failed"
+        elif state is TaskStatus.revoked:
+            category, message = "revoked", "revoked through Celery (control revoke, Flower or the API)"
+        attempt = int(res.get("attempt") or attempts.get(tid, 0))
+        facts.append(TaskFact(
+            id=tid, processor=task.processor, phase=task.phase, season=task.season, wave=task.wave,
+            dates=[d.isoformat() for d in task.dates], status=status, attempts=attempts.get(tid, 0),
+            started_at=stamp(res.get("started_at")) or started.get(tid),
+            finished_at=stamp(res.get("finished_at")), rows=int(res.get("rows") or 0),
+            error_category=category, error_message=message, warnings=[str(w) for w in res.get("warnings") or []],
+            estimate_seconds=task.estimate_seconds,
+            failed_attempts=_earlier_failures(trail.get(tid, {}), attempt if state.finished else -1)))
+    facts.sort(key=lambda t: (t.wave, t.phase, t.processor, t.dates[0] if t.dates else ""))
+    out = RunFacts(run_id=run_id, pipeline=run.pipeline, request=run.request, status=run.status.value,
+                   source="redis", created_at=run.created_at, finished_at=run.finished_at, seq=run.seq,
+                   alerts=run.alerts, strict=run.strict, resent=run.resent, healed=run.healed,
+                   heal_reason=run.heal_reason, waves=run.waves, tasks=facts)
+    if out.status == "succeeded" and any(t.status == "partial" for t in facts):
+        out.status = "partial"
+    _live_extras(store, out, settings)
+    return out
+
+
+def _live_extras(store: RedisStateStore, run: RunFacts, settings: Any) -> None:
+    """Throttle changes during the run, the alert digest and what was sent, the trigger pauses."""
+    from backfill.throttle import Throttle
+    from backfill.triggers import Triggers
+
+    end = run.ended() or dt.datetime.now(dt.UTC).timestamp()
+    events = Throttle(store.client, "warehouse", initial_limit=1).events()
+    run.throttle = [e for e in events if run.created_at - 1 <= float(e["at"]) <= end + 1]
+    if settings is not None:
+        from backfill.alerts.notify import Notifier, alert_status
+
+        run.digest = Notifier(store, settings).digest(run.run_id).to_json()
+        run.alert_status = alert_status(store, run.run_id)
+    live = {(row["name"], lease["holder"]): lease["until"] for row in Triggers(store.client).status()
+            for lease in row["leases"]}
+    phases = {t.phase for t in run.tasks}
+    from backfill.planner.model import Task
+
+    names = trigger_names([Task("", "", p, "", (), (), False, 0, 0.0) for p in phases])
+    run.triggers = [{"trigger": n, "paused_at": run.created_at,
+                     "released_at": None if (n, run.run_id) in live else run.finished_at,
+                     "held_until": live.get((n, run.run_id))} for n in names]
+
+
+def _from_history(warehouse: Warehouse, history_table: str, run_id: str, rows: list[dict[str, Any]]) -> RunFacts | None:
+    table = ledger_table(history_table)
+    ledger = (warehouse.query(f"SELECT * FROM {table} WHERE run_id = @run_id", {"run_id": run_id})
+              if warehouse.table_exists(table) else [])
+    if not ledger and not rows:
+        return None
+    trail = _attempt_trail(rows)
+    meta: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        m = meta.setdefault(str(r["task_id"]), {"processor": r["processor_name"], "phase": int(r["phase"]),
+                                                "season": str(r["season"] or ""), "wave": int(r["wave"] or 0),
+                                                "dates": set()})
+        m["dates"].add(as_date(r["data_date"]).isoformat())
+    facts = []
+    for tid, m in meta.items():
+        attempts = trail[tid]
+        last = max(attempts.values(), key=lambda a: (a["at"] or 0, a["attempt"]))
+        facts.append(TaskFact(id=tid, processor=m["processor"], phase=m["phase"], season=m["season"], wave=m["wave"],
+                              dates=sorted(m["dates"]), status=last["status"], attempts=max(attempts),
+                              started_at=last["started"], finished_at=last["at"], rows=last["rows"],
+                              error_category=last["category"], error_message=last["message"],
+                              warnings=last["warnings"], failed_attempts=_earlier_failures(attempts, last["attempt"])))
+    facts.sort(key=lambda t: (t.wave, t.phase, t.processor, t.dates[0] if t.dates else ""))
+    row = ledger[0] if ledger else {}
+    request = row.get("request") or {}
+    request = json.loads(request) if isinstance(request, str) else request
+    starts = [t.started_at for t in facts if t.started_at is not None]
+    created = stamp(row.get("created_at")) or (min(starts) if starts else 0.0)
+    ends = [t.finished_at for t in facts if t.finished_at is not None]
+    statuses = {t.status for t in facts}
+    status = ("failed" if statuses & {"failed", "blocked", "revoked"} else "partial" if "partial" in statuses
+              else "succeeded" if facts else "unknown")
+    return RunFacts(run_id=run_id, pipeline=str(row.get("pipeline") or ""), request=dict(request), status=status,
+                    source="history", created_at=created, finished_at=max(ends) if ends else None,
+                    alerts=str(row.get("alerts") or "digest"), strict=bool(row.get("strict", True)),
+                    waves=1 + max((t.wave for t in facts), default=-1), tasks=facts)
+
+
+def collect_run(store: RedisStateStore | None, warehouse: Warehouse, history_table: str, run_id: str,
+                rows: list[dict[str, Any]], settings: Any = None) -> RunFacts:
+    found = _from_redis(store, run_id, rows, settings) if store is not None else None
+    found = found or _from_history(warehouse, history_table, run_id, rows)
+    if found is None:
+        raise BadInput(f"no run {run_id} in Redis, the run ledger or the run history",
+                       hint="check the id with `backfill runs`")
+    return found
+
+
+def coverage(spec: PipelineSpec, calendar: Calendar, warehouse: Warehouse, runs: Sequence[RunFacts],
+             pipeline_flag: str | None = None) -> Coverage:
+    """Latest status of every (processor, game date) the runs selected, stale partitions told apart."""
+    from backfill.validate.staleness import find_stale
+
+    wanted: dict[str, set[dt.date]] = defaultdict(set)
+    for run in runs:
+        req = run.request
+        names = spec.select(set(req["phases"]) if req.get("phases") else None,
+                            set(req["processors"]) if req.get("processors") else None)
+        seasons = set(req.get("seasons") or []) or None
+        days = {d for a, b in req.get("ranges") or [] for d in
+                calendar.game_dates_between(dt.date.fromisoformat(a), dt.date.fromisoformat(b))
+                if seasons is None or calendar.season_of(d) in seasons}
+        for n in names:
+            wanted[n] |= days
+    processors = [n for n in spec.order if n in wanted]
+    all_days = sorted(set().union(*wanted.values())) if wanted else []
+    cells: dict[tuple[str, str], str] = {}
+    detail: dict[tuple[str, str], str] = {}
+    if not all_days:
+        return Coverage(processors, [], cells, detail)
+    latest = {(r["processor_name"], as_date(r["data_date"])): r
+              for r in RunHistory(warehouse, spec.run_history_table).latest(all_days[0], all_days[-1], processors)}
+    ranges = merged_ranges((d, d) for d in all_days)
+    stale = {(s.processor, s.date): s for s in find_stale(spec, calendar, warehouse, processors, ranges,
+                                                          pipeline_flag=pipeline_flag).stale}
+    for name in processors:
+        for day in sorted(wanted[name]):
+            key = (name, day.isoformat())
+            row = latest.get((name, day))
+            if row is None:
+                cells[key] = "never ran"
+                continue
+            status = str(row["status"])
+            cls = {"success": "succeeded", "partial": "partial", "failed": "failed", "revoked": "failed",
+                   "blocked": "blocked"}.get(status, "never ran")
+            if cls == "succeeded" and (name, day) in stale:
+                cls = "stale"
+                detail[key] = "; ".join(stale[(name, day)].reasons)
+            elif cls != "succeeded":
+                detail[key] = f"{status}: {row['error_category'] or ''} {row['error_message'] or ''}".strip()
+            cells[key] = cls
+    return Coverage(processors, [d.isoformat() for d in all_days], cells, detail)
+
+
+def issues_encountered(rows: Sequence[dict[str, Any]], cov: Coverage | None) -> list[dict[str, Any]]:
+    """Every (category, processor) that failed, blocked or fell short on some date during the
+    campaign, and how it ended: dates fixed since (by which run) and dates still open."""
+    bad: dict[tuple[str, str], dict[str, Any]] = {}
+    last_ok: dict[tuple[str, str], tuple[float, str]] = {}
+    for r in rows:
+        key = (str(r["processor_name"]), as_date(r["data_date"]).isoformat())
+        status = str(r["status"])
+        at = stamp(r["finished_at"]) or 0.0
+        if status == "success":
+            if at >= last_ok.get(key, (0.0, ""))[0]:
+                last_ok[key] = (at, str(r["run_id"]))
+        elif status in ("failed", "blocked", "partial", "revoked"):
+            g = bad.setdefault((str(r["error_category"] or status), key[0]),
+                               {"dates": {}, "example": r["error_message"], "runs": set()})
+            g["dates"][key[1]] = max(g["dates"].get(key[1], 0.0), at)
+            g["runs"].add(str(r["run_id"]))
+    out = []
+    for (category, processor), g in sorted(bad.items()):
+        fixed_by: dict[str, int] = defaultdict(int)
+        still = 0
+        for day, failed_at in g["dates"].items():
+            ok = last_ok.get((processor, day))
+            now_cls = cov.cells.get((processor, day)) if cov else None
+            if ok is not None and ok[0] >= failed_at and now_cls in (None, "succeeded", "stale"):
+                fixed_by[ok[1]] += 1
+            else:
+                still += 1
+        days = sorted(g["dates"])
+        out.append({"category": category, "processor": processor, "dates": len(days), "first": days[0],
+                    "last": days[-1], "in_runs": sorted(g["runs"]), "resolved_by": dict(sorted(fixed_by.items())),
+                    "open": still, "example": g["example"]})
+    return out
+
+
+def _selection_flags(runs: Sequence[RunFacts], ranges: Sequence[tuple[dt.date, dt.date]]) -> str:
+    parts = [f"--range {a.isoformat()}:{b.isoformat()}" for a, b in ranges]
+    reqs = [r.request for r in runs]
+    if reqs and all(not q.get("processors") for q in reqs) and all(q.get("phases") for q in reqs):
+        parts.append("--phases " + ",".join(str(p) for p in sorted({p for q in reqs for p in q["phases"]})))
+    elif reqs and all(q.get("processors") for q in reqs):
+        parts.append("--processors " + ",".join(sorted({p for q in reqs for p in q["processors"]})))
+    return " ".join(parts)
+
+
+def next_commands(campaign: Campaign) -> list[tuple[str, str]]:
+    """The commands that fill what the log finds missing, in the order to run them."""
+    out: list[tuple[str, str]] = []
+    ranges = campaign.ranges()
+    flags = _selection_flags(campaign.runs, ranges)
+    for run in campaign.runs:
+        if run.status == "running":
+            out.append((f"run {run.run_id} is still running", f"backfill status {run.run_id} --watch"))
+        elif run.source == "redis" and run.status in ("failed", "partial"):
+            out.append((f"run {run.run_id} ended {run.status}: rerun its failed, blocked and partial tasks after "
+                        "fixing the cause", f"backfill retry {run.run_id} --wait"))
+    cov = campaign.coverage
+    if cov is not None:
+        missing = [m for m in cov.missing() if m[2] != "stale"]
+        if missing and not any(r.status == "running" for r in campaign.runs):
+            out.append((f"{len(missing)} partition(s) of the selection are not succeeded: list them",
+                        f"backfill gaps {flags}"))
+            out.append(("enqueue the same selection: the run history skips what already succeeded",
+                        f"backfill enqueue {flags} --wait"))
+        if any(c == "stale" for c in cov.cells.values()):
+            out.append(("stale partitions (code or upstream changed after they were written): the commands "
+                        "that recompute exactly them", f"backfill gaps --stale {flags}"))
+    last_end = max((r.ended() or r.created_at for r in campaign.runs), default=0.0)
+    fresh = [v for v in campaign.validations if v.covers(ranges) and v.validated_at.timestamp() >= last_end]
+    if not fresh or not fresh[-1].passed:
+        why = ("no validation covers these ranges since the last run finished" if not fresh
+               else "the latest validation of these ranges failed: fix what it found, then validate again")
+        out.append((why, f"backfill validate {flags} --markdown signoff.md"))
+    return out
+
+
+def collect_campaign(run_ids: Sequence[str], *, store: RedisStateStore | None, warehouse: Warehouse,
+                     spec_for: Callable[[str], PipelineSpec], default_spec: PipelineSpec, settings: Any = None,
+                     warehouse_label: str = "", pipeline_flag: str | None = None) -> Campaign:
+    """The facts of every named run (oldest first), the coverage of their selection, validations,
+    the problems met and how they ended, and the commands that fill what is missing."""
+    history_table = default_spec.run_history_table
+    rows = history_of(warehouse, history_table, run_ids)
+    by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        by_run[str(r["run_id"])].append(r)
+    runs = sorted((collect_run(store, warehouse, history_table, rid, by_run[rid], settings)
+                   for rid in dict.fromkeys(run_ids)), key=lambda r: r.created_at)
+    campaign = Campaign(runs=runs, generated_at=dt.datetime.now(dt.UTC).timestamp(), warehouse=warehouse_label)
+    spec = default_spec
+    if runs and runs[0].pipeline:
+        try:
+            spec = spec_for(runs[0].pipeline)
+        except BadInput:
+            campaign.coverage_note = f"pipeline {runs[0].pipeline} not found here; coverage uses the default pipeline"
+    calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
+    if calendar.seasons:
+        campaign.coverage = coverage(spec, calendar, warehouse, runs, pipeline_flag)
+    else:
+        campaign.coverage_note = f"no schedule in {spec.schedule_table}: coverage not computed"
+    ranges = campaign.ranges()
+    campaign.validations = [v for v in load_validations(warehouse, history_table) if v.touches(ranges)]
+    campaign.issues = issues_encountered(rows, campaign.coverage)
+    campaign.commands = next_commands(campaign)
+    return campaign
