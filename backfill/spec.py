@@ -27,7 +27,8 @@ from backfill.warehouse.schema import Column, TableSchema, check_identifier, che
 WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date")
 _SIZED = ("game_dates", "team_games", "days")
 _PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "http", "options", "batch_size",
-                   "required_columns", "depends_on", "estimate_seconds", "description", "columns", "key", "ranges",
+                   "required_columns", "depends_on", "estimate_seconds", "description", "columns", "key", "cluster",
+                   "ranges",
                    "expect", "acceptance"}
 _EXPECT_KEYS = {"rows_per_game", "rows_like", "every_team"}
 _TOP_KEYS = {"name", "description", "schedule_table", "run_history_table", "bootstrap_days", "raw_tables",
@@ -105,6 +106,9 @@ class Processor:
     description: str = ""
     columns: tuple[Column, ...] = ()
     key: tuple[str, ...] = ()
+    # BigQuery clusters the table by these (after partitioning by `partition`): a task's reads
+    # filter on them (team, player), so blocks of other teams and players are skipped.
+    cluster: tuple[str, ...] = ()
     expect: Expect = field(default_factory=Expect)
     acceptance: ProcessorAcceptance = field(default_factory=ProcessorAcceptance)
     http: Mapping[str, Any] | None = None
@@ -142,7 +146,7 @@ class Processor:
         """The target table's schema; only processors that declare `columns` have one."""
         if not self.columns:
             raise BadInput(f"processor {self.name} declares no columns; add `columns:` to its spec")
-        return TableSchema(self.target, self.columns, self.partition)
+        return TableSchema(self.target, self.columns, self.partition, self.cluster)
 
 
 @dataclass(frozen=True)
@@ -322,8 +326,13 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
             columns = tuple(Column(c, t) if isinstance(t, str) else Column(c, t["type"], bool(t.get("required")))
                             for c, t in (raw.get("columns") or {}).items())
             key = tuple(check_identifier(c, "column name") for c in raw.get("key") or ())
+            cluster = tuple(check_identifier(c, "cluster column") for c in raw.get("cluster") or ())
         except BadInput as exc:
             raise where.fail(name, exc.message) from exc
+        unknown = [c for c in cluster if columns and c not in {col.name for col in columns}]
+        if unknown or len(cluster) > 4:
+            raise where.fail(name, f"cluster: {', '.join(unknown)} not among its columns" if unknown
+                             else "cluster: at most 4 columns (BigQuery's limit)")
         if target in targets:
             raise where.fail(name, f"target {target} is also written by {targets[target]}")
         targets[target] = name
@@ -389,6 +398,7 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
             name=name, phase=phase, target=target, partition=partition, sql=sql_path,
             python=raw.get("python"), batch_size=batch, required_columns=required, depends_on=tuple(deps),
             estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key,
+            cluster=cluster,
             expect=expect, http=dict(http) if http is not None else None, options=dict(options), base_dir=base,
             acceptance=acceptance)
 

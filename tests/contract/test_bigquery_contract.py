@@ -161,3 +161,31 @@ def test_no_credentials_is_cannot_connect(monkeypatch: pytest.MonkeyPatch, tmp_p
     with pytest.raises(CannotConnect) as err:
         open_warehouse("bigquery://some-project/US")
     assert err.value.exit_code == 3
+
+
+def test_pipeline_tables_are_clustered_as_the_spec_says(emulated: EmulatedBigQueryWarehouse, dataset: str) -> None:
+    from dataclasses import replace
+
+    from backfill.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "pipelines" / "nba")
+    proc = spec.processors["player_shot_zone_analysis"]
+    assert proc.cluster == ("team", "player_id")
+    table = replace(proc.table, name=f"{dataset}.player_shot_zone_analysis")
+    emulated.create_table(table)
+    got = emulated.client.get_table(f"{emulated.project}.{table.name}")
+    assert got.clustering_fields == ["team", "player_id"] and got.time_partitioning.field == "game_date"
+
+
+def test_a_cluster_column_the_table_lacks_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from backfill.errors import SpecError
+    from backfill.spec import load_spec
+
+    pipeline = tmp_path / "nba"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "pipelines" / "nba", pipeline)
+    yaml = pipeline / "pipeline.yaml"
+    yaml.write_text(yaml.read_text().replace("cluster: [team]", "cluster: [teem]", 1))
+    with pytest.raises(SpecError, match="teem"):
+        load_spec(pipeline)
