@@ -17,51 +17,90 @@ history AS (
   FROM nba_analytics.player_game_summary
   WHERE game_date < @end_date AND game_date >= @window_start
 ),
+team_dates AS (
+  -- Each team's game dates in order: the date 20 games back (the start of the window of a date
+  -- after this one), the next game date, and the date of the 20th game after (when this date
+  -- leaves the team's window).
+  SELECT
+    season, team, past_date,
+    LAG(past_date, 20) OVER team_order AS cutoff,
+    LEAD(past_date) OVER team_order AS next_date,
+    LEAD(past_date, 20) OVER team_order AS leaves
+  FROM (SELECT DISTINCT season, team, game_date AS past_date FROM history) AS d
+  WINDOW team_order AS (PARTITION BY season, team ORDER BY past_date)
+),
 team_window AS (
-  SELECT t.game_date, t.season, t.team, h.past_date
+  -- A target team's window is its last 20 dates before the date: those after `cutoff`.
+  SELECT t.game_date, t.season, t.team, w.cutoff
   FROM targets AS t
-  JOIN (SELECT DISTINCT game_date AS past_date, season, team FROM history) AS h
-    ON h.team = t.team AND h.season = t.season AND h.past_date < t.game_date
-  WHERE TRUE  -- BigQuery accepts QUALIFY only with a WHERE, GROUP BY or HAVING clause
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY t.game_date, t.team ORDER BY h.past_date DESC) <= 20
+  JOIN team_dates AS w
+    ON w.team = t.team AND w.season = t.season
+   AND w.past_date < t.game_date AND (w.next_date IS NULL OR w.next_date >= t.game_date)
 ),
 league_window AS (
-  -- The dates of every team's last 20 games: all a task on the date may read (the spec's window).
-  SELECT DISTINCT game_date, past_date FROM (
-    SELECT d.game_date, h.past_date
-    FROM (SELECT DISTINCT game_date, season FROM targets) AS d
-    JOIN (SELECT DISTINCT game_date AS past_date, season, team FROM history) AS h
-      ON h.season = d.season AND h.past_date < d.game_date
-    WHERE TRUE  -- (QUALIFY needs a WHERE in BigQuery)
-    QUALIFY ROW_NUMBER() OVER (PARTITION BY d.game_date, h.team ORDER BY h.past_date DESC) <= 20
-  )
+  -- A date is in some team's last 20 games before a target date until the last of its teams
+  -- has played 20 more games after it (NULL: never, within the data read).
+  SELECT season, past_date, IF(COUNTIF(leaves IS NULL) > 0, NULL, MAX(leaves)) AS leaves
+  FROM team_dates
+  GROUP BY season, past_date
 ),
-latest_team AS (
-  SELECT w.game_date, p.player_id, p.team
-  FROM league_window AS w
-  JOIN history AS p ON p.game_date = w.past_date
-  WHERE TRUE  -- (QUALIFY needs a WHERE in BigQuery)
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY w.game_date, p.player_id ORDER BY p.game_date DESC, p.team) = 1
-),
-appearances AS (
+running AS (
+  -- Set-based: each player's games for one team in order, with running totals; a window's
+  -- totals are the difference of two of them, instead of re-reading 20 games per date.
   SELECT
-    w.game_date, w.season, w.team, p.player_id, p.player_lookup, p.points, p.fga, p.fg3a, p.fta,
-    ROW_NUMBER() OVER (PARTITION BY w.game_date, w.team, p.player_id ORDER BY p.game_date DESC) AS rn
+    season, team, player_id, player_lookup, game_date,
+    LEAD(game_date) OVER player_team AS next_date,
+    COUNT(*) OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS games,
+    SUM(fga) OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS fga,
+    SUM(fg3a) OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS fg3a,
+    SUM(fta) OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS fta,
+    SUM(points) OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points,
+    SUM(fga) OVER (player_team ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS fga_10,
+    SUM(fg3a) OVER (player_team ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS fg3a_10,
+    SUM(fta) OVER (player_team ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS fta_10,
+    SUM(points) OVER (player_team ROWS BETWEEN 9 PRECEDING AND CURRENT ROW) AS points_10
+  FROM history
+  WINDOW player_team AS (PARTITION BY season, team, player_id ORDER BY game_date)
+),
+in_window AS (
+  -- Per target team and player: his last game for the team before the date (inside the window)
+  -- and his last one on or before the window's start; their difference is the window.
+  SELECT
+    w.game_date, w.season, w.team, hi.player_id, hi.player_lookup, hi.game_date AS last_date,
+    hi.games - COALESCE(lo.games, 0) AS games_l20,
+    hi.fga - COALESCE(lo.fga, 0) AS fga_l20, hi.fg3a - COALESCE(lo.fg3a, 0) AS fg3a_l20,
+    hi.fta - COALESCE(lo.fta, 0) AS fta_l20, hi.points - COALESCE(lo.points, 0) AS points_l20,
+    hi.fga_10, hi.fg3a_10, hi.fta_10, hi.points_10
   FROM team_window AS w
-  JOIN history AS p ON p.team = w.team AND p.game_date = w.past_date
-  JOIN latest_team AS lt ON lt.game_date = w.game_date AND lt.player_id = p.player_id AND lt.team = w.team
+  JOIN running AS hi
+    ON hi.season = w.season AND hi.team = w.team
+   AND hi.game_date < w.game_date AND (hi.next_date IS NULL OR hi.next_date >= w.game_date)
+   AND (w.cutoff IS NULL OR hi.game_date > w.cutoff)
+  LEFT JOIN running AS lo
+    ON lo.season = w.season AND lo.team = w.team AND lo.player_id = hi.player_id
+   AND lo.game_date <= w.cutoff AND (lo.next_date IS NULL OR lo.next_date > w.cutoff)
+),
+moved_on AS (
+  -- A player belongs to the team of his latest appearance inside every team's last 20 games
+  -- (on one date, the alphabetically first team): a later one elsewhere takes him off this team.
+  SELECT DISTINCT i.game_date, i.team, i.player_id
+  FROM in_window AS i
+  JOIN history AS p
+    ON p.player_id = i.player_id AND p.season = i.season AND p.game_date < i.game_date
+   AND (p.game_date > i.last_date OR (p.game_date = i.last_date AND p.team < i.team))
+  JOIN league_window AS l ON l.season = p.season AND l.past_date = p.game_date
+  WHERE l.leaves IS NULL OR l.leaves >= i.game_date
 ),
 agg AS (
   SELECT
-    game_date, season, team, player_id,
-    MAX(IF(rn = 1, player_lookup, NULL)) AS player_lookup,
-    COUNTIF(rn <= 10) AS games_l10,
-    COUNT(*) AS games_l20,
-    SUM(IF(rn <= 10, fga, 0)) AS fga_l10, SUM(IF(rn <= 10, fg3a, 0)) AS fg3a_l10,
-    SUM(IF(rn <= 10, fta, 0)) AS fta_l10, SUM(IF(rn <= 10, points, 0)) AS points_l10,
-    SUM(fga) AS fga_l20, SUM(fg3a) AS fg3a_l20, SUM(fta) AS fta_l20, SUM(points) AS points_l20
-  FROM appearances
-  GROUP BY game_date, season, team, player_id
+    i.game_date, i.season, i.team, i.player_id, i.player_lookup,
+    LEAST(i.games_l20, 10) AS games_l10, i.games_l20,
+    IF(i.games_l20 <= 10, i.fga_l20, i.fga_10) AS fga_l10, IF(i.games_l20 <= 10, i.fg3a_l20, i.fg3a_10) AS fg3a_l10,
+    IF(i.games_l20 <= 10, i.fta_l20, i.fta_10) AS fta_l10, IF(i.games_l20 <= 10, i.points_l20, i.points_10) AS points_l10,
+    i.fga_l20, i.fg3a_l20, i.fta_l20, i.points_l20
+  FROM in_window AS i
+  LEFT JOIN moved_on AS m ON m.game_date = i.game_date AND m.team = i.team AND m.player_id = i.player_id
+  WHERE m.player_id IS NULL
 )
 SELECT
   game_date, season, team, player_id, player_lookup, games_l10, games_l20,
