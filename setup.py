@@ -6,7 +6,7 @@ setup(
     description="Dependency-safe, resumable backfills of date-partitioned, multi-phase warehouse pipelines",
     python_requires=">=3.11",
     packages=find_packages(include=["backfill", "backfill.*", "workers", "workers.*", "pipelines", "pipelines.*"]),
-    package_data={"pipelines.nba": ["*.yaml", "sql/*.sql"]},
+    package_data={"pipelines.nba": ["*.yaml", "sql/*.sql"], "backfill.report": ["assets/*"]},
     install_requires=[
         "click>=8.1",
         "celery[redis]>=5.3",
@@ -32,6 +32,7 @@ setup(
             "google-cloud-bigquery>=3.11",
             "sentry-sdk>=2.0",
             "aiosmtpd>=1.4",
+            "websocket-client>=1.7",
         ],
     },
     entry_points={"console_scripts": ["backfill=backfill.cli:main"]},

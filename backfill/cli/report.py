@@ -1,8 +1,9 @@
 """`backfill report RUN_ID... [--since DATE] [--json] [--html FILE] [--markdown FILE]`: the execution log.
 
-Reports, never judges: exit 0 whenever the log was produced, whatever the runs' outcome
-(`validate` is the gate). 2 for an unknown run, a bad date or an unwritable file (nothing
-written), 3 when Redis or the warehouse cannot be reached.
+Reports, never judges: exit 0 whenever the log was produced, whatever the runs' outcome;
+only `--validate` (the sign-off) exits 1 when the validation it runs fails. 2 for an unknown
+run, a bad date or an unwritable file (nothing written), 3 when Redis or the warehouse cannot
+be reached.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import click
 
 from backfill.cli.context import CliContext
 from backfill.cli.gaps import _open
-from backfill.errors import BadInput
+from backfill.errors import BadInput, ProblemsFound
 
 
 def _writable(path: Path | None, flag: str) -> None:
@@ -31,11 +32,14 @@ def _writable(path: Path | None, flag: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the log as JSON (shape in docs/cli.md).")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write a self-contained HTML report with charts to FILE.")
+@click.option("--validate", "run_validate", is_flag=True,
+              help="Run `backfill validate` over the runs' selection first and include (and record) the verdict; "
+                   "exit 1 when it fails.")
 @click.option("--markdown", "markdown_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the Markdown log to FILE.")
 @click.pass_obj
 def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipeline: str | None, as_json: bool,
-           html_file: Path | None, markdown_file: Path | None) -> None:
+           html_file: Path | None, markdown_file: Path | None, run_validate: bool) -> None:
     """The execution log of one run, or of a campaign (several runs, or every run since a date).
 
     Request and plan, timeline per wave and season, tasks per status, retries and re-sends,
@@ -67,7 +71,7 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
         label = obj.settings.warehouse_url.split("://")[0]
         campaign = collect_campaign(ids, store=session.store, warehouse=warehouse, spec_for=obj.spec,
                                     default_spec=spec, settings=session.settings, warehouse_label=label,
-                                    pipeline_flag=pipeline)
+                                    pipeline_flag=pipeline, validate=run_validate)
     finally:
         if close:
             warehouse.close()
@@ -81,3 +85,9 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
         click.echo(json.dumps(campaign.to_json(), default=str))
     else:
         click.echo(text, nl=False)
+    if run_validate:
+        latest = campaign.validations[-1] if campaign.validations else None
+        if latest is None or not latest.passed:
+            failed = ", ".join(c["title"] for c in latest.checks if not c["passed"]) if latest else "not run"
+            raise ProblemsFound(f"validation failed: {failed}",
+                                hint="the log lists the findings' checks; `backfill validate` shows each finding")

@@ -18,7 +18,7 @@ from backfill.calendar import Calendar
 from backfill.engine import ledger_table, trigger_names
 from backfill.errors import BadInput
 from backfill.report.facts import Campaign, Coverage, RunFacts, TaskFact, merged_ranges
-from backfill.report.validations import load_validations
+from backfill.report.validations import load_validations, record_validation
 from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec
 from backfill.state import RedisStateStore, TaskStatus
@@ -320,9 +320,14 @@ def next_commands(campaign: Campaign) -> list[tuple[str, str]]:
 
 def collect_campaign(run_ids: Sequence[str], *, store: RedisStateStore | None, warehouse: Warehouse,
                      spec_for: Callable[[str], PipelineSpec], default_spec: PipelineSpec, settings: Any = None,
-                     warehouse_label: str = "", pipeline_flag: str | None = None) -> Campaign:
+                     warehouse_label: str = "", pipeline_flag: str | None = None,
+                     validate: bool = False) -> Campaign:
     """The facts of every named run (oldest first), the coverage of their selection, validations,
-    the problems met and how they ended, and the commands that fill what is missing."""
+    the problems met and how they ended, and the commands that fill what is missing.
+
+    `validate`: run `backfill validate`'s suite over the runs' selection first and record its
+    outcome in the validation ledger, so this log (and every later one) carries the verdict.
+    """
     history_table = default_spec.run_history_table
     rows = history_of(warehouse, history_table, run_ids)
     by_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -343,6 +348,15 @@ def collect_campaign(run_ids: Sequence[str], *, store: RedisStateStore | None, w
     else:
         campaign.coverage_note = f"no schedule in {spec.schedule_table}: coverage not computed"
     ranges = campaign.ranges()
+    if validate and campaign.coverage is not None:
+        from backfill.validate.suite import validate as run_validation
+
+        seasons = sorted({s for r in runs for s in r.request.get("seasons") or []})
+        if any(not r.request.get("seasons") for r in runs):
+            seasons = []
+        found = run_validation(spec, warehouse, calendar, campaign.coverage.processors, ranges, seasons or None,
+                               pipeline_flag=pipeline_flag)
+        record_validation(warehouse, history_table, found)
     campaign.validations = [v for v in load_validations(warehouse, history_table) if v.touches(ranges)]
     campaign.issues = issues_encountered(rows, campaign.coverage)
     campaign.commands = next_commands(campaign)
