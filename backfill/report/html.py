@@ -44,9 +44,11 @@ def chart_data(campaign: Campaign) -> dict[str, Any]:
         ends = sorted(t.finished_at for t in run.tasks if t.finished_at is not None)
         curve = [[0.0, 0]] + [[round((e - run.created_at) / 60, 4), i + 1] for i, e in enumerate(ends)]
         rank = {p: i for i, p in enumerate(cov.processors if cov is not None else [])}
-        first_wave = {t.processor: min(x.wave for x in run.tasks if x.processor == t.processor) for t in run.tasks}
-        runs.append({"run_id": run.run_id, "status": run.status,
-                     "processors": sorted(first_wave, key=lambda p: (rank.get(p, len(rank)), first_wave[p], p)),
+        first_wave: dict[str, int] = {}
+        for t in run.tasks:
+            first_wave[t.processor] = min(t.wave, first_wave.get(t.processor, t.wave))
+        order = sorted(first_wave, key=lambda name: (rank.get(name, len(rank)), first_wave[name], name))
+        runs.append({"run_id": run.run_id, "status": run.status, "processors": order,
                      "bars": bars, "throughput": curve})
     return {"heat": heat, "classes": list(COVERAGE), "colours": COLOURS, "runs": runs}
 
