@@ -72,13 +72,27 @@ def render_batching(plan: Plan, console: Console) -> None:
     console.print(table)
 
 
+def render_cost(cost: Any, console: Console) -> None:
+    table = Table(title=f"Estimated BigQuery scan (dry runs, on demand at ${cost.usd_per_tib:g}/TiB)")
+    for col in ("processor", "tasks", "dates", "sampled bytes", "estimated bytes", "estimated $"):
+        table.add_column(col, justify="left" if col == "processor" else "right")
+    for p in cost.processors:
+        table.add_row(p.processor, str(p.tasks), str(p.dates), f"{p.sampled_bytes:,}",
+                      p.skipped or f"{p.bytes:,}", "" if p.skipped else f"{p.usd:.4f}")
+    table.add_row("total", "", "", "", f"{cost.bytes:,}", f"{cost.usd:.4f}")
+    console.print(table)
+
+
 @click.command("plan")
 @selection_options
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON (shape in docs/cli.md).")
 @click.option("--preflight", "run_preflight", is_flag=True,
               help="Also check tables, columns per season and the schedule, as enqueue does (exit 2 on problems).")
+@click.option("--cost", "with_cost", is_flag=True,
+              help="BigQuery only: dry-run one task per processor and season and estimate bytes and on-demand cost.")
 @click.pass_obj
-def plan(obj: Any, pipeline: str | None, as_json: bool, run_preflight: bool, **selection: Any) -> None:
+def plan(obj: Any, pipeline: str | None, as_json: bool, run_preflight: bool, with_cost: bool,
+         **selection: Any) -> None:
     """Show the waves, tasks and estimates of a backfill, without running anything."""
     from backfill.cli.preflight import check_request, refuse_on_problems
 
@@ -88,8 +102,15 @@ def plan(obj: Any, pipeline: str | None, as_json: bool, run_preflight: bool, **s
     if problems and as_json:
         click.echo(json.dumps({"preflight": [p.to_json() for p in problems]}))
     refuse_on_problems(problems, Console(stderr=True), "the plan was not built")
-    result, _ = plan_from_warehouse(spec, obj.warehouse(), request)
+    result, calendar = plan_from_warehouse(spec, obj.warehouse(), request)
+    cost = None
+    if with_cost:
+        from backfill.cost import estimate_cost
+
+        cost = estimate_cost(result, spec, obj.warehouse(), calendar)
     if as_json:
-        click.echo(json.dumps(result.to_json()))
+        click.echo(json.dumps({**result.to_json(), **({"cost": cost.to_json()} if cost else {})}))
     else:
         render_plan(result, Console())
+        if cost:
+            render_cost(cost, Console())
