@@ -41,57 +41,96 @@ history AS (
   FROM nba_analytics.player_game_summary
   WHERE game_date < @end_date AND game_date >= @window_start
 ),
+team_dates AS (
+  -- Each team's game dates in order: the date 10 games back (the start of the window of a date
+  -- after this one), the next game date, and the date of the 10th game after (when this date
+  -- leaves the team's window).
+  SELECT
+    season, team, past_date,
+    LAG(past_date, 10) OVER team_order AS cutoff,
+    LEAD(past_date) OVER team_order AS next_date,
+    LEAD(past_date, 10) OVER team_order AS leaves
+  FROM (SELECT DISTINCT season, team, game_date AS past_date FROM history) AS d
+  WINDOW team_order AS (PARTITION BY season, team ORDER BY past_date)
+),
 team_window AS (
-  SELECT t.game_date, t.team, h.past_date
-  FROM targets AS t
-  JOIN (SELECT DISTINCT game_date AS past_date, season, team FROM history) AS h
-    ON h.team = t.team AND h.season = t.season AND h.past_date < t.game_date
-  WHERE TRUE  -- BigQuery accepts QUALIFY only with a WHERE, GROUP BY or HAVING clause
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY t.game_date, t.team ORDER BY h.past_date DESC) <= 10
+  -- A target team's window is its last 10 dates before the date: those after `cutoff`.
+  SELECT t.game_date, t.season, t.team, w.cutoff
+  FROM (SELECT DISTINCT game_date, season, team FROM targets) AS t
+  JOIN team_dates AS w
+    ON w.team = t.team AND w.season = t.season
+   AND w.past_date < t.game_date AND (w.next_date IS NULL OR w.next_date >= t.game_date)
 ),
 league_window AS (
-  -- The dates of every team's last 10 games: all a task on the date may read (the spec's window).
-  SELECT DISTINCT game_date, past_date FROM (
-    SELECT d.game_date, h.past_date
-    FROM (SELECT DISTINCT game_date, season FROM targets) AS d
-    JOIN (SELECT DISTINCT game_date AS past_date, season, team FROM history) AS h
-      ON h.season = d.season AND h.past_date < d.game_date
-    WHERE TRUE  -- BigQuery accepts QUALIFY only with a WHERE, GROUP BY or HAVING clause
-    QUALIFY ROW_NUMBER() OVER (PARTITION BY d.game_date, h.team ORDER BY h.past_date DESC) <= 10
-  )
+  -- A date is in some team's last 10 games before a target date until the last of its teams
+  -- has played 10 more games after it (NULL: never, within the data read).
+  SELECT season, past_date, IF(COUNTIF(leaves IS NULL) > 0, NULL, MAX(leaves)) AS leaves
+  FROM team_dates
+  GROUP BY season, past_date
 ),
-latest_team AS (
-  SELECT w.game_date, p.player_id, p.team
-  FROM league_window AS w
-  JOIN history AS p ON p.game_date = w.past_date
-  WHERE TRUE  -- (QUALIFY needs a WHERE in BigQuery)
-  QUALIFY ROW_NUMBER() OVER (PARTITION BY w.game_date, p.player_id ORDER BY p.game_date DESC, p.team) = 1
-),
-appearances AS (
+running AS (
+  -- Set-based: each player's games for one team in order, with running totals; a window's
+  -- totals are the difference of two of them, instead of re-reading 10 games per date.
   SELECT
-    w.game_date, w.team, p.player_id, p.player_lookup, p.player_name, p.game_date AS played_date,
-    p.minutes, p.points, p.rebounds, p.assists,
-    ROW_NUMBER() OVER (PARTITION BY w.game_date, w.team, p.player_id ORDER BY p.game_date DESC) AS rn
+    season, team, player_id, player_lookup, player_name, game_date,
+    LEAD(game_date) OVER player_team AS next_date,
+    COUNT(*) OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS games,
+    SUM(CAST(ROUND(minutes * 100) AS INT64))
+      OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS minutes,
+    SUM(points) OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS points,
+    SUM(rebounds) OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS rebounds,
+    SUM(assists) OVER (player_team ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS assists,
+    SUM(CAST(ROUND(minutes * 100) AS INT64)) OVER (player_team ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS minutes_5,
+    SUM(points) OVER (player_team ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS points_5,
+    SUM(rebounds) OVER (player_team ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS rebounds_5,
+    SUM(assists) OVER (player_team ROWS BETWEEN 4 PRECEDING AND CURRENT ROW) AS assists_5
+  FROM history
+  WINDOW player_team AS (PARTITION BY season, team, player_id ORDER BY game_date)
+),
+in_window AS (
+  -- Per target team and player: his last game for the team before the date (inside the window)
+  -- and his last one on or before the window's start; their difference is the window.
+  SELECT
+    w.game_date, w.season, w.team, hi.player_id, hi.player_lookup, hi.player_name, hi.game_date AS last_played_date,
+    hi.games - COALESCE(lo.games, 0) AS games_in_window,
+    hi.minutes - COALESCE(lo.minutes, 0) AS minutes_l10, hi.points - COALESCE(lo.points, 0) AS points_l10,
+    hi.rebounds - COALESCE(lo.rebounds, 0) AS rebounds_l10, hi.assists - COALESCE(lo.assists, 0) AS assists_l10,
+    hi.minutes_5, hi.points_5, hi.rebounds_5, hi.assists_5
   FROM team_window AS w
-  JOIN history AS p ON p.team = w.team AND p.game_date = w.past_date
+  JOIN running AS hi
+    ON hi.season = w.season AND hi.team = w.team
+   AND hi.game_date < w.game_date AND (hi.next_date IS NULL OR hi.next_date >= w.game_date)
+   AND (w.cutoff IS NULL OR hi.game_date > w.cutoff)
+  LEFT JOIN running AS lo
+    ON lo.season = w.season AND lo.team = w.team AND lo.player_id = hi.player_id
+   AND lo.game_date <= w.cutoff AND (lo.next_date IS NULL OR lo.next_date > w.cutoff)
+),
+moved_on AS (
+  -- A player belongs to the team of his latest appearance inside every team's last 10 games
+  -- (on one date, the alphabetically first team): a later one elsewhere takes him off this team.
+  SELECT DISTINCT i.game_date, i.team, i.player_id
+  FROM in_window AS i
+  JOIN history AS p
+    ON p.player_id = i.player_id AND p.season = i.season AND p.game_date < i.game_date
+   AND (p.game_date > i.last_played_date OR (p.game_date = i.last_played_date AND p.team < i.team))
+  JOIN league_window AS l ON l.season = p.season AND l.past_date = p.game_date
+  WHERE l.leaves IS NULL OR l.leaves >= i.game_date
 ),
 players AS (
   SELECT
-    game_date, team, player_id,
-    MAX(IF(rn = 1, player_lookup, NULL)) AS player_lookup,
-    MAX(IF(rn = 1, player_name, NULL)) AS player_name,
-    MAX(played_date) AS last_played_date,
-    COUNT(*) AS games_in_window,
-    ROUND(AVG(IF(rn <= 5, CAST(ROUND(minutes * 100) AS INT64), NULL)) / 100, 3) AS l5_minutes,
-    ROUND(AVG(CAST(ROUND(minutes * 100) AS INT64)) / 100, 3) AS l10_minutes,
-    ROUND(AVG(IF(rn <= 5, points, NULL)), 3) AS l5_points,
-    ROUND(AVG(points), 3) AS l10_points,
-    ROUND(AVG(IF(rn <= 5, rebounds, NULL)), 3) AS l5_rebounds,
-    ROUND(AVG(rebounds), 3) AS l10_rebounds,
-    ROUND(AVG(IF(rn <= 5, assists, NULL)), 3) AS l5_assists,
-    ROUND(AVG(assists), 3) AS l10_assists
-  FROM appearances
-  GROUP BY game_date, team, player_id
+    i.game_date, i.team, i.player_id, i.player_lookup, i.player_name, i.last_played_date, i.games_in_window,
+    ROUND(IF(i.games_in_window <= 5, i.minutes_l10, i.minutes_5) / LEAST(i.games_in_window, 5) / 100, 3)
+      AS l5_minutes,
+    ROUND(i.minutes_l10 / i.games_in_window / 100, 3) AS l10_minutes,
+    ROUND(IF(i.games_in_window <= 5, i.points_l10, i.points_5) / LEAST(i.games_in_window, 5), 3) AS l5_points,
+    ROUND(i.points_l10 / i.games_in_window, 3) AS l10_points,
+    ROUND(IF(i.games_in_window <= 5, i.rebounds_l10, i.rebounds_5) / LEAST(i.games_in_window, 5), 3) AS l5_rebounds,
+    ROUND(i.rebounds_l10 / i.games_in_window, 3) AS l10_rebounds,
+    ROUND(IF(i.games_in_window <= 5, i.assists_l10, i.assists_5) / LEAST(i.games_in_window, 5), 3) AS l5_assists,
+    ROUND(i.assists_l10 / i.games_in_window, 3) AS l10_assists
+  FROM in_window AS i
+  LEFT JOIN moved_on AS m ON m.game_date = i.game_date AND m.team = i.team AND m.player_id = i.player_id
+  WHERE m.player_id IS NULL
 ),
 known AS (
   SELECT DISTINCT player_lookup FROM nba_reference.player_registry
@@ -135,6 +174,5 @@ SELECT
   l.points_line
 FROM targets AS t
 JOIN players AS pl ON pl.game_date = t.game_date AND pl.team = t.team
-JOIN latest_team AS lt ON lt.game_date = t.game_date AND lt.player_id = pl.player_id AND lt.team = t.team
 JOIN rest AS r ON r.game_date = t.game_date AND r.team = t.team
 LEFT JOIN lines AS l ON l.game_date = t.game_date AND l.player_lookup = pl.player_lookup
