@@ -40,7 +40,7 @@ def _writable(path: Path | None, flag: str) -> None:
 @click.pass_obj
 def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipeline: str | None, as_json: bool,
            html_file: Path | None, markdown_file: Path | None, run_validate: bool) -> None:
-    """The execution log of one run, or of a campaign (several runs, or every run since a date).
+    """The execution log of a run (the latest by default), or of a campaign (several runs, or every run since a date).
 
     Request and plan, timeline per wave and season, tasks per status, retries and re-sends,
     throttle changes, failures by category, trigger pauses, validation, and the commands that
@@ -49,8 +49,6 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
     from backfill.cli.run import Session
     from backfill.report import collect_campaign, render_html, render_markdown, runs_since
 
-    if not run_ids and since is None:
-        raise BadInput("name at least one run id, or --since DATE", hint="`backfill runs` lists the runs")
     day: dt.date | None = None
     if since is not None:
         try:
@@ -64,6 +62,12 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
     warehouse, close = _open(obj)
     try:
         ids = list(run_ids)
+        if not ids and day is None:
+            latest = session.store.list_runs()
+            if not latest:
+                raise BadInput("no runs in Redis yet: name a run id or pass --since DATE",
+                               hint="`backfill runs` lists the runs")
+            ids = [latest[0].run_id]
         if day is not None:
             ids += [r for r in runs_since(session.store, warehouse, spec.run_history_table, day) if r not in ids]
             if not ids:
@@ -86,8 +90,10 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
     else:
         click.echo(text, nl=False)
     if run_validate:
-        latest = campaign.validations[-1] if campaign.validations else None
-        if latest is None or not latest.passed:
-            failed = ", ".join(c["title"] for c in latest.checks if not c["passed"]) if latest else "not run"
-            raise ProblemsFound(f"validation failed: {failed}",
-                                hint="the log lists the findings' checks; `backfill validate` shows each finding")
+        from backfill.report.collect import latest_validation
+
+        verdicts = [latest_validation(campaign, sel) for sel in campaign.selections]
+        failed = sorted({c["title"] for v in verdicts if v is not None for c in v.checks if not c["passed"]})
+        if failed or any(v is None for v in verdicts):
+            raise ProblemsFound(f"validation failed: {', '.join(failed) or 'no schedule to validate against'}",
+                                hint="`backfill validate` with the flags the log prints shows each finding")

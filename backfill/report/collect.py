@@ -17,8 +17,8 @@ from typing import Any
 from backfill.calendar import Calendar
 from backfill.engine import ledger_table, trigger_names
 from backfill.errors import BadInput
-from backfill.report.facts import Campaign, Coverage, RunFacts, TaskFact, merged_ranges
-from backfill.report.validations import load_validations, record_validation
+from backfill.report.facts import Campaign, Coverage, RunFacts, Selection, TaskFact, merged_ranges
+from backfill.report.validations import Validation, load_validations, record_validation
 from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec
 from backfill.state import RedisStateStore, TaskStatus
@@ -277,21 +277,42 @@ def issues_encountered(rows: Sequence[dict[str, Any]], cov: Coverage | None) -> 
     return out
 
 
-def _selection_flags(runs: Sequence[RunFacts], ranges: Sequence[tuple[dt.date, dt.date]]) -> str:
-    parts = [f"--range {a.isoformat()}:{b.isoformat()}" for a, b in ranges]
-    reqs = [r.request for r in runs]
-    if reqs and all(not q.get("processors") for q in reqs) and all(q.get("phases") for q in reqs):
-        parts.append("--phases " + ",".join(str(p) for p in sorted({p for q in reqs for p in q["phases"]})))
-    elif reqs and all(q.get("processors") for q in reqs):
-        parts.append("--processors " + ",".join(sorted({p for q in reqs for p in q["processors"]})))
-    return " ".join(parts)
+def selections(spec: PipelineSpec, runs: Sequence[RunFacts]) -> list[Selection]:
+    """The runs' selections, one per distinct set of processors, each with its merged ranges.
+
+    A Phase 3 run over the season start and a Phase 3 + 4 run over the test week are two
+    selections: validating or filling their cross product would report Phase 4 of the season
+    start, which nobody asked for, as missing.
+    """
+    groups: dict[tuple[str, ...], list[tuple[dt.date, dt.date]]] = {}
+    for run in runs:
+        req = run.request
+        names = spec.select(set(req["phases"]) if req.get("phases") else None,
+                            set(req["processors"]) if req.get("processors") else None)
+        groups.setdefault(tuple(names), []).extend(
+            (dt.date.fromisoformat(a), dt.date.fromisoformat(b)) for a, b in req.get("ranges") or [])
+    out = []
+    for names, ranges in groups.items():
+        merged = merged_ranges(ranges)
+        phases = {spec.processors[n].phase for n in names}
+        parts = [f"--range {a.isoformat()}:{b.isoformat()}" for a, b in merged]
+        if set(spec.select(phases)) == set(names):
+            parts.append("--phases " + ",".join(str(p) for p in sorted(phases)))
+        else:
+            parts.append("--processors " + ",".join(names))
+        out.append(Selection(list(names), merged, " ".join(parts)))
+    return out
+
+
+def latest_validation(campaign: Campaign, sel: Selection) -> Validation | None:
+    """The newest validation that covers the selection (its processors and every date of its ranges)."""
+    fits = [v for v in campaign.validations if set(sel.processors) <= set(v.processors) and v.covers(sel.ranges)]
+    return fits[-1] if fits else None
 
 
 def next_commands(campaign: Campaign) -> list[tuple[str, str]]:
     """The commands that fill what the log finds missing, in the order to run them."""
     out: list[tuple[str, str]] = []
-    ranges = campaign.ranges()
-    flags = _selection_flags(campaign.runs, ranges)
     for run in campaign.runs:
         if run.status == "running":
             out.append((f"run {run.run_id} is still running", f"backfill status {run.run_id} --watch"))
@@ -299,22 +320,27 @@ def next_commands(campaign: Campaign) -> list[tuple[str, str]]:
             out.append((f"run {run.run_id} ended {run.status}: rerun its failed, blocked and partial tasks after "
                         "fixing the cause", f"backfill retry {run.run_id} --wait"))
     cov = campaign.coverage
-    if cov is not None:
-        missing = [m for m in cov.missing() if m[2] != "stale"]
-        if missing and not any(r.status == "running" for r in campaign.runs):
-            out.append((f"{len(missing)} partition(s) of the selection are not succeeded: list them",
-                        f"backfill gaps {flags}"))
-            out.append(("enqueue the same selection: the run history skips what already succeeded",
-                        f"backfill enqueue {flags} --wait"))
-        if any(c == "stale" for c in cov.cells.values()):
-            out.append(("stale partitions (code or upstream changed after they were written): the commands "
-                        "that recompute exactly them", f"backfill gaps --stale {flags}"))
+    running = any(r.status == "running" for r in campaign.runs)
     last_end = max((r.ended() or r.created_at for r in campaign.runs), default=0.0)
-    fresh = [v for v in campaign.validations if v.covers(ranges) and v.validated_at.timestamp() >= last_end]
-    if not fresh or not fresh[-1].passed:
-        why = ("no validation covers these ranges since the last run finished" if not fresh
-               else "the latest validation of these ranges failed: fix what it found, then validate again")
-        out.append((why, f"backfill validate {flags} --markdown signoff.md"))
+    for sel in campaign.selections:
+        chosen = set(sel.processors)
+        cells = {k: c for k, c in (cov.cells.items() if cov else []) if k[0] in chosen
+                 and any(a.isoformat() <= k[1] <= b.isoformat() for a, b in sel.ranges)}
+        missing = [k for k, c in cells.items() if c not in ("succeeded", "stale")]
+        if missing and not running:
+            out.append((f"{len(missing)} partition(s) of the selection are not succeeded: list them",
+                        f"backfill gaps {sel.flags}"))
+            out.append(("enqueue the same selection: the run history skips what already succeeded",
+                        f"backfill enqueue {sel.flags} --wait"))
+        if any(c == "stale" for c in cells.values()):
+            out.append(("stale partitions (code or upstream changed after they were written): the commands "
+                        "that recompute exactly them", f"backfill gaps --stale {sel.flags}"))
+        v = latest_validation(campaign, sel)
+        if v is None or v.validated_at.timestamp() < last_end or not v.passed:
+            why = ("no validation covers this selection since the last run finished"
+                   if v is None or v.validated_at.timestamp() < last_end
+                   else "the latest validation of this selection failed: fix what it found, then validate again")
+            out.append((why, f"backfill validate {sel.flags} --markdown signoff.md"))
     return out
 
 
@@ -348,15 +374,14 @@ def collect_campaign(run_ids: Sequence[str], *, store: RedisStateStore | None, w
     else:
         campaign.coverage_note = f"no schedule in {spec.schedule_table}: coverage not computed"
     ranges = campaign.ranges()
-    if validate and campaign.coverage is not None:
+    campaign.selections = selections(spec, runs)
+    if validate and calendar.seasons:
         from backfill.validate.suite import validate as run_validation
 
-        seasons = sorted({s for r in runs for s in r.request.get("seasons") or []})
-        if any(not r.request.get("seasons") for r in runs):
-            seasons = []
-        found = run_validation(spec, warehouse, calendar, campaign.coverage.processors, ranges, seasons or None,
-                               pipeline_flag=pipeline_flag)
-        record_validation(warehouse, history_table, found)
+        for sel in campaign.selections:
+            found = run_validation(spec, warehouse, calendar, sel.processors, sel.ranges, None,
+                                   pipeline_flag=pipeline_flag)
+            record_validation(warehouse, history_table, found)
     campaign.validations = [v for v in load_validations(warehouse, history_table) if v.touches(ranges)]
     campaign.issues = issues_encountered(rows, campaign.coverage)
     campaign.commands = next_commands(campaign)

@@ -179,6 +179,19 @@ class Coverage:
 
 
 @dataclass
+class Selection:
+    """What some of the runs asked for: these processors over these ranges (as CLI flags too)."""
+
+    processors: list[str]
+    ranges: list[tuple[dt.date, dt.date]]
+    flags: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"processors": self.processors, "ranges": [[a.isoformat(), b.isoformat()] for a, b in self.ranges],
+                "flags": self.flags}
+
+
+@dataclass
 class Campaign:
     """One or more runs read together: the test run, the full run and its retries."""
 
@@ -189,6 +202,7 @@ class Campaign:
     coverage_note: str = ""
     validations: list[Validation] = field(default_factory=list)
     commands: list[tuple[str, str]] = field(default_factory=list)  # (why, command)
+    selections: list[Selection] = field(default_factory=list)
     issues: list[dict[str, Any]] = field(default_factory=list)  # encountered problems and how they ended
 
     def ranges(self) -> list[tuple[dt.date, dt.date]]:
@@ -201,6 +215,7 @@ class Campaign:
                 "runs": [r.to_json() for r in self.runs],
                 "coverage": self.coverage.to_json() if self.coverage else None,
                 "coverage_note": self.coverage_note or None,
+                "selections": [s.to_json() for s in self.selections],
                 "validations": [v.to_json() for v in self.validations],
                 "issues": self.issues,
                 "commands": [{"why": w, "command": c} for w, c in self.commands]}

@@ -177,8 +177,8 @@ def render_markdown(campaign: Campaign) -> str:
         out += ["none: no task failed, was blocked or fell short", ""]
     out += ["## Validation", ""]
     if campaign.validations:
-        out += _table(["validated", "ranges", "verdict", "findings", "seed", "failed checks"],
-                      [[_t(v.validated_at.timestamp()), " ".join(f"{a}..{b}" for a, b in v.ranges),
+        out += _table(["validated", "ranges", "processors", "verdict", "findings", "seed", "failed checks"],
+                      [[_t(v.validated_at.timestamp()), " ".join(f"{a}..{b}" for a, b in v.ranges), len(v.processors),
                         "**pass**" if v.passed else "**FAIL**", v.findings, v.seed,
                         ", ".join(c["title"] for c in v.checks if not c["passed"]) or "-"]
                        for v in campaign.validations])
