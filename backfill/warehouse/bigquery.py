@@ -183,8 +183,7 @@ class WriteJob:
 
 def _select_columns(table: TableSchema) -> str:
     # Casts make the query's column types match the table's, whatever the processor computed.
-    return ", ".join(c.name if c.type == "JSON" else f"CAST({c.name} AS {c.type}) AS {c.name}"
-                     for c in table.columns)
+    return table.cast_select_list()
 
 
 def decorator_write_job(table: TableSchema, day: dt.date, select_sql: str,

@@ -310,8 +310,11 @@ class DuckDBWarehouse(Warehouse):
         in_list = ", ".join(f"$__d{i}" for i in range(len(date_list))) or "NULL"
         self.create_table(table)
         with self._cursor() as cur:
-            # Translated before BEGIN: a SQL error must not leave a transaction open.
-            select = to_duckdb_sql(select_sql, self._catalog).rstrip().rstrip(";")
+            # Translated before BEGIN: a SQL error must not leave a transaction open. The same
+            # explicit casts as the BigQuery path, written in its dialect and translated with it.
+            inner = select_sql.strip().rstrip(";")
+            select = to_duckdb_sql(f"SELECT {table.cast_select_list()} FROM (\n{inner}\n) AS __cast",
+                                   self._catalog).rstrip().rstrip(";")
             target = self._q(table.name)
             try:
                 cur.execute("BEGIN")

@@ -57,6 +57,13 @@ class TableSchema:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    def cast_select_list(self) -> str:
+        """`CAST(c AS TYPE) AS c, ...` in BigQuery's dialect: every warehouse writes a processor's
+        rows through the same explicit casts, so a column's values cannot differ by warehouse
+        (an implicit INSERT cast may round or truncate differently)."""
+        return ", ".join(c.name if c.type == "JSON" else f"CAST({c.name} AS {c.type}) AS {c.name}"
+                         for c in self.columns)
+
 
 def schema(name: str, partition: str | None, *cols: tuple[str, str] | tuple[str, str, bool],
            cluster: tuple[str, ...] = ()) -> TableSchema:

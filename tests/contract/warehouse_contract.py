@@ -247,3 +247,17 @@ class WarehouseContract:
         with pytest.raises(BadInput):
             warehouse.insert_rows(f"{dataset}.events", [{"game_date; --": D1}])
         assert not warehouse.table_exists(f"{dataset}.events")
+
+    # -- explicit casts ----------------------------------------------------------------------
+    def test_replace_partitions_casts_to_the_declared_types(self, warehouse: Warehouse, dataset: str) -> None:
+        """Every warehouse writes through the same explicit casts: a FLOAT computed for an INT64
+        column is rounded half away from zero, an INT for a FLOAT64 column reads back a float."""
+        target = events(dataset)
+        sql = ("SELECT DATE '2024-01-11' AS game_date, 'Cast' AS player, 2.5 AS points, 30 AS minutes, "
+               "1 = 1 AS starter, TIMESTAMP '2024-02-01 12:30:15+00' AS loaded_at "
+               "UNION ALL SELECT DATE '2024-01-11', 'Neg', -2.5, 0, FALSE, NULL")
+        assert warehouse.replace_partitions(target, [D2], sql) == 2
+        got = {r["player"]: r for r in warehouse.query(f"SELECT player, points, minutes FROM {target.name}")}
+        assert got["Cast"]["points"] == 3 and type(got["Cast"]["points"]) is int
+        assert got["Neg"]["points"] == -3
+        assert got["Cast"]["minutes"] == 30.0 and type(got["Cast"]["minutes"]) is float
