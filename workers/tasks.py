@@ -66,6 +66,15 @@ def through_redis_outage(step: Callable[[], T], budget: float = REDIS_OUTAGE_BUD
             pause = min(pause * 2, 5.0)
 
 
+def _best_effort(step: Callable[[], object]) -> None:
+    """The throttle's bookkeeping after a write: losing one count to a Redis outage is harmless,
+    failing a task whose partitions are already written for it is not."""
+    try:
+        step()
+    except REDIS_ERRORS as exc:
+        log.warning("throttle bookkeeping skipped: Redis unavailable (%s)", type(exc).__name__)
+
+
 class LeaseKeeper:
     """Renews the leases of the tasks this process runs, every ttl/3, from one daemon thread.
 
@@ -152,7 +161,9 @@ class WorkerContext:
             with self._lock:
                 self._calendars[pipeline] = cached
         store = self.store
-        return UpstreamCheck(spec, cached[1], self.warehouse(), lambda keys: store.partition_states(run_id, keys),
+        # Through a Redis outage: the executor turns any exception into a final failure of the task.
+        return UpstreamCheck(spec, cached[1], self.warehouse(),
+                             lambda keys: through_redis_outage(lambda: store.partition_states(run_id, keys)),
                              stale_running_seconds=self.settings.stale_running_seconds)
 
     def warehouse(self) -> Warehouse:
@@ -256,11 +267,11 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
                                    options=(run.request.get("options") if run is not None else None) or {},
                                    settings=ctx.settings)
         if outcome.status in ("success", "partial"):
-            ctx.throttle.record_success()
+            _best_effort(ctx.throttle.record_success)
         return outcome.to_json()
     except (TransientWarehouseError, TimeoutError) as exc:
         if isinstance(exc, QuotaExceeded):
-            ctx.throttle.record_quota_error()
+            _best_effort(ctx.throttle.record_quota_error)
         # Waiting for a throttle slot is quota pressure too, not a fault of the task.
         pressure = isinstance(exc, (QuotaExceeded, TimeoutError))
         if attempt <= ctx.settings.max_retries * (QUOTA_RETRY_FACTOR if pressure else 1):
@@ -271,6 +282,13 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
         return _failure(task, attempt, getattr(exc, "category", "transient"), str(exc), started)
     except Retry:
         raise
+    except REDIS_ERRORS as exc:
+        # Run state went away before the write (a Redis restart, a failover): not the task's
+        # fault. Wait for Redis (the broker too, when it is the same server), then go again.
+        log.warning("task %s attempt %d: Redis unavailable (%s); retrying once it answers", task_id, attempt,
+                    type(exc).__name__)
+        through_redis_outage(lambda: ctx.store.release_for_retry(run_id, task_id, attempt, now() + 1))
+        raise celery_task.retry(countdown=1, max_retries=None) from exc
     except Exception as exc:  # a bug or an unexpected error fails this task only
         log.exception("task %s failed", task_id)
         return _failure(task, attempt, getattr(exc, "category", "processor_error"), f"{type(exc).__name__}: {exc}",

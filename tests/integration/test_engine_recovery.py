@@ -7,6 +7,7 @@ timeout 2 h, lease 30 s, stall_after 30 s, watchdog on) unless a test names one.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -99,8 +100,18 @@ def test_task_slower_than_its_lease_is_never_resent_while_its_worker_lives(env: 
 
 
 def test_redis_restarted_under_running_workers_run_completes_without_a_supervisor(env: dict) -> None:
-    """Redis saves its data and is down for 10 s; the same worker process reconnects and finishes."""
+    """Redis saves its data and is down for 10 s; the same worker process reconnects and finishes.
+
+    The control worker proves which setting matters: Celery's own default gives the consumer a
+    finite number of reconnects (`broker_connection_max_retries` 100: about 46 minutes of
+    2, 4 ... 30 s waits); once they are used up, kombu raises OperationalError, which is not one
+    of the transport's recoverable errors, so the worker logs "Unrecoverable error" and exits.
+    Scaled down to 2 retries (6 s) it dies within this 10 s outage; ours (None) never gives up.
+    It listens on a queue of its own, so it takes none of the run's tasks.
+    """
     worker = env["worker"](concurrency=2)
+    control = env["worker"](concurrency=1, app="tests.support.celery_conf_app", BACKFILL_TASK_QUEUE="control",
+                            BACKFILL_TEST_CELERY_CONF=json.dumps({"broker_connection_max_retries": 2}))
     store = env["store"]
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
     wait_run(store, run_id, timeout=60, until=lambda s: counts(s, run_id)[TaskStatus.succeeded] >= 5)
@@ -114,8 +125,10 @@ def test_redis_restarted_under_running_workers_run_completes_without_a_superviso
     assert worker.proc is not None and worker.proc.poll() is None, "the worker exited"
     assert run.status is RunStatus.succeeded, counts(store, run_id)
     log = worker.log.read_text(errors="replace")
-    assert "Unrecoverable error" not in log
+    assert "Unrecoverable error" not in log and "Connection to broker lost" in log
     assert_written_once(env["wh"], run_id, store.states(run_id))
+    assert control.proc is not None and control.proc.wait(timeout=30) != 0
+    assert "Unrecoverable error: OperationalError" in control.log.read_text(errors="replace")
 
 
 def _queued_task_with_dependents(store: RedisStateStore, run_id: str) -> tuple[str, str]:
