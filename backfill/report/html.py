@@ -93,7 +93,8 @@ _SCRIPT = r"""
     visualMap: {type: 'piecewise', dimension: 2, show: false,
       pieces: data.classes.map(function (c, i) { return {value: i, label: c, color: data.colours[c]}; })},
     dataZoom: heat.dates.length > 120 ? [{type: 'slider', xAxisIndex: 0, bottom: 5}] : [],
-    series: [{type: 'heatmap', data: heat.cells, itemStyle: {borderColor: '#fff', borderWidth: 1}}]
+    series: [{type: 'heatmap', data: heat.cells,
+      itemStyle: {borderColor: '#fff', borderWidth: heat.dates.length > 120 ? 0 : 1}}]
   });
   data.runs.forEach(function (run, i) {
     var el = document.getElementById('timeline-' + i);
