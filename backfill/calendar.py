@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backfill.spec import Window
+from backfill.spec import DEFAULT_SCHEDULE_TABLE, Window
 
 SEASON_TYPES = ("regular", "play_in", "playoffs")
 EXCLUDED_BY_DEFAULT = ("preseason", "all_star")
@@ -88,7 +88,7 @@ class Calendar:
         return cls(games, season_types)
 
     @classmethod
-    def from_warehouse(cls, warehouse: Any, table: str = "nba_raw.schedule",
+    def from_warehouse(cls, warehouse: Any, table: str = DEFAULT_SCHEDULE_TABLE,
                        season_types: Iterable[str] = SEASON_TYPES) -> Calendar:
         from backfill.errors import BadInput
         from backfill.warehouse.schema import check_table_name

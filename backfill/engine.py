@@ -27,6 +27,7 @@ from backfill.planner import Plan, Task
 from backfill.planner.model import TaskKey
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
+from backfill.spec import DEFAULT_RUN_HISTORY_TABLE
 from backfill.state import RunRecord, RunStatus, Settled, StateStore, TaskStatus
 from backfill.state.base import now
 from backfill.warehouse import Warehouse, schema
@@ -263,7 +264,7 @@ def flush_history(store: StateStore, warehouse: Warehouse | None, run_id: str, *
         if not pending:
             return 0
         run = store.get_run(run_id)
-        table = run.history_table if run else "nba_reference.processor_run_history"
+        table = run.history_table if run else DEFAULT_RUN_HISTORY_TABLE
         written = RunHistory(warehouse, table).write(history_rows_for(store, run_id, list(pending)))
         store.drop_unflushed(run_id, pending)
         return written

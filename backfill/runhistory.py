@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from backfill.calendar import Calendar
+from backfill.spec import DEFAULT_RUN_HISTORY_TABLE
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema, check_table_name, schema
 
@@ -22,7 +23,7 @@ DONE_STATUSES = ("success",)
 HISTORY_KEY = ("run_id", "task_id", "data_date", "attempt")
 
 
-def history_schema(table: str = "nba_reference.processor_run_history") -> TableSchema:
+def history_schema(table: str = DEFAULT_RUN_HISTORY_TABLE) -> TableSchema:
     return schema(
         table, "data_date",
         ("processor_name", "STRING", True), ("phase", "INT64", True), ("data_date", "DATE", True),
@@ -39,7 +40,7 @@ def history_schema(table: str = "nba_reference.processor_run_history") -> TableS
 class RunHistory:
     """Bulk writes and the queries the planner, `gaps` and `resume` need."""
 
-    def __init__(self, warehouse: Warehouse, table: str = "nba_reference.processor_run_history") -> None:
+    def __init__(self, warehouse: Warehouse, table: str = DEFAULT_RUN_HISTORY_TABLE) -> None:
         check_table_name(table)
         self.warehouse = warehouse
         self.table = table

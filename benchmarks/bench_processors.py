@@ -132,7 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     spec = load_spec(REPO / "pipelines" / "nba")
     with DuckDBWarehouse(base) as w:
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
     season = cal.seasons[args.season]
     plan = build_plan(spec, cal, PlanRequest(ranges=((season.start, season.end),), phases=frozenset({3, 4})))
     print(f"plan: {len(plan)} tasks over {len(season.dates)} game dates, {len(plan.waves)} waves, "

@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build(args.data, seasons, path)
         print(f"built {', '.join(seasons)} (Phases 3 and 4, run history) in {time.perf_counter() - began:.1f}s: {path}")
     with DuckDBWarehouse(path, read_only=True) as w:
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
     lo, hi = cal.seasons[seasons[0]].start, cal.seasons[seasons[-1]].end
     argv_cli = [sys.executable, "-m", "backfill.cli", "--warehouse", f"duckdb:///{path}", "validate",
                 "--start", lo.isoformat(), "--end", hi.isoformat(), "--seed", "1", "--json"]

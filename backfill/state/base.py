@@ -16,6 +16,7 @@ from typing import Any
 
 from backfill.planner import Task
 from backfill.planner.model import TaskKey
+from backfill.spec import DEFAULT_RUN_HISTORY_TABLE
 
 
 class TaskStatus(StrEnum):
@@ -117,7 +118,7 @@ class RunRecord:
     alerts: str = "digest"
     strict: bool = True
     noop: bool = False  # benchmark runs: tasks do no warehouse work
-    history_table: str = "nba_reference.processor_run_history"
+    history_table: str = DEFAULT_RUN_HISTORY_TABLE
     progress_at: float | None = None  # the last time a task settled
     resent: int = 0  # tasks re-sent because their lease expired (a worker died)
     healed: int = 0  # times the watchdog healed a stalled run
@@ -147,7 +148,7 @@ class RunRecord:
                    cancelled_at=opt("cancelled_at"), seq=int(m.get("seq", 0)), wave=int(m.get("wave", 0)),
                    waves=int(m.get("waves", 0)), total=int(m.get("total", 0)), alerts=m.get("alerts", "digest"),
                    strict=m.get("strict", "1") == "1", noop=m.get("noop", "0") == "1",
-                   history_table=m.get("history_table", "nba_reference.processor_run_history"),
+                   history_table=m.get("history_table", DEFAULT_RUN_HISTORY_TABLE),
                    progress_at=opt("progress_at"), resent=int(m.get("resent", 0) or 0),
                    healed=int(m.get("healed", 0) or 0), healed_at=opt("healed_at"),
                    heal_reason=m.get("heal_reason", ""))

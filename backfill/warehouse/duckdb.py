@@ -1,6 +1,6 @@
 """The embedded warehouse: a DuckDB file that runs the pipeline's BigQuery SQL via sqlglot.
 
-Datasets become DuckDB schemas (`nba_raw.schedule` stays `nba_raw.schedule`). DuckDB lets one
+Datasets become DuckDB schemas (`raw.schedule` stays `raw.schedule`). DuckDB lets one
 process at a time open a file for writing, so a warehouse can be told not to *hold* its file:
 it then opens it per operation and waits (with backoff) while another process has it.
 """
@@ -48,8 +48,8 @@ def to_duckdb_sql(sql: str, catalog: str | None = None) -> str:
     """Translate BigQuery Standard SQL to DuckDB's dialect (cached: the same SQL runs per task).
 
     With `catalog`, every `dataset.table` becomes `"catalog".dataset.table`: DuckDB names a
-    file's catalog after the file, so a file called `nba_analytics.duckdb` would otherwise make
-    `nba_analytics.x` ambiguous between that catalog and the `nba_analytics` schema.
+    file's catalog after the file, so a file called `analytics.duckdb` would otherwise make
+    `analytics.x` ambiguous between that catalog and the `analytics` schema.
     """
     try:
         trees = sqlglot.parse(sql, read="bigquery")

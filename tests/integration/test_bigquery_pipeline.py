@@ -127,14 +127,14 @@ def copy_raw(src: Warehouse, dst: Warehouse) -> int:
 def test_real_november_week_through_the_emulator_equals_duckdb(real_duckdb: Path,
                                                                emulated: EmulatedBigQueryWarehouse) -> None:
     with DuckDBWarehouse(real_duckdb) as duck:
-        cal = Calendar.from_warehouse(duck)
+        cal = Calendar.from_warehouse(duck, "nba_raw.schedule")
         plan = build_plan(SPEC, cal, PlanRequest(ranges=((SEASON_START, END),), batch="auto",
                                                  profile=BIGQUERY, concurrency=16))
         tasks = list(plan.tasks())
         sizes = {len(t.dates) for t in tasks}
         assert 1 in sizes and max(sizes) > 1, f"want one-date and several-date tasks, got sizes {sizes}"
         assert copy_raw(duck, emulated) > 3000
-        emulated_cal = Calendar.from_warehouse(emulated)
+        emulated_cal = Calendar.from_warehouse(emulated, "nba_raw.schedule")
         assert [d for d in emulated_cal.dates if d >= SEASON_START] == [d for d in cal.dates
                                                                     if SEASON_START <= d <= END]
 

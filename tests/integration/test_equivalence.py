@@ -94,7 +94,7 @@ def run(path: Path, tasks: Iterable[Task]) -> None:
 def plan_for(path: Path, start: dt.date, end: dt.date, batch: int | str = 1,
              profile: WarehouseProfile = DUCKDB, concurrency: int = 8) -> Plan:
     with DuckDBWarehouse(path) as w:
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
     return build_plan(SPEC, cal, PlanRequest(ranges=((start, end),), batch=batch, profile=profile,
                                              concurrency=concurrency))
 

@@ -48,7 +48,7 @@ def april(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[TaskResu
     results: list[TaskResult] = []
     with DuckDBWarehouse(path) as w:
         import_nba(w, subset)
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
         # Phase 3 in batches of a month (set-based SQL, same rows as date by date, much faster);
         # Phase 4 date by date, as a default run does.
         batches = {name: 30 for name, p in SPEC.processors.items() if p.phase == 3}

@@ -73,7 +73,7 @@ def test_python_processor_equals_the_sql_one_over_a_real_month(tmp_path: Path) -
         for name in ("team_offense_sql", "team_offense_python"):
             results = [execute_task(t, w, spec) for t in tasks(spec, w, month, name)]
             assert [r.status for r in results] == ["success"] * len(results), [r.error_message for r in results]
-            assert len(results) == len(Calendar.from_warehouse(w).game_dates_between(*month))
+            assert len(results) == len(Calendar.from_warehouse(w, "nba_raw.schedule").game_dates_between(*month))
     sums = table_checksums(path, ["byo_sql.team_offense", "byo_python.team_offense"])
     assert sums["byo_sql.team_offense"][0] > 400
     assert sums["byo_sql.team_offense"] == sums["byo_python.team_offense"]

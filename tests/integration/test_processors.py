@@ -41,7 +41,8 @@ def sample_week(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tasks(spec: PipelineSpec, w: Warehouse, span: tuple[dt.date, dt.date],
           processors: frozenset[str] | None = None) -> list[Task]:
-    plan = build_plan(spec, Calendar.from_warehouse(w), PlanRequest(ranges=(span,), processors=processors))
+    plan = build_plan(spec, Calendar.from_warehouse(w, spec.schedule_table),
+                      PlanRequest(ranges=(span,), processors=processors))
     return list(plan.tasks())
 
 
@@ -76,7 +77,7 @@ def test_bad_sql_fails_only_its_tasks_and_leaves_the_table_unchanged(sample_week
 def test_sample_week_row_counts_per_date(sample_week: Path) -> None:
     spec = load_spec(PIPELINE)
     with DuckDBWarehouse(sample_week) as w:
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
         days = cal.game_dates_between(*WEEK)
         for name in spec.order:
             counts = w.row_counts(spec.processors[name].target, "game_date", *WEEK)
@@ -173,7 +174,7 @@ def across_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     spec = load_spec(PIPELINE)
     with DuckDBWarehouse(path) as w:
         load_sample(w, seasons=("2023-24",), seed=7)
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
         opening = cal.seasons["2023-24"].start
         boundary = opening + dt.timedelta(days=spec.bootstrap_days)
         around = (boundary - dt.timedelta(days=4), boundary + dt.timedelta(days=3))

@@ -61,7 +61,7 @@ def mid_season(tmp_path_factory: pytest.TempPathFactory) -> Path:
         # Two seasons: a season-to-date window starts at its season, so the season before is
         # what must not be read.
         load_sample(w, seasons=("2022-23", "2023-24"), seed=7)
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
         plan = build_plan(SPEC, cal, PlanRequest(ranges=((START, DAY),), phases=frozenset({3})))
         phase4 = build_plan(SPEC, cal, PlanRequest(ranges=((DAY, DAY),), phases=frozenset({4})))
         for t in [*plan.tasks(), *phase4.tasks()]:
@@ -141,7 +141,7 @@ def test_a_lookback_task_reads_nothing_before_its_window_start(mid_season: Path,
     want = min(earliest_read(d, DAY, games) for d in SPEC.processors[name].depends_on)
     assert want < DAY - dt.timedelta(days=7), f"{name}: a lookback window should reach back from {DAY}"
     with DuckDBWarehouse(mid_season) as w:
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
     before = output(mid_season, name)
     assert before, f"{name} has no rows on {DAY}: nothing to compare"
 

@@ -38,7 +38,7 @@ def season_start(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("windows") / "base.duckdb"
     with DuckDBWarehouse(path) as w:
         load_sample(w, seasons=("2023-24",), seed=7)
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
         phase3 = build_plan(SPEC, cal, PlanRequest(ranges=((START, LATE),), phases=frozenset({3})))
         phase4 = build_plan(SPEC, cal, PlanRequest(ranges=((EARLY, EARLY), (LATE, LATE)), phases=frozenset({4})))
         for t in [*phase3.tasks(), *phase4.tasks()]:
@@ -48,7 +48,7 @@ def season_start(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def single_task(path: Path, processor: str, day: dt.date) -> tuple[Task, Calendar]:
     with DuckDBWarehouse(path) as w:
-        cal = Calendar.from_warehouse(w)
+        cal = Calendar.from_warehouse(w, "nba_raw.schedule")
     plan = build_plan(SPEC, cal, PlanRequest(ranges=((day, day),), processors=frozenset({processor})))
     return plan.task_map()[task_id(processor, day)], cal
 

@@ -94,7 +94,7 @@ def warehouse(tmp_path: Path) -> DuckDBWarehouse:
 
 
 def plan_tasks(spec: PipelineSpec, w: DuckDBWarehouse) -> list[Task]:
-    plan = build_plan(spec, Calendar.from_warehouse(w), PlanRequest(ranges=((D1, D4),)))
+    plan = build_plan(spec, Calendar.from_warehouse(w, "nba_raw.schedule"), PlanRequest(ranges=((D1, D4),)))
     return list(plan.tasks())
 
 
@@ -127,7 +127,7 @@ def test_history_rows_are_one_per_date(pipeline: PipelineSpec, warehouse: DuckDB
     rows = history_rows(result, batch, "run-1", wave=0)
     assert [(r["data_date"], r["records_processed"], r["status"]) for r in rows] == [(D1, 4, "success"),
                                                                                     (D2, 2, "success")]
-    history = RunHistory(warehouse)
+    history = RunHistory(warehouse, "nba_reference.processor_run_history")
     assert history.write(rows) == 2
     assert history.completed() == {("team_points", D1), ("team_points", D2)}
 
@@ -292,8 +292,8 @@ def test_quota_errors_are_raised_for_retry_unless_asked_not_to(pipeline: Pipelin
 
 
 def test_gaps_are_game_dates_without_a_done_latest_row(pipeline: PipelineSpec, warehouse: DuckDBWarehouse) -> None:
-    history = RunHistory(warehouse)
-    cal = Calendar.from_warehouse(warehouse)
+    history = RunHistory(warehouse, "nba_reference.processor_run_history")
+    cal = Calendar.from_warehouse(warehouse, "nba_raw.schedule")
     for tid in ("team_points@2024-01-01", "team_points@2024-01-02"):
         t = task(pipeline, warehouse, tid)
         history.write(history_rows(execute_task(t, warehouse, pipeline), t, "r", 0))

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from backfill.errors import QuotaExceeded
-from tests.support.faults import FaultyWarehouse
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from backfill.warehouse.schema import Column, TableSchema
+from tests.support.faults import FaultyWarehouse
 
 T = TableSchema("ds.t", (Column("d", "DATE"), Column("n", "INT64")), partition="d")
 D = dt.date(2023, 11, 1)
