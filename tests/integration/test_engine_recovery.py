@@ -54,11 +54,15 @@ def assert_written_once(wh: Path, run_id: str, states: dict[str, TaskStatus]) ->
     assert {t for t, _ in keys} == set(states)
 
 
-def _kill_and_recover(env: dict, restart_after: float) -> None:
+def _kill_and_recover(env: dict, restart_after: float) -> tuple[float, float]:
+    """SIGKILL the only worker mid-run, start another `restart_after` s later; returns (seconds from
+    the kill until every task it was running has settled again, seconds until the run finished)."""
     store = env["store"]
     first = env["worker"](concurrency=2)
-    # 80 tasks in 4 waves: the 580-task range (TEN_WEEKS) shows the same within 2 minutes on an
-    # idle machine, but not under a loaded CI's 2 cores.
+    # 80 tasks in 4 waves. The issue's 590-task range takes longer than 2 minutes on this loaded
+    # 2-core machine even without a kill, so the bound that says what a kill costs is the first
+    # figure: the killed tasks are re-sent after their lease (30 s) expires, not the visibility
+    # timeout (2 h); the run then finishes its remaining work.
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
     wait_run(store, run_id, timeout=60, until=lambda s: counts(s, run_id)[TaskStatus.succeeded] >= 5
              and counts(s, run_id)[TaskStatus.running] > 0)
@@ -67,23 +71,31 @@ def _kill_and_recover(env: dict, restart_after: float) -> None:
     killed_at = time.monotonic()
     time.sleep(restart_after)
     env["worker"](concurrency=2)
+    wait_run(store, run_id, timeout=120, until=lambda s: all(s.states(run_id)[t].finished for t in running))
+    recovered = time.monotonic() - killed_at
     run = wait_run(store, run_id, timeout=max(5.0, 120 - (time.monotonic() - killed_at)))
+    finished = time.monotonic() - killed_at
     states = store.states(run_id)
     assert run.status is RunStatus.succeeded, Counter(states.values())
-    assert run.resent >= 1 and time.monotonic() - killed_at < 120
+    assert run.resent >= 1 and finished < 120
     attempts = store.attempts(run_id)
     assert all(attempts[t] >= 2 for t in running), {t: attempts[t] for t in running}
     assert_written_once(env["wh"], run_id, states)
     resent = {r["task_id"] for r in history(env["wh"], run_id) if r["attempt"] >= 2}
     assert running <= resent  # the run history shows the re-sent attempts
+    print(f"killed {len(running)} running task(s); settled again {recovered:.1f}s after the kill, "
+          f"run finished {finished:.1f}s after it")
+    return recovered, finished
 
 
 def test_sigkilled_worker_costs_seconds_not_the_visibility_timeout(env: dict) -> None:
-    _kill_and_recover(env, restart_after=0)
+    recovered, _ = _kill_and_recover(env, restart_after=0)
+    assert recovered < 60  # lease 30 s + a 5 s sweep + the re-run, on a loaded machine
 
 
 def test_sigkilled_worker_replaced_only_a_minute_later(env: dict) -> None:
-    _kill_and_recover(env, restart_after=60)
+    recovered, _ = _kill_and_recover(env, restart_after=60)
+    assert recovered < 90  # no worker, no sweep: the new one reaps the expired leases within 5 s of starting
 
 
 def test_task_slower_than_its_lease_is_never_resent_while_its_worker_lives(env: dict) -> None:
@@ -227,7 +239,18 @@ def test_rabbitmq_broker_sigkilled_worker_mid_run_completes(env: dict, monkeypat
     first.kill()
     killed_at = time.monotonic()
     env["worker"](concurrency=2, BACKFILL_BROKER_URL=broker, BACKFILL_TASK_QUEUE=queue)
-    run = wait_run(store, run_id, timeout=120)
-    assert run.status is RunStatus.succeeded, counts(store, run_id)
-    assert time.monotonic() - killed_at < 60
-    assert_written_once(env["wh"], run_id, store.states(run_id))
+    try:
+        run = wait_run(store, run_id, timeout=120)
+        finished = time.monotonic() - killed_at
+        assert run.status is RunStatus.succeeded, counts(store, run_id)
+        # Redelivered by RabbitMQ at once and taken over: no lease had to expire, no stall was healed.
+        assert run.resent == 0 and run.healed == 0, run
+        assert max(store.attempts(run_id).values()) >= 2  # the killed tasks ran again
+        assert finished < 60
+        assert_written_once(env["wh"], run_id, store.states(run_id))
+        print(f"RabbitMQ: run finished {finished:.1f}s after the kill")
+    finally:
+        from kombu import Connection  # type: ignore[import-untyped]
+
+        with Connection(broker) as conn:  # the shared RabbitMQ keeps no queue of ours
+            conn.default_channel.queue_delete(queue)
