@@ -83,7 +83,7 @@ class Calendar:
     # -- construction ------------------------------------------------------------------
     @classmethod
     def from_rows(cls, rows: Iterable[Mapping[str, Any]], season_types: Iterable[str] = SEASON_TYPES) -> Calendar:
-        games = [Game(str(r["game_id"]), _as_date(r["game_date"]), str(r["season"]), str(r["season_type"]),
+        games = [Game(str(r["game_id"]), as_date(r["game_date"]), str(r["season"]), str(r["season_type"]),
                       str(r["home_team"]), str(r["away_team"])) for r in rows]
         return cls(games, season_types)
 
@@ -174,7 +174,8 @@ class Calendar:
         raise ValueError(f"unknown window kind {window.kind}")
 
 
-def _as_date(value: Any) -> dt.date:
+def as_date(value: Any) -> dt.date:
+    """A date from a warehouse value: a date, a datetime, or ISO text (some warehouses return text)."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):

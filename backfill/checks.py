@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from backfill.calendar import Calendar
+from backfill.calendar import Calendar, as_date
 from backfill.planner.model import TaskKey
+from backfill.runhistory import stamp
 from backfill.spec import PipelineSpec, Processor
 from backfill.warehouse import Warehouse
 
@@ -159,7 +160,7 @@ class UpstreamCheck:
             for r in self.warehouse.query(
                     f"SELECT {proc.partition} AS d, COUNT(*) AS n FROM {proc.target} "
                     f"WHERE {proc.partition} IN UNNEST(@dates) GROUP BY 1", {"dates": sorted(ds)}):
-                out[(src, _as_date(r["d"]))] = int(r["n"])
+                out[(src, as_date(r["d"]))] = int(r["n"])
         return out
 
 
@@ -172,12 +173,12 @@ def latest_statuses(rows: Iterable[Mapping[str, Any]], keys: set[TaskKey] | None
     moment = time.time() if now is None else now
     best: dict[TaskKey, tuple[tuple[float, int], str]] = {}
     for r in rows:
-        key = (str(r["processor_name"]), _as_date(r["data_date"]))
+        key = (str(r["processor_name"]), as_date(r["data_date"]))
         if keys is not None and key not in keys:
             continue
         st = str(r["status"])
-        when = _stamp(r.get("finished_at")) or _stamp(r.get("started_at")) or 0.0
-        if st == "running" and moment - (_stamp(r.get("started_at")) or when) > stale_running_seconds:
+        when = stamp(r.get("finished_at")) or stamp(r.get("started_at")) or 0.0
+        if st == "running" and moment - (stamp(r.get("started_at")) or when) > stale_running_seconds:
             continue
         rank = (when, int(r.get("attempt") or 0))
         if key not in best or rank > best[key][0]:
@@ -185,26 +186,6 @@ def latest_statuses(rows: Iterable[Mapping[str, Any]], keys: set[TaskKey] | None
     reasons = {"running": "still running elsewhere", "failed": "failed", "blocked": "blocked",
                "revoked": "revoked", "cancelled": "cancelled"}
     return {k: (st, reasons.get(st, st)) for k, (_, st) in best.items()}
-
-
-def _stamp(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
-    try:
-        parsed = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
-
-
-def _as_date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 # -- preflight: before anything is enqueued --------------------------------------------------

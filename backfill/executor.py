@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from backfill.alerts.categories import CATEGORIES, CRITICAL, category_of
-from backfill.calendar import Calendar
+from backfill.calendar import Calendar, as_date
 from backfill.checks import DateCheck, Emptiness, UpstreamCheck, describe_gaps
 from backfill.errors import BackfillError, QuotaExceeded, TransientWarehouseError, WarehouseError
 from backfill.hooks import PostWrite, load_hook
@@ -327,7 +327,7 @@ def _inspect(result: TaskResult, outcome: _Outcome, task: Task, warehouse: Wareh
     rows = warehouse.query(
         f"SELECT {table.partition} AS d, COUNT(*) AS n{', ' + nulls if nulls else ''} FROM {table.name} "
         f"WHERE {table.partition} IN UNNEST(@dates) GROUP BY 1", {"dates": sorted(result.dates)})
-    by_date = {_day(r["d"]): r for r in rows}
+    by_date = {as_date(r["d"]): r for r in rows}
     result.rows_by_date = {d: int(by_date[d]["n"]) if d in by_date else 0 for d in result.dates}
     result.rows = sum(result.rows_by_date.values())
     for d in dates:
@@ -371,7 +371,7 @@ def _check_expectations(outcome: _Outcome, warehouse: Warehouse, spec: PipelineS
     if exp.rows_like:
         source, part = _table_of(spec, exp.rows_like)
         if part is not None and warehouse.table_exists(source):
-            got = {_day(r["d"]): int(r["n"]) for r in warehouse.query(
+            got = {as_date(r["d"]): int(r["n"]) for r in warehouse.query(
                 f"SELECT {part} AS d, COUNT(*) AS n FROM {source} WHERE {part} IN UNNEST(@dates) GROUP BY 1",
                 {"dates": dates})}
             for d in dates:
@@ -383,7 +383,7 @@ def _check_expectations(outcome: _Outcome, warehouse: Warehouse, spec: PipelineS
         for r in warehouse.query(
                 f"SELECT DISTINCT {table.partition} AS d, {exp.every_team} AS team FROM {table.name} "
                 f"WHERE {table.partition} IN UNNEST(@dates)", {"dates": dates}):
-            present.setdefault(_day(r["d"]), set()).add(str(r["team"]))
+            present.setdefault(as_date(r["d"]), set()).add(str(r["team"]))
         for d in dates:
             absent = sorted(cal.teams_on(d) - present.get(d, set()))
             if rows[d] > 0 and absent:
@@ -414,7 +414,7 @@ def _partial_raw(warehouse: Warehouse, spec: PipelineSpec, proc: Processor, cal:
             continue
         cols = f"{raw.game} AS g" + (f", {raw.team} AS t" if raw.team else "")
         have: set[tuple[dt.date, str, str | None]] = {
-            (_day(r["d"]), str(r["g"]), str(r["t"]) if raw.team else None) for r in warehouse.query(
+            (as_date(r["d"]), str(r["g"]), str(r["t"]) if raw.team else None) for r in warehouse.query(
                 f"SELECT DISTINCT {raw.partition} AS d, {cols} FROM {dep.source} "
                 f"WHERE {raw.partition} IN UNNEST(@dates)", {"dates": dates})}
         games_seen = {(d, g) for d, g, _ in have}
@@ -430,14 +430,6 @@ def _partial_raw(warehouse: Warehouse, spec: PipelineSpec, proc: Processor, cal:
                             out.append((f"{dep.source} has no rows for team {team} in game {game.game_id} "
                                         f"({game.away_team} at {game.home_team}); processed what is there", d))
     return out
-
-
-def _day(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
 
 
 def history_rows(result: TaskResult, task: Task, run_id: str, wave: int) -> list[dict[str, Any]]:

@@ -141,3 +141,16 @@ class RunHistory:
             f"SELECT processor_name, AVG(duration_seconds) AS s FROM {self.table} "
             "WHERE status = 'success' AND duration_seconds IS NOT NULL GROUP BY 1")
         return {r["processor_name"]: float(r["s"]) for r in rows if r["s"] is not None}
+
+
+def stamp(value: Any) -> float | None:
+    """A run-history timestamp (datetime, or ISO text from a warehouse that returns text) as epoch seconds."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
+    try:
+        parsed = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()

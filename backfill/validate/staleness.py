@@ -23,8 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from backfill.calendar import Calendar
+from backfill.calendar import Calendar, as_date
 from backfill.planner.model import TaskKey
+from backfill.runhistory import stamp
 from backfill.spec import PipelineSpec, Processor
 from backfill.warehouse import Warehouse
 
@@ -239,24 +240,3 @@ def _written(spec: PipelineSpec, warehouse: Warehouse, lo: dt.date, hi: dt.date)
         if key not in best or rank > best[key][0]:
             best[key] = (rank, Written(stamp(r["started_at"]) or finished, finished, r["code_version"]))
     return {k: w for k, (_, w) in best.items()}
-
-
-def stamp(value: Any) -> float | None:
-    """A run-history timestamp (datetime, or ISO text from a warehouse that returns text) as epoch seconds."""
-    if value is None:
-        return None
-    if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).timestamp()
-    try:
-        parsed = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).timestamp()
-
-
-def as_date(value: Any) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
