@@ -24,7 +24,7 @@ from rich.table import Table
 
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
-from backfill.cli.selection import _csv, parse_phases, parse_ranges
+from backfill.cli.selection import _csv, parse_phases, parse_ranges, reading_options
 from backfill.errors import BadInput, PlanError, ProblemsFound
 from backfill.runhistory import RunHistory
 from backfill.warehouse import Warehouse, open_warehouse
@@ -167,13 +167,7 @@ def _open(obj: CliContext) -> tuple[Warehouse, bool]:
 
 
 @click.command("gaps")
-@click.option("--pipeline", default=None, help="Pipeline directory (default pipelines/nba).")
-@click.option("--start", default=None, help="First date, YYYY-MM-DD.")
-@click.option("--end", default=None, help="Last date, YYYY-MM-DD (inclusive).")
-@click.option("--range", "ranges", multiple=True, help="START:END, repeatable.")
-@click.option("--phases", default=None, help="Comma-separated phases, e.g. 3,4.")
-@click.option("--processors", default=None, help="Comma-separated processor names.")
-@click.option("--seasons", default=None, help="Comma-separated seasons, e.g. 2023-24,2024-25.")
+@reading_options
 @click.option("--json", "as_json", is_flag=True, help="Print the gaps as JSON (shape in docs/cli.md).")
 @click.option("--stale", is_flag=True, help="List stale partitions (code or upstream changed since written) "
                                             "and the enqueue commands that recompute them.")

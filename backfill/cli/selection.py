@@ -84,6 +84,20 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
 
 
+def reading_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The selection flags of the commands that read what was written (`gaps`, `validate`)."""
+    opts = [
+        click.option("--pipeline", default=None, help="Pipeline directory (default pipelines/nba)."),
+        click.option("--start", default=None, help="First date, YYYY-MM-DD."),
+        click.option("--end", default=None, help="Last date, YYYY-MM-DD (inclusive)."),
+        click.option("--range", "ranges", multiple=True, help="START:END, repeatable."),
+        click.option("--phases", default=None, help="Comma-separated phases, e.g. 3,4."),
+        click.option("--processors", default=None, help="Comma-separated processor names."),
+        click.option("--seasons", default=None, help="Comma-separated seasons, e.g. 2023-24,2024-25."),
+    ]
+    return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
+
+
 def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...], phases: str | None,
                   processors: str | None, seasons: str | None, season_types: str | None, order: str,
                   concurrency: int | None, force: bool, default_concurrency: int, batch: str = "auto",

@@ -16,18 +16,12 @@ from rich.console import Console
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
 from backfill.cli.gaps import _open
-from backfill.cli.selection import _csv, parse_phases, parse_ranges
+from backfill.cli.selection import _csv, parse_phases, parse_ranges, reading_options
 from backfill.errors import BadInput, PlanError, ProblemsFound
 
 
 @click.command("validate")
-@click.option("--pipeline", default=None, help="Pipeline directory (default pipelines/nba).")
-@click.option("--start", default=None, help="First date, YYYY-MM-DD.")
-@click.option("--end", default=None, help="Last date, YYYY-MM-DD (inclusive).")
-@click.option("--range", "ranges", multiple=True, help="START:END, repeatable.")
-@click.option("--phases", default=None, help="Comma-separated phases, e.g. 3,4.")
-@click.option("--processors", default=None, help="Comma-separated processor names.")
-@click.option("--seasons", default=None, help="Comma-separated seasons, e.g. 2023-24,2024-25.")
+@reading_options
 @click.option("--spot-checks", type=click.IntRange(0, 1000), default=None,
               help="Partitions to recompute and compare (default: the pipeline's acceptance.spot_checks).")
 @click.option("--seed", type=int, default=None, help="Seed of the spot-check sample (printed; reuse it to repeat).")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from backfill.calendar import Calendar
-from backfill.executor import execute_task, history_rows
+from backfill.executor import TaskResult, execute_task, history_rows
 from backfill.planner import PlanRequest, build_plan
 from backfill.planner.model import Task
 from backfill.spec import PipelineSpec, load_spec
@@ -79,34 +79,29 @@ def test_python_processor_equals_the_sql_one_over_a_real_month(tmp_path: Path) -
     assert sums["byo_sql.team_offense"] == sums["byo_python.team_offense"]
 
 
-def test_python_processor_that_writes_nothing_on_a_game_date_is_not_success(league: Path, tmp_path: Path) -> None:
-    spec = byo_spec(free_port(), tmp_path)
-    (tmp_path / "byo" / "processors.py").write_text(
-        "def team_offense(ctx):\n    return ctx.replace_rows([])\n")
-    sys.modules.pop("processors", None)
+def run_python_processor(league: Path, tmp_path: Path, code: str) -> TaskResult:
+    """Run the first week task of `team_offense_python` with `code` as its processors.py."""
     from backfill.processors.python import load_function
 
-    load_function.cache_clear()
-    with DuckDBWarehouse(league) as w:
-        t = tasks(spec, w, WEEK, "team_offense_python")[0]
-        r = execute_task(t, w, spec)
-    load_function.cache_clear()
+    spec = byo_spec(free_port(), tmp_path)
+    (tmp_path / "byo" / "processors.py").write_text(code)
     sys.modules.pop("processors", None)
+    load_function.cache_clear()
+    try:
+        with DuckDBWarehouse(league) as w:
+            return execute_task(tasks(spec, w, WEEK, "team_offense_python")[0], w, spec)
+    finally:
+        load_function.cache_clear()
+        sys.modules.pop("processors", None)
+
+
+def test_python_processor_that_writes_nothing_on_a_game_date_is_not_success(league: Path, tmp_path: Path) -> None:
+    r = run_python_processor(league, tmp_path, "def team_offense(ctx):\n    return ctx.replace_rows([])\n")
     assert (r.status, r.error_category, r.rows) == ("failed", "empty_output", 0)
 
 
 def test_python_processor_exception_is_a_final_processor_error_per_date(league: Path, tmp_path: Path) -> None:
-    spec = byo_spec(free_port(), tmp_path)
-    (tmp_path / "byo" / "processors.py").write_text("def team_offense(ctx):\n    raise KeyError('PTS')\n")
-    sys.modules.pop("processors", None)
-    from backfill.processors.python import load_function
-
-    load_function.cache_clear()
-    with DuckDBWarehouse(league) as w:
-        t = tasks(spec, w, WEEK, "team_offense_python")[0]
-        r = execute_task(t, w, spec)
-    load_function.cache_clear()
-    sys.modules.pop("processors", None)
+    r = run_python_processor(league, tmp_path, "def team_offense(ctx):\n    raise KeyError('PTS')\n")
     assert (r.status, r.error_category) == ("failed", "processor_error")
     assert "KeyError" in (r.error_message or "")
 
