@@ -176,12 +176,13 @@ def blocks_dependents(status: TaskStatus, result: Mapping[str, Any] | None) -> b
 
 def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str, attempt: int | None,
            status: TaskStatus, result: Mapping[str, Any] | None, *, settings: Settings,
-           warehouse: WarehouseSource, triggers: TriggerPauser | None = None) -> Settled:
+           warehouse: WarehouseSource, triggers: TriggerPauser | None = None, task: Task | None = None) -> Settled:
     """Record a task's outcome (one atomic step that also releases or blocks its children and
     pumps), send what became ready, write the run history when enough is pending, and finish
-    the run when nothing is left. `attempt` None: a revoke, whatever attempt is current."""
+    the run when nothing is left. `attempt` None: a revoke, whatever attempt is current.
+    `task`: the worker's copy, so recording it costs no extra read."""
     done = store.finish_task(run_id, task_id, attempt, status, result, settings.dispatch_window,
-                             blocks_dependents(status, result))
+                             blocks_dependents(status, result), task)
     if done.outcome != "ok":
         return done
     send(store, dispatcher, run_id, done.send)

@@ -22,6 +22,9 @@ Configuration, chosen on purpose:
   (result_backend_always_retry). See docs/configuration.md for the failure this avoids.
 - result_expires = 3 days: the durable record is the warehouse's run history.
 - worker_send_task_events + task_send_sent_event: Flower sees tasks with no extra flags.
+- backfill.run_task ignores its result and task_track_started is off: the engine reads run
+  state, never Celery's result backend, so storing results cost two round trips per task
+  for nothing (benchmarks/bench_orchestration.py --commands counts them).
 - Task ids are `RUN|processor@date|nonce`, so Flower's search finds a run, a processor or a date.
 - Broker = Settings.broker_url (RabbitMQ) when set, else the Redis URL; result backend and
   run state always use the Redis URL (passwords and `rediss://` pass straight through).
@@ -76,7 +79,10 @@ def create_app(settings: Settings, warehouse_factory: WarehouseWrapper | None = 
         redis_socket_keepalive=True,
         worker_send_task_events=True,
         task_send_sent_event=True,
-        task_track_started=True,
+        # The engine never reads a run task's Celery result or state (run state in Redis is the
+        # truth), so neither is written: two result-backend round trips per task saved.
+        # Flower still sees every state through the worker's events.
+        task_track_started=False,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],

@@ -243,7 +243,7 @@ def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, ta
     status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
     through_redis_outage(lambda: engine.settle(
         store, CeleryDispatcher(app), run_id, task_id, attempt, status, result, settings=settings,
-        warehouse=ctx.warehouse, triggers=ctx.triggers))  # alerts (Sentry included) go out from settle, by mode
+        warehouse=ctx.warehouse, triggers=ctx.triggers, task=task))  # alerts (Sentry too) go out from settle
     return result
 
 
@@ -311,7 +311,7 @@ def register(app: Celery, settings: Settings, warehouse_factory: Callable[[Wareh
 
     app.backfill_context = context  # type: ignore[attr-defined]
 
-    @app.task(name="backfill.run_task", bind=True, max_retries=None, shared=False)
+    @app.task(name="backfill.run_task", bind=True, max_retries=None, shared=False, ignore_result=True)
     def run_task_(self: Task, run_id: str, task_id: str) -> dict[str, Any]:
         return run_task(context(), app, self, run_id, task_id)
 

@@ -222,11 +222,13 @@ class StateStore(ABC):
 
     @abstractmethod
     def finish_task(self, run_id: str, task_id: str, attempt: int | None, status: TaskStatus,
-                    result: Mapping[str, Any] | None, window: int, blocks: bool) -> Settled:
+                    result: Mapping[str, Any] | None, window: int, blocks: bool, task: Task | None = None
+                    ) -> Settled:
         """Record an outcome and release or block the children, then pump; one atomic step.
 
         `attempt` None settles whatever attempt is current (a revoke). `blocks`: the
-        children and their dependents become `blocked` instead of being released.
+        children and their dependents become `blocked` instead of being released. `task`: the
+        worker already has it from `begin_task`, which saves a round trip per task.
         """
 
     @abstractmethod

@@ -189,8 +189,9 @@ class RedisStateStore(StateStore):
                      out[4] == "1", out[5])
 
     def finish_task(self, run_id: str, task_id: str, attempt: int | None, status: TaskStatus,
-                    result: Mapping[str, Any] | None, window: int, blocks: bool) -> Settled:
-        task = self.task(run_id, task_id)
+                    result: Mapping[str, Any] | None, window: int, blocks: bool, task: Task | None = None
+                    ) -> Settled:
+        task = task if task is not None and task.id == task_id else self.task(run_id, task_id)
         parts = ({f"{task.processor}@{d}": s for d, s in partition_statuses(status, result or {}, task.dates).items()}
                  if task is not None else {})
         out = self._finish(args=[
