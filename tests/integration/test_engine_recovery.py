@@ -163,6 +163,11 @@ def test_celery_revoke_of_a_queued_task_settles_it_and_the_run_finishes_by_itsel
     out = celery_cli(env, "control", "revoke", celery_id)
     assert out.returncode == 0, out.stderr
     revoked_at = time.monotonic()
+    # Read-only tools an operator reaches for meanwhile: they name the run's tasks, change nothing.
+    pong = celery_cli(env, "inspect", "ping")
+    assert pong.returncode == 0 and "pong" in pong.stdout, pong.stdout + pong.stderr
+    active = celery_cli(env, "inspect", "active")
+    assert active.returncode == 0 and (run_id in active.stdout or "empty" in active.stdout), active.stdout
     run = wait_run(store, run_id, timeout=60)
     assert time.monotonic() - revoked_at < 60
     states = store.states(run_id)
