@@ -15,6 +15,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -174,6 +175,18 @@ def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id
     Every processor kind (`sql:`, `python:`, `http:`) gets the same checks; `options` (the
     processor's own, overridden by the run's) reach it as parameters; `settings` carries HTTP auth.
     """
+    # A DuckDB warehouse opened without `hold` (a worker sharing the file with the CLI) opens and
+    # closes the file around every query, and each close checkpoints: held for the whole task, a
+    # task's dozen queries cost one open instead of a dozen (0.5 s -> 0.07 s per small task).
+    session = getattr(warehouse, "session", None)
+    with session() if callable(session) else nullcontext():
+        return _execute_task(task, warehouse, spec, run_id=run_id, attempt=attempt, raise_transient=raise_transient,
+                             check=check, strict=strict, calendar=calendar, options=options, settings=settings)
+
+
+def _execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id: str, attempt: int,
+                  raise_transient: bool, check: UpstreamCheck | None, strict: bool, calendar: Calendar | None,
+                  options: Mapping[str, Any] | None, settings: Settings | None) -> TaskResult:
     started = _now()
     clock = time.monotonic()
     result = TaskResult(task.id, task.processor, task.phase, task.season, tuple(task.dates), "success",
