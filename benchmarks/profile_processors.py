@@ -82,7 +82,8 @@ def main() -> int:
     total: dict[str, float] = defaultdict(float)
     failed = 0
     began = time.perf_counter()
-    with TimedWarehouse(path) as w:
+    w = TimedWarehouse(path)
+    with w:
         check = UpstreamCheck(spec, cal, w, in_run=lambda keys: {k: done[k] for k in keys if k in done})
         for wave in plan.waves:
             for task in wave:

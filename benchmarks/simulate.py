@@ -127,8 +127,12 @@ def waves(plan: Plan, seconds: Mapping[str, float], slots: int) -> Outcome:
     """Each wave starts when the previous one has finished; inside, plan order (FIFO queue)."""
     now, out = 0.0, Outcome(0.0)
     for wave in plan.waves:
-        pos = {t.id: i for i, t in enumerate(wave)}
-        step = list_schedule(list(wave), seconds, slots, lambda t, pos=pos: (pos[t.id],), start=now)
+        pos = {t.id: float(i) for i, t in enumerate(wave)}
+
+        def fifo(t: Task, pos: Mapping[str, float] = pos) -> tuple[float, ...]:
+            return (pos[t.id],)
+
+        step = list_schedule(list(wave), seconds, slots, fifo, start=now)
         out.finish.update(step.finish)
         now = max(now, step.makespan)
     out.makespan = now
