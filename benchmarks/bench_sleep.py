@@ -1,6 +1,6 @@
 """The simulated BigQuery-like workload through the real engine, next to the simulation of it.
 
-    .venv/bin/python benchmarks/bench_sleep.py [--slots 4,16,64] [--seconds 45] [--data DIR]
+    .venv/bin/python benchmarks/bench_sleep.py [--slots 4,16,64] [--seconds 30] [--data DIR]
 
 `benchmarks/simulate.py` compares scheduling policies on paper; this drives the real thing with
 the same workload: `benchmarks/sleep_pipeline` has the NBA pipeline's processors, windows and
@@ -166,7 +166,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--slots", default="4,16,64")
-    parser.add_argument("--seconds", type=float, default=45.0, help="the lower bound of each run, real seconds")
+    parser.add_argument("--seconds", type=float, default=30.0, help="the lower bound of each run, real seconds")
     args = parser.parse_args()
     if not (args.data / "player_logs").is_dir():
         print(f"real NBA data not found under {args.data}: set BACKFILL_NBA_DATA or pass --data", file=sys.stderr)

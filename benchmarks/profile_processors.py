@@ -57,6 +57,7 @@ def main() -> int:
     parser.add_argument("--data", type=Path, default=default_data_dir())
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--batch", default="400")
+    parser.add_argument("--seasons", default="", help="only these seasons (comma-separated), e.g. 2024-25")
     args = parser.parse_args()
     if not (args.data / "player_logs").is_dir():
         print(f"real NBA data not found under {args.data}: set BACKFILL_NBA_DATA or pass --data", file=sys.stderr)
@@ -76,7 +77,7 @@ def main() -> int:
         cal = Calendar.from_warehouse(w, spec.schedule_table)
     batch: int | str = args.batch if args.batch == "auto" else int(args.batch)
     plan = build_plan(spec, cal, PlanRequest(ranges=((cal.dates[0], cal.dates[-1]),), phases=frozenset({3, 4}),
-                                             batch=batch))
+                                             batch=batch, seasons=frozenset(args.seasons.split(",")) - {""} or None))
     done: dict[TaskKey, str] = {}
     write: dict[str, float] = defaultdict(float)
     total: dict[str, float] = defaultdict(float)
