@@ -42,8 +42,13 @@ WarehouseSource = Callable[[], Warehouse | None]
 class Dispatcher(Protocol):
     """How the engine sends work; `workers.tasks.CeleryDispatcher` is the real one."""
 
-    def send(self, run_id: str, task_ids: Sequence[str]) -> list[str]:
-        """One `backfill.run_task(run_id, task_id)` message per task; returns the message ids."""
+    def send(self, run_id: str, task_ids: Sequence[str], priorities: Sequence[int] | None = None) -> list[str]:
+        """One `backfill.run_task(run_id, task_id)` message per task; returns the message ids.
+
+        `priorities` (0 first, up to 9): the broker hands a worker the preferred season's
+        messages before older ones already queued, so dependency order and season preference
+        both hold with many messages in flight.
+        """
 
     def revoke(self, queued_ids: Sequence[str]) -> None: ...
 
@@ -120,7 +125,20 @@ def _order(store: StateStore, run_id: str) -> str:
 def send(store: StateStore, dispatcher: Dispatcher, run_id: str, task_ids: Sequence[str]) -> None:
     """Send messages for tasks already moved in flight (a crash between the two is what the watchdog heals)."""
     if task_ids:
-        store.add_queued(run_id, dispatcher.send(run_id, task_ids))
+        store.add_queued(run_id, dispatcher.send(run_id, task_ids, season_priorities(store, run_id, task_ids)))
+
+
+def season_priorities(store: StateStore, run_id: str, task_ids: Sequence[str]) -> list[int]:
+    """Broker priority per task: 0 for the preferred season (most recent under `recent-first`), 1 for
+    the next, ... up to 9. Without it a downstream task of the preferred season, ready only once its
+    upstream finished, would queue behind every older season's task sent before it."""
+    run = store.get_run(run_id)
+    ranked = [s for s in (run.seasons if run else "").split(",") if s]
+    if not ranked:
+        return [0] * len(task_ids)
+    rank = {s: min(i, 9) for i, s in enumerate(ranked)}
+    tasks = store.tasks_by_id(run_id, task_ids)
+    return [rank.get(tasks[t].season, 9) if t in tasks else 9 for t in task_ids]
 
 
 def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: RunRecord,
@@ -136,6 +154,7 @@ def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: Run
     record.waves = len(plan.waves)
     record.status = RunStatus.running
     record.progress_at = now()
+    record.seasons = ",".join(sorted({t.season for t in tasks}, reverse=plan.request.order == "recent-first"))
     store.create_run(record, tasks)
     order = plan.request.order
     store.schedule(record.run_id, tasks, {t.id: priority(t, order) for t in tasks})

@@ -64,6 +64,10 @@ def create_app(settings: Settings, warehouse_factory: WarehouseWrapper | None = 
             # kombu sweeps for expired unacked messages every interval * throttle seconds.
             "unacked_restore_interval": max(1.0, min(10.0, visibility / 3)),
             "unacked_restore_throttle": 1 if visibility < 600 else 10,
+            # Ten priority lists per queue, served 0 first: the engine sends the preferred season's
+            # tasks at 0 (see engine.season_priorities). On RabbitMQ priorities need a queue
+            # declared with x-max-priority; without it they are ignored, harmlessly.
+            "priority_steps": list(range(10)),
         }
     app.conf.update(
         task_acks_late=True,

@@ -199,13 +199,15 @@ class CeleryDispatcher:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def send(self, run_id: str, task_ids: Sequence[str]) -> list[str]:
+    def send(self, run_id: str, task_ids: Sequence[str], priorities: Sequence[int] | None = None) -> list[str]:
         ids = [f"{run_id}|{tid}|{uuid.uuid4().hex[:8]}" for tid in task_ids]
         if not ids:
             return ids
+        levels = list(priorities) if priorities is not None else [0] * len(ids)
         with self.app.producer_or_acquire() as producer:  # one connection for the whole batch
-            for tid, cid in zip(task_ids, ids, strict=True):
-                self.app.send_task("backfill.run_task", args=(run_id, tid), task_id=cid, producer=producer)
+            for tid, cid, level in zip(task_ids, ids, levels, strict=True):
+                self.app.send_task("backfill.run_task", args=(run_id, tid), task_id=cid, producer=producer,
+                                   priority=level)
         return ids
 
     def revoke(self, queued_ids: Sequence[str]) -> None:

@@ -124,6 +124,7 @@ class RunRecord:
     healed: int = 0  # times the watchdog healed a stalled run
     healed_at: float | None = None
     heal_reason: str = ""
+    seasons: str = ""  # the run's seasons, comma-separated, the preferred first (broker priority)
 
     def to_mapping(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -151,7 +152,7 @@ class RunRecord:
                    history_table=m.get("history_table", DEFAULT_RUN_HISTORY_TABLE),
                    progress_at=opt("progress_at"), resent=int(m.get("resent", 0) or 0),
                    healed=int(m.get("healed", 0) or 0), healed_at=opt("healed_at"),
-                   heal_reason=m.get("heal_reason", ""))
+                   heal_reason=m.get("heal_reason", ""), seasons=m.get("seasons", ""))
 
 
 class StateStore(ABC):
