@@ -1,4 +1,4 @@
-"""The real pipeline through BigQuery's API: real 2023-24 data, every processor, the emulator.
+"""The real pipeline through BigQuery's API: real 2023-24 data (the opening week), every processor, the emulator.
 
 The raw tables of the season so far are loaded into the local BigQuery emulator with the
 warehouse's own load jobs, the same plan (BigQuery's automatic batching, so one-date and
@@ -125,7 +125,7 @@ def copy_raw(src: Warehouse, dst: Warehouse) -> int:
     return n
 
 
-def test_real_november_week_through_the_emulator_equals_duckdb(real_duckdb: Path,
+def test_real_opening_week_through_the_emulator_equals_duckdb(real_duckdb: Path,
                                                                emulated: EmulatedBigQueryWarehouse) -> None:
     with DuckDBWarehouse(real_duckdb) as duck:
         cal = Calendar.from_warehouse(duck, "nba_raw.schedule")
@@ -134,7 +134,7 @@ def test_real_november_week_through_the_emulator_equals_duckdb(real_duckdb: Path
         tasks = list(plan.tasks())
         sizes = {len(t.dates) for t in tasks}
         assert 1 in sizes and max(sizes) > 1, f"want one-date and several-date tasks, got sizes {sizes}"
-        assert copy_raw(duck, emulated) > 3000
+        assert copy_raw(duck, emulated) > 2000  # the opening week's box scores, props and reference tables
         emulated_cal = Calendar.from_warehouse(emulated, "nba_raw.schedule")
         assert [d for d in emulated_cal.dates if d >= SEASON_START] == [d for d in cal.dates
                                                                     if SEASON_START <= d <= END]
@@ -154,7 +154,7 @@ def test_real_november_week_through_the_emulator_equals_duckdb(real_duckdb: Path
           f"slowest {max(timings, key=timings.__getitem__)} {max(timings.values()):.1f} s")
     rounded_total = 0
     for target, per_date in want_rows.items():
-        assert {d for d in per_date if d >= START}, f"{target}: no rows in the November week"
+        assert {d for d in per_date if d >= START}, f"{target}: no rows in the week"
         assert per_date.keys() == got_rows[target].keys(), f"{target}: dates differ"
         for d, rows in per_date.items():
             bad, rounded = differences(rows, got_rows[target][d])
