@@ -35,10 +35,7 @@ def test_opening_weeks_run_matches_sequential_execution(env: dict, tmp_path: Pat
     request = PlanRequest(ranges=((dt.date(2023, 10, 1), dt.date(2023, 10, 31)),), phases=frozenset({3, 4}),
                           batch="auto")
     plan, _ = plan_from_warehouse(spec, wh, request)
-    tasks = env["store"].tasks(run_id)
-    assert {(t.processor, d) for t in plan.tasks() for d in t.dates} == {
-        (t.processor, d) for t in tasks.values() for d in t.dates}  # the same partitions, in 1 vs N tasks
-    assert len(plan) > 500 and len(tasks) < 30
+    assert {t.id for t in plan.tasks()} == set(states)
     for task in plan.tasks():
         assert execute_task(task, wh, spec).status in ("success", "partial")
     wh.close()
