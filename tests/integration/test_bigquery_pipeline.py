@@ -185,6 +185,8 @@ def test_plan_cost_dry_runs_one_task_per_processor_and_season(bigquery_emulator:
     with DuckDBWarehouse(duck) as w:
         load_sample(w, seasons=("2023-24",), seed=7)
         copy_raw(w, emulated)
+    for proc in SPEC.processors.values():  # the emulator is shared by the session: start from no outputs
+        emulated.execute(f"DROP TABLE IF EXISTS {proc.target}")
     url = f"bigquery://{bigquery_emulator.project}/US?endpoint={bigquery_emulator.endpoint}"
     args = ["--warehouse", url, "plan", "--pipeline", str(REPO / "pipelines" / "nba"),
             "--start", "2023-10-24", "--end", "2023-11-07", "--cost", "--json"]

@@ -71,7 +71,8 @@ def test_real_data_plan_is_dependency_safe_and_windows_are_exact(nba_data_dir: P
     in_range = {d for d in game_dates if start <= d <= end}
     assert len(in_range) > 600
 
-    result = CliRunner().invoke(cli, ["--warehouse", url, "plan", "--pipeline", str(REPO / "pipelines" / "nba"),
+    result = CliRunner().invoke(cli, ["--warehouse", url, "plan", "--batch", "1",
+                                      "--pipeline", str(REPO / "pipelines" / "nba"),
                                       "--start", start.isoformat(), "--end", end.isoformat(), "--json"])
     assert result.exit_code == 0, result.stderr
     plan = json.loads(result.stdout)
