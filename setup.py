@@ -25,6 +25,7 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.2",
+            "pytest-xdist>=3.5",
             "hypothesis>=6.90",
             "ruff>=0.4",
             "mypy>=1.8",
