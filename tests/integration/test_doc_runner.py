@@ -1,21 +1,27 @@
-"""The guides' runnable commands, run in order through bash, as a newcomer pastes them.
+"""The guides' runnable commands, run in order in one bash, as a newcomer pastes them into a terminal.
 
 A block fenced as ```` ```console tested ```` is runnable: each `$ ` line is a command (`\\`
 continuations joined), the lines after it up to the next `$ ` are its shown output. The blocks
 of docs/execution-guide.md, docs/failure-recovery.md and docs/monitoring.md run in that order
 against a fresh sample-league warehouse, a real redis-server and a real Celery worker (started
-before the first command that needs one, as the guide tells the reader to in a terminal). Each
-command must exit 0, or the code its `# exit N` comment states; every shown output line (bar
-`...` and progress bars) must appear in what it printed, with run ids, times, durations, rates,
-ports and pids read as wildcards, and whitespace and table rules collapsed.
+before the first command that needs one, as the guide tells the reader to in a terminal). All
+lines go to the same shell, so a variable one sets (`RUN=$(backfill enqueue ...)`: `enqueue`
+prints only the run id on stdout) is there for the lines after it (`backfill retry "$RUN"`).
+Each command must exit 0, or the code its `# exit N` comment states; every shown output line
+(bar `...` and progress bars) must appear in what it printed, with run ids, times, durations,
+rates, ports, pids and the user@host of a CLI trigger pause read as wildcards, and whitespace and
+table rules collapsed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +32,7 @@ from tests.integration.engine_harness import Worker
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 GUIDES = ["docs/execution-guide.md", "docs/failure-recovery.md", "docs/monitoring.md"]
-NEEDS_WORKER = ("enqueue", "retry", "resume")
+NEEDS_WORKER = re.compile(r"\bbackfill\s+(?:enqueue|retry|resume)\b")
 
 _VOLATILE = [  # applied to the escaped expected line, in order
     (r"bf\\-\d{8}\\-\d{6}\\-[0-9a-f]{6}", r"bf-\\d{8}-\\d{6}-[0-9a-f]{6}"),
@@ -37,6 +43,7 @@ _VOLATILE = [  # applied to the escaped expected line, in order
     (r"\b\d+(?:\\\.\d+)?(/min|\\ tasks/min)", r"[\\d.]+\1"),
     (r"(pid\\ |port\\ |:)\d{4,6}\b", r"\1\\d+"),
     (r"ETA\\ \S+", r"ETA\\ \\S+"),
+    (r"cli:[\w\\.-]+@[\w\\.-]+", r"cli:\\S+@\\S+"),  # the holder of a pause taken at the CLI: user@host
 ]
 
 
@@ -89,7 +96,51 @@ def marked_steps(path: Path) -> list[Step]:
 STEPS = [s for g in GUIDES for s in marked_steps(REPO / g)]
 
 
+class Terminal:
+    """One bash for the whole walk, fed line by line like the reader's terminal.
+
+    Each command's stdout and stderr go to files of their own and its stdin is /dev/null, so a
+    command reading its input cannot swallow the lines after it.
+    """
+
+    def __init__(self, cwd: Path, env: dict[str, str], scratch: Path) -> None:
+        scratch.mkdir()
+        self.scratch = scratch
+        self.count = 0
+        self.proc = subprocess.Popen(["bash", "--noprofile", "--norc"], cwd=cwd, env=env, text=True,
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+    def run(self, command: str, timeout: float) -> tuple[int, str]:
+        """The exit code of one command line, and its stdout then its stderr."""
+        self.count += 1
+        out, err, rc = (self.scratch / f"{self.count}.{kind}" for kind in ("out", "err", "rc"))
+        assert self.proc.stdin is not None
+        # The newline before `}` ends a trailing `# exit N` comment; rc appears whole (mv) once the command ended.
+        self.proc.stdin.write(f"{{ {command}\n}} >'{out}' 2>'{err}' </dev/null; echo $? >'{rc}.part'; "
+                              f"mv '{rc}.part' '{rc}'\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while not rc.exists():
+            assert self.proc.poll() is None, f"the shell exited ({self.proc.returncode}) in: {command}"
+            assert time.monotonic() < deadline, f"still running after {timeout:.0f} s: {command}"
+            time.sleep(0.02)
+        return int(rc.read_text()), out.read_text(errors="replace") + err.read_text(errors="replace")
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.proc.stdin.close()  # end of input: the shell exits once its current command ended
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:  # a command still running (a step that timed out)
+            os.killpg(self.proc.pid, signal.SIGKILL)  # its own session: the shell and what it runs
+            self.proc.wait(timeout=10)
+
+
 def test_the_guides_mark_a_runnable_path_from_nothing_to_a_reported_test_run() -> None:
+    for guide in GUIDES:
+        assert any(s.file == guide for s in STEPS), f"{guide} has no ```console tested``` block"
     commands = [s.command for s in STEPS]
     assert commands and commands[0].startswith("backfill data sample")
     for needed in ("backfill plan", "backfill enqueue", "backfill gaps", "backfill validate", "backfill report"):
@@ -102,6 +153,9 @@ def test_the_output_patterns_wildcard_only_what_varies() -> None:
     assert re.search(rx, _collapse("run bf-20270101-000000-abcdef: succeeded - 5 succeeded of 5 in 1m02s; 7 tasks/min"))
     assert not re.search(rx, _collapse("run bf-20270101-000000-abcdef: failed - 5 succeeded of 5 in 8s; 7 tasks/min"))
     assert not re.search(pattern("Gaps: 0 of 70 partitions"), "Gaps: 3 of 70 partitions")
+    rx = pattern("paused phase3->phase4 as cli:you@host until 2026-11-29T16:07:19+00:00 (renew")
+    assert re.search(rx, "paused phase3->phase4 as cli:ops@db-2.lan until 2027-01-01T00:00:00+00:00 (renew by ...")
+    assert not re.search(rx, "paused phase4->phase5 as cli:ops@db-2.lan until 2027-01-01T00:00:00+00:00 (renew by ...")
 
 
 def test_the_guides_commands_run_in_order_and_print_what_they_show(tmp_path: Path, redis_server) -> None:  # type: ignore[no-untyped-def]
@@ -115,19 +169,18 @@ def test_the_guides_commands_run_in_order_and_print_what_they_show(tmp_path: Pat
                BACKFILL_PIPELINE=str(REPO / "pipelines" / "nba"),
                BACKFILL_WAREHOUSE=f"duckdb:///{warehouse}", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
     worker: Worker | None = None
+    terminal = Terminal(work, env, tmp_path / "terminal")
     try:
         for step in STEPS:
-            words = step.command.split()
-            if worker is None and len(words) > 1 and words[1] in NEEDS_WORKER:
+            if worker is None and NEEDS_WORKER.search(step.command):
                 worker = Worker(redis_server.url, warehouse, tmp_path / "worker", concurrency=2).start()
-            done = subprocess.run(["bash", "-c", step.command], cwd=work, env=env, capture_output=True, text=True,
-                                  timeout=300)
-            shown = done.stdout + done.stderr
+            code, shown = terminal.run(step.command, timeout=300)
             where = f"{step.file}:{step.line}: {step.command}\n--- printed:\n{shown[-4000:]}"
-            assert done.returncode == step.exit_code, where
+            assert code == step.exit_code, where
             text = "\n".join(_collapse(line) for line in shown.splitlines())
             for expected in step.expected:
                 assert re.search(pattern(expected), text), f"shown line not printed: {expected!r}\n{where}"
     finally:
+        terminal.close()
         if worker is not None:
             worker.stop()
