@@ -1,20 +1,24 @@
-"""The real pipeline through BigQuery's API: real 2023-24 data (the opening week), every processor, the emulator.
+"""The real pipeline through BigQuery's API: real 2023-24 November, through the engine, on the emulator.
 
-The raw tables of the season so far are loaded into the local BigQuery emulator with the
-warehouse's own load jobs, the same plan (BigQuery's automatic batching, so one-date and
-several-date tasks both occur) is executed task by task with `execute_task`, the function the
-Celery workers call, against the emulator and against DuckDB, and every table must hold the
-same rows on every date: per table and per date, the same number of rows, every non-float value
-equal, and every float equal or (a rounding tie, see the end of the test) one unit apart in the
-last decimal place it was rounded to.
+The same `backfill enqueue` (November, Phases 3 and 4, with the October partitions its lookback
+windows read) runs twice through real Celery workers: once on DuckDB, once on a `bigquery://`
+warehouse pointed at the local BigQuery emulator (the raw tables loaded with the warehouse's
+own load jobs). BigQuery's automatic batching gives tasks of 2 to 28 dates (several-date writes are
+one multi-statement transaction). Every
+table must then hold the same rows on every date: per table and per date, the same number of
+rows, every non-float value equal, and every float equal or (a rounding tie, see the end of
+the test) one unit apart in the last decimal place it was rounded to. The BigQuery run's
+history is in BigQuery, and its tables are partitioned and clustered as the spec says.
 
 What is not exercised here (the emulator cannot, see tests/contract/bigquery_emulator.py): the
-one-date partition-decorator job (one-date tasks go through the transaction), bytes billed.
+one-date partition-decorator job (the worker's `tests.support.emulated_app` sends one-date
+writes through the transaction), bytes billed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -22,24 +26,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from backfill.calendar import Calendar
-from backfill.executor import execute_task
-from backfill.planner import PlanRequest, build_plan
-from backfill.planner.batching import BIGQUERY
+from backfill.cli import cli
 from backfill.spec import load_spec
+from backfill.state import RedisStateStore, RunStatus
 from backfill.warehouse import Warehouse
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from pipelines.nba.raw import RAW_TABLES
 from tests.conftest import require_nba_data
 from tests.contract.bigquery_emulator import EmulatedBigQueryWarehouse, Emulator, bigquery_emulator  # noqa: F401
+from tests.integration.engine_harness import Worker, wait_run
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "pipelines" / "nba")
-# The season's opening week (its windows read only the week itself): the emulator takes ~1-3 s a
-# job, so a month (or November with its October lookback, ~4 min) would cost CI more than it
-# proves beyond this; tests/integration/test_equivalence.py covers longer spans on DuckDB.
-SEASON_START, START, END = dt.date(2023, 10, 24), dt.date(2023, 10, 27), dt.date(2023, 10, 30)
+# November with what its windows read: Phase 3 from the season start (2023-10-24), as `--with-upstream` plans.
+SEASON_START, START, END = dt.date(2023, 10, 24), dt.date(2023, 11, 1), dt.date(2023, 11, 30)
+NOVEMBER = ("--pipeline", str(REPO / "pipelines" / "nba"), "--start", START.isoformat(), "--end", END.isoformat(),
+            "--phases", "3,4", "--with-upstream")
 Rows = dict[str, dict[dt.date, list[tuple[Any, ...]]]]
 
 pytestmark = pytest.mark.slow
@@ -125,36 +129,64 @@ def copy_raw(src: Warehouse, dst: Warehouse) -> int:
     return n
 
 
-def test_real_opening_week_through_the_emulator_equals_duckdb(real_duckdb: Path,
-                                                               emulated: EmulatedBigQueryWarehouse) -> None:
-    with DuckDBWarehouse(real_duckdb) as duck:
-        cal = Calendar.from_warehouse(duck, "nba_raw.schedule")
-        plan = build_plan(SPEC, cal, PlanRequest(ranges=((SEASON_START, END),), batch="auto",
-                                                 profile=BIGQUERY, concurrency=16))
-        tasks = list(plan.tasks())
-        sizes = {len(t.dates) for t in tasks}
-        assert 1 in sizes and max(sizes) > 1, f"want one-date and several-date tasks, got sizes {sizes}"
-        assert copy_raw(duck, emulated) > 2000  # the opening week's box scores, props and reference tables
-        emulated_cal = Calendar.from_warehouse(emulated, "nba_raw.schedule")
-        assert [d for d in emulated_cal.dates if d >= SEASON_START] == [d for d in cal.dates
-                                                                    if SEASON_START <= d <= END]
+def test_real_november_through_the_engine_on_the_emulator_equals_duckdb(
+        real_duckdb: Path, bigquery_emulator: Emulator, emulated: EmulatedBigQueryWarehouse,  # noqa: F811
+        redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same `backfill enqueue` of November, once with a DuckDB worker, once with a BigQuery one."""
+    duck = tmp_path / "real.duckdb"
+    shutil.copyfile(real_duckdb, duck)
+    for proc in SPEC.processors.values():  # the emulator is shared by the session: start from no outputs
+        emulated.execute(f"DROP TABLE IF EXISTS {proc.target}")
+    emulated.execute(f"DROP TABLE IF EXISTS {SPEC.run_history_table}")
+    with DuckDBWarehouse(duck, hold=False) as src:
+        assert copy_raw(src, emulated) > 5000  # the season to November: box scores, props, reference tables
+    url = f"bigquery://{bigquery_emulator.project}/US?endpoint={bigquery_emulator.endpoint}"
+    store = RedisStateStore.from_url(redis_server.url)
 
-        timings: dict[str, float] = {}
-        for t in tasks:
-            want = execute_task(t, duck, SPEC, calendar=cal)
-            assert want.ok, (t.id, want.error_category, want.error_message)
+    def run(warehouse: str, app: str) -> tuple[str, float]:
+        worker = Worker(redis_server.url, duck, tmp_path / app, concurrency=4, app=app,
+                        BACKFILL_WAREHOUSE=warehouse).start()
+        try:
             clock = time.monotonic()
-            got = execute_task(t, emulated, SPEC, calendar=emulated_cal, run_id="bq-pipeline")
-            timings[t.id] = time.monotonic() - clock
-            assert got.ok, (t.id, got.error_category, got.error_message)
-            assert got.rows_by_date == want.rows_by_date, t.id
-        want_rows = table_rows(duck)
+            result = CliRunner().invoke(cli, ["--redis-url", redis_server.url, "--warehouse", warehouse,
+                                              "--home", str(tmp_path / app), "enqueue", *NOVEMBER],
+                                        catch_exceptions=False)
+            assert result.exit_code == 0, result.output
+            run_id = result.stdout.strip().splitlines()[-1]
+            record = wait_run(store, run_id, timeout=600)
+            took = time.monotonic() - clock
+        finally:
+            worker.stop()
+        assert record.status is RunStatus.succeeded, (app, record, worker.log.read_text()[-3000:])
+        return run_id, took
+
+    duck_run, duck_took = run(f"duckdb:///{duck}", "workers.app")
+    bq_run, bq_took = run(url, "tests.support.emulated_app")
+    tasks = store.tasks(bq_run).values()
+    sizes = {len(t.dates) for t in tasks}
+    assert max(sizes) > 1, f"want several-date tasks (the transaction path), got sizes {sizes}"
+    assert {t.processor for t in tasks} == set(SPEC.order)
+    print(f"\nNovember: DuckDB {len(store.tasks(duck_run))} tasks in {duck_took:.0f} s, BigQuery emulator "
+          f"{len(tasks)} tasks (sizes {sorted(sizes)}) in {bq_took:.0f} s")
+
+    # The run history of the BigQuery run is in BigQuery: one success per task and date.
+    recorded = emulated.query(f"SELECT processor_name, data_date, status FROM {SPEC.run_history_table} "
+                              "WHERE run_id = @r", {"r": bq_run})
+    latest = {(r["processor_name"], r["data_date"]): r["status"] for r in recorded if r["status"] != "running"}
+    assert latest == {(t.processor, d): "success" for t in tasks for d in t.dates}
+    # Tables are created partitioned by their date and clustered as the spec says.
+    for name in SPEC.order:
+        proc = SPEC.processors[name]
+        meta = emulated.client.get_table(f"{emulated.project}.{proc.target}")
+        assert meta.time_partitioning is not None and meta.time_partitioning.field == proc.partition, name
+        assert list(meta.clustering_fields or []) == list(proc.table.cluster or []), name
+
+    with DuckDBWarehouse(duck, hold=False) as wh:
+        want_rows = table_rows(wh)
     got_rows = table_rows(emulated)
-    print(f"\n{len(tasks)} tasks (sizes {sorted(sizes)}), emulator {sum(timings.values()):.0f} s, "
-          f"slowest {max(timings, key=timings.__getitem__)} {max(timings.values()):.1f} s")
     rounded_total = 0
     for target, per_date in want_rows.items():
-        assert {d for d in per_date if d >= START}, f"{target}: no rows in the week"
+        assert {d for d in per_date if d >= START}, f"{target}: no rows in November"
         assert per_date.keys() == got_rows[target].keys(), f"{target}: dates differ"
         for d, rows in per_date.items():
             bad, rounded = differences(rows, got_rows[target][d])
@@ -162,8 +194,9 @@ def test_real_opening_week_through_the_emulator_equals_duckdb(real_duckdb: Path,
             assert not bad, f"{target} on {d} differs between DuckDB and BigQuery: {bad[:3]}"
     # Rounding ties: ROUND(FLOAT64) of a value like 0.44375 gives 0.4437 in DuckDB and 0.4438
     # in the emulator; allowed (one unit in the last place) and counted, so a change shows.
-    print(f"float values one last-place unit apart (rounding ties): {rounded_total}")
-    assert rounded_total < 200, rounded_total
+    total = sum(len(rows) for per_date in want_rows.values() for rows in per_date.values())
+    print(f"{total} rows; float values one last-place unit apart (rounding ties): {rounded_total}")
+    assert rounded_total < total // 20, rounded_total
 
 
 def test_plan_cost_dry_runs_one_task_per_processor_and_season(bigquery_emulator: Emulator,  # noqa: F811
@@ -176,9 +209,6 @@ def test_plan_cost_dry_runs_one_task_per_processor_and_season(bigquery_emulator:
     """
     import json
 
-    from click.testing import CliRunner
-
-    from backfill.cli import cli
     from pipelines.nba.sample import load_sample
 
     duck = tmp_path / "sample.duckdb"
