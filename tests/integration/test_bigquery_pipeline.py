@@ -192,8 +192,9 @@ def test_real_november_through_the_engine_on_the_emulator_equals_duckdb(
             bad, rounded = differences(rows, got_rows[target][d])
             rounded_total += rounded
             assert not bad, f"{target} on {d} differs between DuckDB and BigQuery: {bad[:3]}"
-    # Rounding ties: ROUND(FLOAT64) of a value like 0.44375 gives 0.4437 in DuckDB and 0.4438
-    # in the emulator; allowed (one unit in the last place) and counted, so a change shows.
+    # Rounding ties: ROUND(FLOAT64) of a value like 0.44375 (stored as 0.443749999...) gives
+    # 0.4437 in our DuckDB 2.0 (and in ZetaSQL's RoundDecimal, read in its source) and 0.4438 in
+    # the emulator's DuckDB 1.5.5; allowed (one unit in the last place) and counted.
     total = sum(len(rows) for per_date in want_rows.values() for rows in per_date.values())
     print(f"{total} rows; float values one last-place unit apart (rounding ties): {rounded_total}")
     assert rounded_total < total // 20, rounded_total
