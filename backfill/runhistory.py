@@ -1,6 +1,7 @@
 """processor_run_history: the durable record of every task attempt, modelled on the users' table.
 
-Rows are appended in bulk (one write per wave, never one per task: per-task load jobs are
+Rows are appended in bulk (one write per `history_flush_tasks` settled tasks or
+`history_flush_seconds`, never one per task: per-task load jobs are
 what exhausted the users' BigQuery quotas). Nothing is updated in place, so there are no
 stale `running` rows to clean up: the latest row per (processor, date) is the truth.
 """
@@ -56,7 +57,7 @@ class RunHistory:
     def write(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Write many rows in one bulk upsert keyed on (run, task, date, attempt).
 
-        Keyed, so a checkpoint that is redelivered after writing (a worker killed between the
+        Keyed, so a flush that is repeated after writing (a worker killed between the
         write and marking it done) replaces its own rows instead of duplicating them.
         """
         if not rows:
