@@ -20,6 +20,8 @@ DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _BLOCK_LINE = re.compile(r"^\s*(?:\$\s+)?((?:[A-Z_]+=\S*\s+)*backfill\s.*)$")
+# `RUN=$(backfill enqueue ...)`: the command inside the substitution is what bash runs.
+_CAPTURED = re.compile(r"^\s*(?:\$\s+)?[A-Z_]+=\$\((backfill\s[^)]*)\)(.*)$")
 _INLINE = re.compile(r"`((?:[A-Z_]+=\S*\s+)*backfill\s[^`]*)`")
 _PLACEHOLDER = re.compile(r"^[A-Z][A-Z_]*$")
 _CONTROL = {";", "&&", "||", "|", "&", ";;"}
@@ -48,7 +50,7 @@ def doc_commands(paths: list[Path] = DOCS) -> list[DocCommand]:
             line = lines[i]
             if _FENCE.match(line):
                 fenced = not fenced
-            elif fenced and (m := _BLOCK_LINE.match(line)):
+            elif fenced and (m := _CAPTURED.match(line) or _BLOCK_LINE.match(line)):
                 text, start = m.group(1), i
                 while text.rstrip().endswith("\\") and i + 1 < len(lines):
                     i += 1

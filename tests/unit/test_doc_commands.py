@@ -37,6 +37,8 @@ def test_the_docs_have_commands_to_check() -> None:
     assert any(t.startswith("backfill triggers pause") for t in texts)
     assert any(t.startswith("backfill enqueue --range") and "--phases" in t for t in texts), "continuations joined"
     assert sum(1 for c in COMMANDS if c.file == "README.md") >= 10
+    assert any(c.file == "docs/monitoring.md" and t.startswith("backfill enqueue") for c, t in zip(COMMANDS, texts)), \
+        "the command inside RUN=$(backfill ...)"
 
 
 def test_the_checks_catch_what_bash_would_break() -> None:
