@@ -9,13 +9,13 @@ warning on the task, never a failure: the rows are already written and correct.
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING
 
 from backfill.errors import SpecError
+from backfill.processors.base import load_ref
 
 if TYPE_CHECKING:
     from backfill.spec import Processor
@@ -42,12 +42,4 @@ Hook = Callable[[PostWrite], "PostWriteReport | None"]
 @cache
 def load_hook(ref: str) -> Hook:
     """`package.module:function`, imported once per process; a bad reference is a spec error."""
-    module, _, name = ref.partition(":")
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise SpecError(f"post_write hook {ref!r} cannot be loaded: {exc}",
-                        hint="check the module path in pipeline.yaml and that the package is installed") from exc
-    if not callable(fn):
-        raise SpecError(f"post_write hook {ref!r} is not a function")
-    return fn  # type: ignore[no-any-return]
+    return load_ref(ref, "post_write hook", SpecError)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from backfill.errors import BackfillError
     from backfill.settings import Settings
     from backfill.spec import Processor
     from backfill.warehouse import Warehouse
@@ -63,6 +66,23 @@ def kind_of(processor: Processor) -> Kind:
     if processor.python is not None:
         return PythonKind(processor.python, processor.base_dir)
     return SqlKind(processor.sql_text())
+
+
+def load_ref(ref: str, what: str, error: Callable[..., BackfillError], base_dir: str = "") -> Callable[..., Any]:
+    """Import the function a `package.module:function` reference names (`what` says what it is for, as in
+    "python processor"); a module beside pipeline.yaml is found too when `base_dir` is given. A reference
+    that does not load is raised as `error(message, hint=...)`."""
+    module, _, name = ref.partition(":")
+    if base_dir and base_dir not in sys.path:
+        sys.path.insert(0, base_dir)
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise error(f"{what} {ref!r} cannot be loaded: {exc}",
+                    hint="check the module path in pipeline.yaml and that the package is installed") from exc
+    if not callable(fn):
+        raise error(f"{what} {ref!r} is not a function")
+    return fn  # type: ignore[no-any-return]
 
 
 def parse_option(value: str) -> Any:

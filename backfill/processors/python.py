@@ -9,17 +9,15 @@ warehouse errors keep their category (a quota error is retried), anything else i
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
 from backfill.errors import BackfillError, WarehouseError
-from backfill.processors.base import Invocation, Reply
+from backfill.processors.base import Invocation, Reply, load_ref
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
 
@@ -53,17 +51,8 @@ class ProcessorContext:
 
 @cache
 def load_function(ref: str, base_dir: str = "") -> Callable[[ProcessorContext], Any]:
-    """Import `package.module:function`; a module beside pipeline.yaml is found too."""
-    module, _, name = ref.partition(":")
-    if base_dir and base_dir not in sys.path:
-        sys.path.insert(0, base_dir)
-    try:
-        fn = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise WarehouseError(f"python processor {ref!r} cannot be loaded: {exc}", category="auth_config") from exc
-    if not callable(fn):
-        raise WarehouseError(f"python processor {ref!r} is not a function", category="auth_config")
-    return fn  # type: ignore[no-any-return]
+    """Import `package.module:function`, once per process; a module beside pipeline.yaml is found too."""
+    return load_ref(ref, "python processor", partial(WarehouseError, category="auth_config"), base_dir)
 
 
 class PythonKind:
