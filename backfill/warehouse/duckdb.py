@@ -170,6 +170,22 @@ class DuckDBWarehouse(Warehouse):
             finally:
                 cur.close()
 
+    @staticmethod
+    @contextmanager
+    def _transaction(cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """BEGIN ... COMMIT around the block; on a DuckDB error, ROLLBACK (which may itself fail when
+        nothing is open) and raise the error classified."""
+        try:
+            cur.execute("BEGIN")
+            yield
+            cur.execute("COMMIT")
+        except duckdb.Error as exc:
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise classify_duckdb_error(exc) from exc
+
     def close(self) -> None:
         with self._lock:
             if self._con is not None:
@@ -285,14 +301,10 @@ class DuckDBWarehouse(Warehouse):
             types = self._column_types(cur, table, cols)
             tmp = self._staged_csv(rows, cols, types)
             try:
-                cur.execute("BEGIN")
-                cur.execute(f"INSERT INTO {self._q(table)} ({', '.join(cols)}) "
-                            f"SELECT * FROM {self._read_csv_sql(cols, types)}",
-                            [tmp])
-                cur.execute("COMMIT")
-            except duckdb.Error as exc:
-                cur.execute("ROLLBACK")
-                raise classify_duckdb_error(exc) from exc
+                with self._transaction(cur):
+                    cur.execute(f"INSERT INTO {self._q(table)} ({', '.join(cols)}) "
+                                f"SELECT * FROM {self._read_csv_sql(cols, types)}",
+                                [tmp])
             finally:
                 os.unlink(tmp)
         return len(rows)
@@ -316,8 +328,7 @@ class DuckDBWarehouse(Warehouse):
             select = to_duckdb_sql(f"SELECT {table.cast_select_list()} FROM (\n{inner}\n) AS __cast",
                                    self._catalog).rstrip().rstrip(";")
             target = self._q(table.name)
-            try:
-                cur.execute("BEGIN")
+            with self._transaction(cur):
                 cur.execute(f"DELETE FROM {target} WHERE {part} IN ({in_list})",
                             {k: v for k, v in bound.items() if k.startswith("__d")})
                 cur.execute(
@@ -326,13 +337,6 @@ class DuckDBWarehouse(Warehouse):
                 written = cur.execute(
                     f"SELECT COUNT(*) FROM {target} WHERE {part} IN ({in_list})",
                     {k: v for k, v in bound.items() if k.startswith("__d")}).fetchone()
-                cur.execute("COMMIT")
-            except duckdb.Error as exc:
-                try:
-                    cur.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
-                raise classify_duckdb_error(exc) from exc
         return int(written[0]) if written else 0
 
     def _merge_unique(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
@@ -342,19 +346,14 @@ class DuckDBWarehouse(Warehouse):
             types = self._column_types(cur, table.name, cols)
             tmp = self._staged_csv(rows, cols, types)
             stage = f"__merge_{uuid.uuid4().hex[:12]}"
+            target = self._q(table.name)
             try:
-                cur.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {self._read_csv_sql(cols, types)}", [tmp])
-                cur.execute("BEGIN")
-                target = self._q(table.name)
-                cur.execute(f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {key_match})")
-                cur.execute(f"INSERT INTO {target} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {stage}")
-                cur.execute("COMMIT")
-            except duckdb.Error as exc:
-                try:
-                    cur.execute("ROLLBACK")
-                except duckdb.Error:
-                    pass
-                raise classify_duckdb_error(exc) from exc
+                # The staging table is loaded inside the transaction too: a bad row rolls back like the rest.
+                with self._transaction(cur):
+                    cur.execute(f"CREATE TEMP TABLE {stage} AS SELECT * FROM {self._read_csv_sql(cols, types)}",
+                                [tmp])
+                    cur.execute(f"DELETE FROM {target} t WHERE EXISTS (SELECT 1 FROM {stage} s WHERE {key_match})")
+                    cur.execute(f"INSERT INTO {target} ({', '.join(cols)}) SELECT {', '.join(cols)} FROM {stage}")
             finally:
                 os.unlink(tmp)
                 try:
