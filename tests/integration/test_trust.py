@@ -27,6 +27,7 @@ from backfill.state import RunStatus, TaskStatus
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import require_nba_data
 from tests.integration.engine_harness import cli, wait_run
+from tests.support.nba import schedule
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -63,25 +64,12 @@ def season_2022(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def team_games(wh: Path) -> dict[str, list[dt.date]]:
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        rows = con.execute("SELECT home_team, away_team, game_date FROM nba_raw.schedule "
-                           "WHERE season = '2022-23' AND season_type IN ('regular', 'play_in', 'playoffs')").fetchall()
-    finally:
-        con.close()
-    out: dict[str, list[dt.date]] = defaultdict(list)
-    for home, away, day in rows:
-        out[home].append(day)
-        out[away].append(day)
-    return {t: sorted(ds) for t, ds in out.items()}
-
-
 def expected_psz_gaps(wh: Path, days: list[dt.date]) -> set[dt.date]:
     """Dates whose 20-team-game window holds a deleted date: some team played on it among its last 20 games."""
+    _, team_games = schedule(wh)
     hit = set()
     for d in days:
-        for dates in team_games(wh).values():
+        for dates in team_games.values():
             before = [g for g in dates if g < d][-PSZ_GAMES:]
             if set(before) & set(DELETED):
                 hit.add(d)

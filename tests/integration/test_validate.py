@@ -13,7 +13,6 @@ import hashlib
 import json
 import shlex
 import shutil
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from backfill.spec import load_spec
 from backfill.validate.spotcheck import sample_partitions
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import require_nba_data
+from tests.support.nba import schedule
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -92,21 +92,6 @@ def checksums(wh: Path) -> dict[str, tuple[int, str]]:
         return out
     finally:
         con.close()
-
-
-def schedule(wh: Path) -> tuple[list[dt.date], dict[str, list[dt.date]]]:
-    """Game dates of 2022-23 and each team's game dates, straight from the raw schedule."""
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        rows = con.execute("SELECT game_date, home_team, away_team FROM nba_raw.schedule WHERE season = '2022-23' "
-                           "AND season_type IN ('regular', 'play_in', 'playoffs')").fetchall()
-    finally:
-        con.close()
-    teams: dict[str, set[dt.date]] = defaultdict(set)
-    for day, home, away in rows:
-        teams[home].add(day)
-        teams[away].add(day)
-    return sorted({r[0] for r in rows}), {t: sorted(ds) for t, ds in teams.items()}
 
 
 def check(report: dict[str, Any], name: str) -> dict[str, Any]:
