@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from backfill import engine
 from backfill.cli import cli as backfill_cli
-from backfill.state import RedisStateStore, RunRecord, RunStatus
+from backfill.state import RedisStateStore, RunRecord, RunStatus, TaskStatus
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from pipelines.nba.sample import load_sample
 
@@ -119,6 +120,33 @@ def wait_run(store: RedisStateStore, run_id: str, timeout: float = 60, until: An
         time.sleep(0.2)
     raise AssertionError(f"run {run_id} still {store.get_run(run_id)} after {timeout}s: "
                          f"{ {k: v.value for k, v in store.states(run_id).items()} }")
+
+
+def queued_task_with_dependents(store: RedisStateStore, run_id: str) -> tuple[str, str]:
+    """A task still waiting in the broker queue that has dependents; its Celery id."""
+    tasks = store.tasks(run_id)
+    states = store.states(run_id)
+    flight = store.inflight(run_id)
+    candidates = sorted((t for t in flight if states[t] is TaskStatus.pending and engine.dependents(tasks, [t])),
+                        key=lambda t: -flight[t])
+    task_id = candidates[0]
+    celery_id = next(c for c in store.queued(run_id) if c.split("|")[1] == task_id)
+    return task_id, celery_id
+
+
+def settled_after_revoke(store: RedisStateStore, run_id: str, task_id: str,
+                         revoked_at: float) -> tuple[RunRecord, set[str]]:
+    """The run finishes by itself within 60 s of the revoke of its queued `task_id` (at `revoked_at`, a
+    monotonic time): that task revoked, exactly its dependents blocked, every other task succeeded.
+    Returns the finished run and the blocked tasks."""
+    run = wait_run(store, run_id, timeout=60)
+    assert time.monotonic() - revoked_at < 60
+    states = store.states(run_id)
+    blocked = engine.dependents(store.tasks(run_id), [task_id])
+    assert states[task_id] is TaskStatus.revoked, (task_id, states[task_id])
+    assert {t for t, s in states.items() if s is TaskStatus.blocked} == blocked, (states, blocked)
+    assert all(s is TaskStatus.succeeded for t, s in states.items() if t not in blocked | {task_id}), states
+    return run, blocked
 
 
 def table_checksums(path: Path, tables: list[str]) -> dict[str, tuple[int, str]]:
