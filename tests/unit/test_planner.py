@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-import random
-import textwrap
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,37 +12,9 @@ from backfill.calendar import Calendar
 from backfill.errors import BadInput, PlanError
 from backfill.planner import Plan, PlanRequest, build_plan, parse_task_id
 from backfill.spec import PipelineSpec, load_spec
+from tests.unit.planner_support import SEASONS, D, league, processor, request, spec_from
 
 REPO = Path(__file__).resolve().parents[2]
-D = dt.date
-SEASONS = ("2021-22", "2022-23", "2023-24")
-TEAMS = ("ATL", "BOS", "CHI", "DAL", "DEN", "GSW", "LAL", "MIA")
-
-
-def league(seasons: tuple[str, ...] = SEASONS, seed: int = 7) -> list[dict[str, Any]]:
-    """A small league: ~45 regular dates with off-days and a week-long break, play-in, playoffs."""
-    rng = random.Random(seed)
-    rows: list[dict[str, Any]] = []
-    for label in seasons:
-        day = D(int(label[:4]), 10, 20)
-        kinds = ["regular"] * 48 + ["play_in"] * 2 + ["playoffs"] * 6
-        for i, kind in enumerate(kinds):
-            if i == 24:
-                day += dt.timedelta(days=8)  # the All-Star break
-            elif i == 48:
-                day += dt.timedelta(days=3)  # a hole before the play-in
-            elif rng.random() < 0.25:
-                day += dt.timedelta(days=2)  # an off-day
-            else:
-                day += dt.timedelta(days=1)
-            teams = list(TEAMS)
-            rng.shuffle(teams)
-            games = 4 if kind == "regular" else (1 if kind == "play_in" else 2)
-            games = rng.randint(1, games)
-            for g in range(games):
-                rows.append({"game_id": f"{label}-{len(rows)}", "game_date": day, "season": label,
-                             "season_type": kind, "home_team": teams[2 * g], "away_team": teams[2 * g + 1]})
-    return rows
 
 
 @pytest.fixture(scope="module")
@@ -56,22 +25,6 @@ def cal() -> Calendar:
 @pytest.fixture(scope="module")
 def nba() -> PipelineSpec:
     return load_spec(REPO / "pipelines" / "nba")
-
-
-def everything(cal: Calendar) -> tuple[tuple[dt.date, dt.date]]:
-    return ((cal.dates[0], cal.dates[-1]),)
-
-
-def request(cal: Calendar, **kw: Any) -> PlanRequest:
-    kw.setdefault("ranges", everything(cal))
-    return PlanRequest(**kw)
-
-
-def spec_from(tmp_path: Path, processors: str) -> PipelineSpec:
-    path = tmp_path / "pipeline.yaml"
-    path.write_text("name: t\nraw_tables:\n  nba_raw.schedule: {}\nprocessors:\n"
-                    + textwrap.indent(textwrap.dedent(processors), "  "), encoding="utf-8")
-    return load_spec(path)
 
 
 def assert_dependencies_in_earlier_waves(plan: Plan) -> None:
@@ -124,15 +77,7 @@ def test_waves_follow_dependency_depth_not_dates(nba: PipelineSpec, cal: Calenda
 
 
 def test_a_self_dependent_processor_needs_one_wave_per_date(tmp_path: Path, cal: Calendar) -> None:
-    spec = spec_from(tmp_path, """\
-elo:
-  phase: 3
-  target: nba_analytics.elo
-  sql: elo.sql
-  depends_on:
-    - processor: elo
-      window: {game_dates: 1}
-""")
+    spec = spec_from(tmp_path, processor("elo", depends_on={"elo": {"game_dates": 1}}))
     season = cal.seasons["2023-24"]
     plan = build_plan(spec, cal, request(cal, seasons=frozenset({"2023-24"})))
     assert len(plan.waves) == len(season.dates)
@@ -207,13 +152,7 @@ def test_bad_requests_are_refused(nba: PipelineSpec, cal: Calendar) -> None:
 
 
 def test_batches_never_span_seasons(tmp_path: Path, cal: Calendar) -> None:
-    spec = spec_from(tmp_path, """\
-box:
-  phase: 3
-  target: nba_analytics.box
-  sql: box.sql
-  batch_size: 7
-""")
+    spec = spec_from(tmp_path, processor("box", batch_size=7))
     plan = build_plan(spec, cal, request(cal))
     for t in plan.tasks():
         assert len({cal.season_of(d) for d in t.dates}) == 1, t.id
@@ -227,19 +166,7 @@ box:
 
 
 def test_request_batch_sizes_override_the_spec_but_not_for_self_dependency(tmp_path: Path, cal: Calendar) -> None:
-    spec = spec_from(tmp_path, """\
-box:
-  phase: 3
-  target: nba_analytics.box
-  sql: box.sql
-elo:
-  phase: 3
-  target: nba_analytics.elo
-  sql: elo.sql
-  depends_on:
-    - processor: elo
-      window: {game_dates: 2}
-""")
+    spec = spec_from(tmp_path, processor("box"), processor("elo", depends_on={"elo": {"game_dates": 2}}))
     plan = build_plan(spec, cal, request(cal, batch_sizes={"box": 5, "elo": 5}))
     sizes = {p: max(len(t.dates) for t in plan.tasks() if t.processor == p) for p in ("box", "elo")}
     assert sizes == {"box": 5, "elo": 1}
@@ -301,16 +228,7 @@ def test_durations_from_history_beat_the_spec_estimate(nba: PipelineSpec, cal: C
 
 
 def test_critical_path_of_a_chain_is_its_length(tmp_path: Path, cal: Calendar) -> None:
-    spec = spec_from(tmp_path, """\
-elo:
-  phase: 3
-  target: nba_analytics.elo
-  sql: elo.sql
-  estimate_seconds: 10
-  depends_on:
-    - processor: elo
-      window: {game_dates: 1}
-""")
+    spec = spec_from(tmp_path, processor("elo", estimate_seconds=10, depends_on={"elo": {"game_dates": 1}}))
     plan = build_plan(spec, cal, request(cal, seasons=frozenset({"2022-23"}), concurrency=8))
     n = len(cal.seasons["2022-23"].dates)
     assert plan.estimates.critical_path_seconds == pytest.approx(10 * n)

@@ -26,7 +26,7 @@ from backfill.planner.batching import (
     min_size_for_budget,
 )
 from backfill.spec import PipelineSpec
-from tests.unit.test_planner import everything, league, spec_from
+from tests.unit.planner_support import league, processor, request, spec_from
 
 REPO = Path(__file__).resolve().parents[2]
 SEASONS5 = ("2020-21", "2021-22", "2022-23", "2023-24", "2024-25")
@@ -45,9 +45,8 @@ def nba() -> PipelineSpec:
 
 
 def auto(cal: Calendar, **kw: object) -> PlanRequest:
-    kw.setdefault("ranges", everything(cal))
     kw.setdefault("batch", "auto")
-    return PlanRequest(**kw)  # type: ignore[arg-type]
+    return request(cal, **kw)
 
 
 def sizes(plan: Plan) -> dict[str, int]:
@@ -124,21 +123,8 @@ def test_one_slot_means_the_biggest_batch_and_no_overhead_means_one_date() -> No
 
 
 def test_self_dependent_processors_stay_at_one_date(tmp_path: Path, cal: Calendar) -> None:
-    spec = spec_from(tmp_path, """\
-box:
-  phase: 3
-  target: nba_analytics.box
-  sql: box.sql
-elo:
-  phase: 3
-  target: nba_analytics.elo
-  sql: elo.sql
-  depends_on:
-    - processor: elo
-      window: {game_dates: 2}
-    - processor: box
-      window: same_date
-""")
+    spec = spec_from(tmp_path, processor("box"),
+                     processor("elo", depends_on={"elo": {"game_dates": 2}, "box": "same_date"}))
     plan = build_plan(spec, cal, auto(cal, profile=DUCKDB))
     assert {len(t.dates) for t in plan.tasks() if t.processor == "elo"} == {1}
     assert max(len(t.dates) for t in plan.tasks() if t.processor == "box") > 1
@@ -147,17 +133,7 @@ elo:
 
 
 def test_spec_batch_size_is_an_upper_bound_and_batch_n_overrides(tmp_path: Path, cal: Calendar) -> None:
-    spec = spec_from(tmp_path, """\
-box:
-  phase: 3
-  target: nba_analytics.box
-  sql: box.sql
-  batch_size: 6
-team:
-  phase: 3
-  target: nba_analytics.team
-  sql: team.sql
-""")
+    spec = spec_from(tmp_path, processor("box", batch_size=6), processor("team"))
     plan = build_plan(spec, cal, auto(cal, profile=DUCKDB))
     assert max(len(t.dates) for t in plan.tasks() if t.processor == "box") == 6
     assert Counter(t.season for t in plan.tasks() if t.processor == "team") == Counter(
