@@ -58,6 +58,24 @@ a:
 """
 
 
+def processor_b(*depends_on: dict[str, str], settings: str = "") -> str:
+    """Processor b (Phase 4, writes nba_precompute.b) with these settings lines and `depends_on` entries,
+    each a mapping of key to YAML text as written (`{"processor": "a", "window": "{game_dates: 3}"}`)."""
+    text = "b:\n  phase: 4\n  target: nba_precompute.b\n  sql: b.sql\n" + settings
+    if depends_on:
+        text += "  depends_on:\n"
+    for entry in depends_on:
+        text += "".join(("    - " if i == 0 else "      ") + f"{k}: {v}\n" for i, (k, v) in enumerate(entry.items()))
+    return text
+
+
+def refusal_naming(path: Path, processor: str) -> str:
+    """The one-line rejection of the spec at `path`, which names `processor`, its file and line."""
+    line = rejection(path)
+    assert_names(line, path, processor)
+    return line
+
+
 # -- the real pipeline --------------------------------------------------------------------
 
 def test_real_nba_pipeline_loads_with_the_users_windows() -> None:
@@ -86,17 +104,8 @@ def test_real_pipeline_order_puts_every_upstream_first() -> None:
 
 
 def test_self_dependency_on_earlier_dates_is_allowed(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, BASE + """\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  depends_on:
-    - processor: a
-      window: {game_dates: 3}
-    - processor: b
-      window: {game_dates: 1}
-""")
+    path = write_spec(tmp_path, BASE + processor_b({"processor": "a", "window": "{game_dates: 3}"},
+                                                   {"processor": "b", "window": "{game_dates: 1}"}))
     spec = load_spec(path)
     assert spec.processors["b"].self_dependent
     assert spec.topological() == ("a", "b")
@@ -133,94 +142,38 @@ c:
 
 
 def test_unknown_upstream_processor_is_rejected(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, BASE + """\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  depends_on:
-    - processor: no_such_thing
-""")
-    line = rejection(path)
-    assert_names(line, path, "b")
-    assert "no_such_thing" in line
+    path = write_spec(tmp_path, BASE + processor_b({"processor": "no_such_thing"}))
+    assert "no_such_thing" in refusal_naming(path, "b")
 
 
 def test_unknown_table_is_rejected(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, BASE + """\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  depends_on:
-    - table: nba_raw.not_declared
-""")
-    line = rejection(path)
-    assert_names(line, path, "b")
-    assert "nba_raw.not_declared" in line
+    path = write_spec(tmp_path, BASE + processor_b({"table": "nba_raw.not_declared"}))
+    assert "nba_raw.not_declared" in refusal_naming(path, "b")
 
 
 @pytest.mark.parametrize("window", ["{last_games: 5}", "fortnight", "{team_games: 5, days: 3}"])
 def test_unknown_window_kind_is_rejected(tmp_path: Path, window: str) -> None:
-    path = write_spec(tmp_path, BASE + f"""\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  depends_on:
-    - processor: a
-      window: {window}
-""")
-    line = rejection(path)
-    assert_names(line, path, "b")
-    assert "window" in line
+    path = write_spec(tmp_path, BASE + processor_b({"processor": "a", "window": window}))
+    assert "window" in refusal_naming(path, "b")
 
 
 @pytest.mark.parametrize("kind", ["game_dates", "team_games", "days"])
 def test_negative_window_size_is_rejected(tmp_path: Path, kind: str) -> None:
-    path = write_spec(tmp_path, BASE + f"""\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  depends_on:
-    - processor: a
-      window: {{{kind}: -3}}
-""")
-    line = rejection(path)
-    assert_names(line, path, "b")
+    path = write_spec(tmp_path, BASE + processor_b({"processor": "a", "window": f"{{{kind}: -3}}"}))
+    line = refusal_naming(path, "b")
     assert "negative" in line and "-3" in line
 
 
 @pytest.mark.parametrize("window", ["same_date", "{game_dates: 2, include_current: true}"])
 def test_self_dependency_on_the_same_date_is_rejected(tmp_path: Path, window: str) -> None:
-    path = write_spec(tmp_path, BASE + f"""\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  depends_on:
-    - processor: b
-      window: {window}
-""")
-    line = rejection(path)
-    assert_names(line, path, "b")
+    path = write_spec(tmp_path, BASE + processor_b({"processor": "b", "window": window}))
+    refusal_naming(path, "b")
 
 
 def test_batches_with_a_self_dependency_are_rejected(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, BASE + """\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  batch_size: 5
-  depends_on:
-    - processor: b
-      window: {game_dates: 1}
-""")
-    line = rejection(path)
-    assert_names(line, path, "b")
-    assert "batch_size" in line
+    path = write_spec(tmp_path, BASE + processor_b({"processor": "b", "window": "{game_dates: 1}"},
+                                                   settings="  batch_size: 5\n"))
+    assert "batch_size" in refusal_naming(path, "b")
 
 
 @pytest.mark.parametrize("target", ["'nba_analytics.x; DROP TABLE y'", "nba_analytics", "a.b.c",
@@ -262,31 +215,14 @@ a:
 
 
 def test_unknown_dependency_key_is_rejected(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, BASE + """\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  depends_on:
-    - processor: a
-      windw: same_date
-""")
-    line = rejection(path)
-    assert_names(line, path, "b")
-    assert "windw" in line
+    path = write_spec(tmp_path, BASE + processor_b({"processor": "a", "windw": "same_date"}))
+    assert "windw" in refusal_naming(path, "b")
 
 
 def test_unknown_window_option_is_rejected(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, BASE + """\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  depends_on:
-    - processor: a
-      window: {team_games: 5, cross_seasons: true}
-""")
-    assert_names(rejection(path), path, "b")
+    window = "{team_games: 5, cross_seasons: true}"
+    path = write_spec(tmp_path, BASE + processor_b({"processor": "a", "window": window}))
+    refusal_naming(path, "b")
 
 
 def test_unknown_top_level_key_is_rejected(tmp_path: Path) -> None:
@@ -325,15 +261,8 @@ b:
 
 
 def test_dependency_on_a_later_phase_is_rejected(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, BASE.replace("phase: 3", "phase: 5") + """\
-b:
-  phase: 4
-  target: nba_precompute.b
-  sql: b.sql
-  depends_on:
-    - processor: a
-""")
-    assert_names(rejection(path), path, "b")
+    path = write_spec(tmp_path, BASE.replace("phase: 3", "phase: 5") + processor_b({"processor": "a"}))
+    refusal_naming(path, "b")
 
 
 def test_missing_file_and_bad_yaml_are_one_line(tmp_path: Path) -> None:
