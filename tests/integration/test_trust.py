@@ -19,15 +19,14 @@ import pytest
 
 from backfill.calendar import Calendar
 from backfill.checks import UpstreamCheck
-from backfill.executor import execute_task, history_rows
+from backfill.executor import execute_task
 from backfill.planner import PlanRequest, build_plan
-from backfill.runhistory import RunHistory
 from backfill.spec import load_spec
 from backfill.state import RunStatus, TaskStatus
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import require_nba_data
 from tests.integration.engine_harness import cli, wait_run
-from tests.support.nba import schedule
+from tests.support.nba import run_in_process, schedule
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -55,12 +54,7 @@ def season_2022(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cal = Calendar.from_warehouse(w, spec.schedule_table)
         request = PlanRequest(ranges=((SEASON_START, MONTH[1]),), phases=frozenset({3}),
                               batch_sizes={n: 400 for n in spec.processors})
-        history = RunHistory(w, spec.run_history_table)
-        history.ensure()
-        for task in build_plan(spec, cal, request).tasks():
-            result = execute_task(task, w, spec, run_id="phase3-run", calendar=cal)
-            assert result.status == "success", (task.id, result.error_message, result.warnings[:3])
-            history.write(history_rows(result, task, "phase3-run", task.wave))
+        run_in_process(w, spec, cal, request, "phase3-run")
     return path
 
 

@@ -25,13 +25,13 @@ from backfill.cli import cli
 from backfill.cli.run import enqueue
 from backfill.cli.selection import build_request, plan_from_warehouse
 from backfill.executor import execute_task, history_rows
-from backfill.planner import PlanRequest, build_plan
+from backfill.planner import PlanRequest
 from backfill.runhistory import RunHistory
 from backfill.spec import load_spec
 from backfill.validate.spotcheck import sample_partitions
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import require_nba_data
-from tests.support.nba import schedule
+from tests.support.nba import run_in_process, schedule
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -59,12 +59,7 @@ def season_full(tmp_path_factory: pytest.TempPathFactory) -> Path:
         season = cal.seasons["2022-23"]
         request = PlanRequest(ranges=((season.start, season.end),), phases=frozenset({3, 4}),
                               batch_sizes={n: 400 for n in spec.processors})
-        history = RunHistory(w, spec.run_history_table)
-        history.ensure()
-        for task in build_plan(spec, cal, request).tasks():
-            result = execute_task(task, w, spec, run_id="full-run", calendar=cal)
-            assert result.status == "success", (task.id, result.error_message, result.warnings[:3])
-            history.write(history_rows(result, task, "full-run", task.wave))
+        run_in_process(w, spec, cal, request, "full-run")
     return path
 
 
