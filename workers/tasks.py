@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -36,7 +37,7 @@ from backfill.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
 BACKOFF_CAP_SECONDS = 300.0
-CALENDAR_TTL_SECONDS = 300.0
+CALENDARS_KEPT = 8  # runs whose calendar a worker process keeps (the oldest is dropped)
 # A quota error says "slow down", not "this task is broken": the throttle halves the
 # concurrency and the task waits its turn, with a budget this many times the normal one.
 QUOTA_RETRY_FACTOR = 10
@@ -131,7 +132,7 @@ class WorkerContext:
         self._warehouse_factory = warehouse_factory
         self._warehouse: Warehouse | None = None
         self._specs: dict[str, PipelineSpec] = {}
-        self._calendars: dict[str, tuple[float, Calendar]] = {}
+        self._calendars: OrderedDict[tuple[str, str], Calendar] = OrderedDict()
         self._renewed: dict[tuple[str, int], float] = {}
         self._lock = threading.Lock()
 
@@ -151,18 +152,23 @@ class WorkerContext:
     def upstream_check(self, run_id: str, pipeline: str) -> UpstreamCheck:
         """The defensive check for a task of `run_id`: the run's own partition states, then run history.
 
-        The calendar is read once per pipeline and kept a few minutes (a schedule import is rare).
+        The calendar is read at the run's first task in this process and kept for the run's
+        other tasks: a new run (after a schedule import, e.g. more seasons loaded while the
+        worker kept running) always sees the schedule as it is, never a copy cached earlier.
         """
         spec = self.spec(pipeline)
+        key = (pipeline, run_id)
         with self._lock:
-            cached = self._calendars.get(pipeline)
-        if cached is None or time.monotonic() - cached[0] > CALENDAR_TTL_SECONDS:
-            cached = (time.monotonic(), Calendar.from_warehouse(self.warehouse(), spec.schedule_table))
+            calendar = self._calendars.get(key)
+        if calendar is None:
+            calendar = Calendar.from_warehouse(self.warehouse(), spec.schedule_table)
             with self._lock:
-                self._calendars[pipeline] = cached
+                self._calendars[key] = calendar
+                while len(self._calendars) > CALENDARS_KEPT:
+                    self._calendars.popitem(last=False)
         store = self.store
         # Through a Redis outage: the executor turns any exception into a final failure of the task.
-        return UpstreamCheck(spec, cached[1], self.warehouse(),
+        return UpstreamCheck(spec, calendar, self.warehouse(),
                              lambda keys: through_redis_outage(lambda: store.partition_states(run_id, keys)),
                              stale_running_seconds=self.settings.stale_running_seconds)
 

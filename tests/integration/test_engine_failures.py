@@ -147,3 +147,25 @@ def test_resume_after_the_queue_was_lost_runs_every_unfinished_task(env: dict) -
     run = wait_run(store, run_id, timeout=60)
     assert run.status is RunStatus.succeeded and run.seq == 1
     assert set(store.attempts(run_id).values()) == {1}
+
+
+def test_a_running_worker_sees_seasons_loaded_after_it_started(env: dict) -> None:
+    """More raw data loaded while the worker keeps running: the next run checks against it.
+
+    A worker that kept the schedule it read at its first task would not know 2021-22's season
+    start, so the week's lookback windows would look complete and the run would succeed with
+    Phase 3 from 2021-10-19 never run (found by following the execution guide after the demo).
+    """
+    from pipelines.nba.sample import load_sample
+
+    env["worker"]()
+    first = enqueue(env, "--phases", "3", "--start", "2023-10-24", "--end", "2023-10-26")
+    assert wait_run(env["store"], first, timeout=60).status is RunStatus.succeeded  # the worker read the schedule
+    with DuckDBWarehouse(env["wh"], hold=False) as wh:
+        load_sample(wh, seasons=("2021-22",))
+    run_id = enqueue(env, selection=("--start", "2021-11-01", "--end", "2021-11-07", "--phases", "3,4"))
+    run = wait_run(env["store"], run_id, timeout=60)
+    assert run.status is RunStatus.failed
+    results = env["store"].results(run_id)
+    gaps = [r["error_message"] for r in results.values() if r.get("error_category") == "dependency_gap"]
+    assert gaps and any("player_game_summary@2021-10-19" in m for m in gaps), results
