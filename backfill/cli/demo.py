@@ -7,6 +7,7 @@ the sample league in the warehouse, and one worker whose pid `backfill down` kno
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ from backfill.cli.context import CliContext
 from backfill.cli.run import Session, check_succeeded, prepare_targets, print_summary, wait_for
 from backfill.cli.selection import plan_from_warehouse
 from backfill.planner import PlanRequest
-from backfill.settings import redact_url
+from backfill.settings import Settings, redact_url
 from backfill.state import RunRecord
 
 DEMO_RANGE = ("2023-11-01", "2023-11-07")
@@ -102,5 +103,8 @@ def demo(ctx: CliContext) -> None:
                   "partitions its windows read back to the season start (--with-upstream)")
     info = wait_for(session, record.run_id, console)
     print_summary(info, console)
-    console.print("next: `backfill status`, `backfill runs`, `backfill down` to stop the local Redis and worker")
+    # A --home given on the command line must be given again: the hint says so, ready to paste.
+    home = ctx.settings.home
+    cmd = "backfill" if home == Settings().home else f"backfill --home {shlex.quote(str(home))}"
+    console.print(f"next: `{cmd} status`, `{cmd} runs`, `{cmd} down` to stop the local Redis and worker")
     check_succeeded(info)
