@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import duckdb
@@ -25,18 +26,32 @@ PIPELINE = REPO / "pipelines" / "nba"
 WEEK = (dt.date(2023, 10, 24), dt.date(2023, 10, 31))
 
 
-@pytest.fixture(scope="module")
-def sample_week(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample league's first week, every Phase 3 and 4 task executed in plan order."""
+def sample_league(tmp_path_factory: pytest.TempPathFactory, name: str,
+                  work: Callable[[PipelineSpec, Warehouse], Iterable[Task]]) -> Path:
+    """The sample league's 2023-24 season in a new DuckDB file, with the tasks `work(spec, w)` executed
+    in their order, each ok."""
     from pipelines.nba.sample import load_sample
 
-    path = tmp_path_factory.mktemp("sample") / "week.duckdb"
+    path = tmp_path_factory.mktemp("sample") / name
     spec = load_spec(PIPELINE)
     with DuckDBWarehouse(path) as w:
         load_sample(w, seasons=("2023-24",), seed=7)
-        for t in tasks(spec, w, WEEK):
-            assert execute_task(t, w, spec).ok
+        for t in work(spec, w):
+            assert execute_task(t, w, spec).ok, t.id
     return path
+
+
+def working_copy(src: Path, tmp_path: Path) -> Path:
+    """A copy of a module fixture's warehouse file that a test may change."""
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(src, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sample_week(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample league's first week, every Phase 3 and 4 task executed in plan order."""
+    return sample_league(tmp_path_factory, "week.duckdb", lambda spec, w: tasks(spec, w, WEEK))
 
 
 def tasks(spec: PipelineSpec, w: Warehouse, span: tuple[dt.date, dt.date],
@@ -61,8 +76,7 @@ def test_bad_sql_fails_only_its_tasks_and_leaves_the_table_unchanged(sample_week
     broken = pipeline / "sql" / "team_defense_zone_analysis.sql"
     broken.write_text(broken.read_text().replace("SELECT", "SELEKT", 1))
     spec = load_spec(pipeline)
-    path = tmp_path / "copy.duckdb"
-    shutil.copy(sample_week, path)
+    path = working_copy(sample_week, tmp_path)
     before = table_digest(path, "nba_precompute.team_defense_zone_analysis")
     assert before[0] > 0
     with DuckDBWarehouse(path) as w:
@@ -128,8 +142,7 @@ BOTH_LISTED = {dt.date(2024, 12, 15), dt.date(2024, 12, 19), dt.date(2024, 12, 2
 def test_real_prop_feed_nicknames_resolve_through_the_aliases(nba_data_dir: Path, real_props: Path,
                                                              tmp_path: Path) -> None:
     spec = load_spec(PIPELINE)
-    path = tmp_path / "copy.duckdb"
-    shutil.copy(real_props, path)
+    path = working_copy(real_props, tmp_path)
     with DuckDBWarehouse(path) as w:
         results = [execute_task(t, w, spec)
                    for t in tasks(spec, w, BOTH_PLAY, frozenset({"player_game_summary"}))]
@@ -142,8 +155,7 @@ def test_real_prop_feed_nicknames_resolve_through_the_aliases(nba_data_dir: Path
 def test_real_unresolved_prop_names_are_listed_once_and_counted(nba_data_dir: Path, real_props: Path,
                                                                tmp_path: Path) -> None:
     spec = load_spec(PIPELINE)
-    path = tmp_path / "copy.duckdb"
-    shutil.copy(real_props, path)
+    path = working_copy(real_props, tmp_path)
     with DuckDBWarehouse(path) as w:
         w.execute("DELETE FROM nba_reference.player_aliases WHERE alias_lookup IN ('herbjones', 'moewagner')")
         work = tasks(spec, w, BOTH_PLAY, frozenset({"player_game_summary", "upcoming_player_game_context"}))
@@ -168,12 +180,8 @@ def test_real_unresolved_prop_names_are_listed_once_and_counted(nba_data_dir: Pa
 @pytest.fixture(scope="module")
 def across_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample league's Phase 3 from opening night, Phase 4 on the week around day 14."""
-    from pipelines.nba.sample import load_sample
 
-    path = tmp_path_factory.mktemp("sample") / "boundary.duckdb"
-    spec = load_spec(PIPELINE)
-    with DuckDBWarehouse(path) as w:
-        load_sample(w, seasons=("2023-24",), seed=7)
+    def work(spec: PipelineSpec, w: Warehouse) -> list[Task]:
         cal = Calendar.from_warehouse(w, "nba_raw.schedule")
         opening = cal.seasons["2023-24"].start
         boundary = opening + dt.timedelta(days=spec.bootstrap_days)
@@ -182,9 +190,9 @@ def across_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Path:
         phase3 = build_plan(spec, cal, PlanRequest(ranges=((opening, around[1]),), phases=frozenset({3}),
                                                    batch_sizes=batches))
         phase4 = build_plan(spec, cal, PlanRequest(ranges=(around,), phases=frozenset({4})))
-        for t in [*phase3.tasks(), *phase4.tasks()]:
-            assert execute_task(t, w, spec).ok, t.id
-    return path
+        return [*phase3.tasks(), *phase4.tasks()]
+
+    return sample_league(tmp_path_factory, "boundary.duckdb", work)
 
 
 def test_bootstrap_marks_exactly_the_first_bootstrap_days_of_the_season(across_bootstrap: Path) -> None:
@@ -206,8 +214,7 @@ def test_bootstrap_marks_exactly_the_first_bootstrap_days_of_the_season(across_b
 def test_every_sql_file_returns_rows_with_exactly_the_declared_columns(sample_week: Path, tmp_path: Path) -> None:
     """Each SQL, transpiled to DuckDB, over the sample week: rows, and the spec's columns and types."""
     spec = load_spec(PIPELINE)
-    path = tmp_path / "copy.duckdb"
-    shutil.copy(sample_week, path)
+    path = working_copy(sample_week, tmp_path)
     with DuckDBWarehouse(path) as w:
         for name in spec.order:
             proc = spec.processors[name]
