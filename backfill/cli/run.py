@@ -135,6 +135,10 @@ def print_summary(info: dict[str, Any], console: Console) -> None:
         console.print(f"  [yellow]partial[/yellow] {f['task_id']}: {f['category']}: {f['message']}")
 
 
+# `--wait` means the same on every command that starts work: watch it to the end, exit by its outcome.
+wait_option = click.option("--wait", is_flag=True, help="Show progress until the run ends.")
+
+
 def wait_and_exit(session: Session, run_id: str, console: Console) -> None:
     """`--wait`: show progress until the run ends, print the summary, exit 1 unless it succeeded."""
     info = wait_for(session, run_id, console)
@@ -162,7 +166,7 @@ def check_succeeded(info: dict[str, Any]) -> None:
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Passed to every processor of the run (e.g. backfill_mode=true); repeatable.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and enqueue nothing.")
-@click.option("--wait", is_flag=True, help="Show progress until the run ends.")
+@wait_option
 @click.pass_obj
 def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: bool, options: tuple[str, ...],
             dry_run: bool, wait: bool, **selection: Any) -> None:
@@ -353,7 +357,7 @@ def cancel(obj: CliContext, run_id: str, settle: float) -> None:
 
 @click.command("retry")
 @click.argument("run_id")
-@click.option("--wait", is_flag=True, help="Show progress until the run ends.")
+@wait_option
 @click.pass_obj
 def retry(obj: CliContext, run_id: str, wait: bool) -> None:
     """Run a finished run's failed, blocked and revoked tasks again (after fixing the cause)."""
@@ -366,7 +370,7 @@ def retry(obj: CliContext, run_id: str, wait: bool) -> None:
 
 @click.command("resume")
 @click.argument("run_id")
-@click.option("--wait", is_flag=True, help="Show progress until the run ends.")
+@wait_option
 @click.pass_obj
 def resume(obj: CliContext, run_id: str, wait: bool) -> None:
     """Continue a run after its queue or its Redis state was lost; finished tasks are not redone."""
