@@ -24,6 +24,9 @@ def render_plan(plan: Plan, console: Console) -> None:
     est = plan.estimates
     console.print(f"[bold]Plan[/bold]: {est.tasks} tasks in {est.waves} waves over "
                   f"{plan.counts.get('game_dates', 0)} game dates")
+    if not est.tasks:  # nothing to tabulate: the warnings say why (e.g. every partition already succeeded)
+        _print_warnings(plan, console)
+        return
     waves = Table(title="Waves", show_edge=False)
     waves.add_column("wave", justify="right")
     waves.add_column("tasks", justify="right")
@@ -50,6 +53,10 @@ def render_plan(plan: Plan, console: Console) -> None:
         f"[bold]Estimates[/bold] at concurrency {est.concurrency}: wall {_duration(est.wall_seconds)} "
         f"(sequential {_duration(est.sequential_seconds)}, {est.speedup:.1f}x faster); "
         f"critical path {_duration(est.critical_path_seconds)}; total work {_duration(est.total_work_seconds)}")
+    _print_warnings(plan, console)
+
+
+def _print_warnings(plan: Plan, console: Console) -> None:
     for w in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {w}")
 
