@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from http.server import ThreadingHTTPServer
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -46,9 +47,16 @@ def tasks(spec: PipelineSpec, w: DuckDBWarehouse, span: tuple[dt.date, dt.date],
     return list(plan.tasks())
 
 
-def stop(server: ThreadingHTTPServer) -> None:
-    server.shutdown()
-    server.server_close()
+@contextmanager
+def served(service: Service) -> Iterator[int]:
+    """`service` answering on a free local port for the block; the port."""
+    port = free_port()
+    server = serve(service, port)
+    try:
+        yield port
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
@@ -107,17 +115,13 @@ def test_python_processor_exception_is_a_final_processor_error_per_date(league: 
 
 
 def test_http_processor_503_twice_then_ok_keeps_one_idempotency_key(league: Path, tmp_path: Path) -> None:
-    port = free_port()
     service = Service(str(league), fail_first=2)
-    server = serve(service, port)
-    try:
+    with served(service) as port:
         spec = byo_spec(port, tmp_path)
         with DuckDBWarehouse(league, hold=False) as w:
             t = tasks(spec, w, WEEK, "team_offense_http")[0]
             r = execute_task(t, w, spec, run_id="run-h", options={"backfill_mode": True})
             rows = history_rows(r, t, "run-h", 0)
-    finally:
-        stop(server)
     assert r.status == "success" and r.rows > 0, (r.error_message, r.warnings)
     keys = {s["headers"]["Idempotency-Key"] for s in service.seen}
     assert len(service.seen) == 3 and len(keys) == 1
@@ -129,10 +133,8 @@ def test_http_processor_503_twice_then_ok_keeps_one_idempotency_key(league: Path
 
 def test_http_processor_timeout_is_retried_then_transient_and_400_fails_at_once(league: Path,
                                                                                 tmp_path: Path) -> None:
-    port = free_port()
     slow = Service(str(league), delay=3.0)
-    server = serve(slow, port)
-    try:
+    with served(slow) as port:
         byo_spec(port, tmp_path)
         yaml = tmp_path / "byo" / "pipeline.yaml"
         yaml.write_text(yaml.read_text().replace("timeout: 30", "timeout: 1"))
@@ -141,19 +143,13 @@ def test_http_processor_timeout_is_retried_then_transient_and_400_fails_at_once(
         with DuckDBWarehouse(league, hold=False) as w:
             t = tasks(spec, w, WEEK, "team_offense_http")[0]
             r = execute_task(t, w, spec, raise_transient=False)
-    finally:
-        stop(server)
     assert (r.status, r.error_category) == ("failed", "transient"), r.error_message
     assert len(slow.seen) == 3
-    port = free_port()
     bad = Service(str(league), status=400)
-    server = serve(bad, port)
-    try:
+    with served(bad) as port:
         spec = byo_spec(port, tmp_path)
         with DuckDBWarehouse(league, hold=False) as w:
             r = execute_task(tasks(spec, w, WEEK, "team_offense_http")[0], w, spec, raise_transient=False)
-    finally:
-        stop(server)
     assert (r.status, r.error_category) == ("failed", "processor_error") and len(bad.seen) == 1
     assert "answered 400" in (r.error_message or "")
 
@@ -162,10 +158,8 @@ def test_enqueue_option_reaches_python_and_http_processors(env: dict, tmp_path: 
     """Through the CLI and a real worker: `--option` overrides the spec's options for one run."""
     from tests.integration.engine_harness import cli, wait_run
 
-    port = free_port()
     seen = Service(str(env["wh"]), status=400)  # records the request; answers 400 so it writes nothing
-    server = serve(seen, port)
-    try:
+    with served(seen) as port:
         byo_spec(port, tmp_path)
         record = tmp_path / "python-options.json"
         (tmp_path / "byo" / "processors.py").write_text(
@@ -179,8 +173,6 @@ def test_enqueue_option_reaches_python_and_http_processors(env: dict, tmp_path: 
                          "--option", "season_label=2023-24")
             assert result.exit_code == 0, result.output
             wait_run(env["store"], result.stdout.strip().splitlines()[-1], timeout=120)
-    finally:
-        stop(server)
     assert json.loads(record.read_text()) == {"backfill_mode": False, "season_label": "2023-24"}
     assert seen.seen and seen.seen[0]["body"]["options"] == {"backfill_mode": False, "skip_downstream_trigger": True,
                                                              "season_label": "2023-24"}
