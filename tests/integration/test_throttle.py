@@ -6,13 +6,16 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
 
 from backfill.throttle import Throttle
+from tests.support.throttle_load import hold_slots
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -108,34 +111,16 @@ def test_slot_of_a_killed_holder_comes_back_after_its_lease(client: redis.Redis,
         proc.wait(timeout=10)
 
 
-_WORKER = """
-import sys, time, redis
-from backfill.throttle import Throttle
-c = redis.Redis.from_url(sys.argv[1])
-t = Throttle(c, initial_limit=3)
-for i in range(15):
-    with t.slot(f"p{sys.argv[2]}-{i}", timeout=60):
-        n = c.incr("active")
-        c.rpush("seen", n)
-        time.sleep(0.01)
-        c.decr("active")
-"""
-
-
 def test_concurrent_processes_and_threads_never_exceed_the_limit(client: redis.Redis, redis_server) -> None:  # type: ignore[no-untyped-def]
-    procs = [subprocess.Popen([sys.executable, "-c", _WORKER, redis_server.url, str(i)]) for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-m", "tests.support.throttle_load", redis_server.url, str(i)], cwd=REPO)
+             for i in range(4)]
     t = Throttle(client, initial_limit=3)
     errors: list[BaseException] = []
 
     def work(k: int) -> None:
         c = redis.Redis.from_url(redis_server.url)
         try:
-            for i in range(15):
-                with t.slot(f"t{k}-{i}", timeout=60):
-                    n = c.incr("active")
-                    c.rpush("seen", n)
-                    time.sleep(0.01)
-                    c.decr("active")
+            hold_slots(t, c, f"t{k}")
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
