@@ -106,5 +106,6 @@ def demo(ctx: CliContext) -> None:
     # A --home given on the command line must be given again: the hint says so, ready to paste.
     home = ctx.settings.home
     cmd = "backfill" if home == Settings().home else f"backfill --home {shlex.quote(str(home))}"
-    console.print(f"next: `{cmd} status`, `{cmd} runs`, `{cmd} down` to stop the local Redis and worker")
+    console.print(f"next: `{cmd} status`, `{cmd} runs`, `{cmd} down` to stop the local Redis and worker",
+                  soft_wrap=True)  # not wrapped mid-command: it is there to be pasted
     check_succeeded(info)
