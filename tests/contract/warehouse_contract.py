@@ -190,6 +190,23 @@ class WarehouseContract:
         assert n == again == 1
         assert got == {(D1, "Old Row"), (D2, "Py Row"), (D3, "Old Row"), (D4, "Old Row")}
 
+    def test_replace_partitions_with_rows_typed_none_and_failing(self, warehouse: Warehouse, dataset: str) -> None:
+        """Values come back typed as the schema says; no rows empties the dates; a value that does not
+        fit its column fails the whole write and leaves every partition as it was."""
+        target = self.seeded_target(warehouse, dataset)
+        typed = [row(D2, "Typed", 12, minutes=33.25, starter=False), row(D2, "Nulls", None, minutes=None, starter=None)]
+        assert warehouse.replace_partitions_with_rows(target, [D2, D3], typed) == 2
+        got = {r["player"]: r for r in warehouse.query(f"SELECT * FROM {target.name} WHERE game_date = @d", {"d": D2})}
+        assert (got["Typed"]["points"], got["Typed"]["minutes"], got["Typed"]["starter"]) == (12, 33.25, False)
+        assert (got["Nulls"]["points"], got["Nulls"]["minutes"], got["Nulls"]["starter"]) == (None, None, None)
+        assert got["Typed"]["loaded_at"] == dt.datetime(2024, 2, 1, 12, 30, 15, tzinfo=UTC)
+        assert warehouse.row_counts(target.name, "game_date") == {D1: 1, D2: 2, D4: 1}  # D3 emptied
+        assert warehouse.replace_partitions_with_rows(target, [D4], []) == 0
+        before = self.table_rows(warehouse, target)
+        with pytest.raises(WarehouseError):
+            warehouse.replace_partitions_with_rows(target, [D1, D2], [row(D1, "Good", 1), row(D2, "Bad", "many")])  # type: ignore[arg-type]
+        assert self.table_rows(warehouse, target) == before
+
     def test_replace_partitions_with_no_rows_empties_the_partition(self, warehouse: Warehouse,
                                                                    dataset: str) -> None:
         target = self.seeded_target(warehouse, dataset)
