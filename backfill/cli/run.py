@@ -360,10 +360,10 @@ def cancel(obj: CliContext, run_id: str, settle: float) -> None:
 @wait_option
 @click.pass_obj
 def retry(obj: CliContext, run_id: str, wait: bool) -> None:
-    """Run a finished run's failed, blocked and revoked tasks again (after fixing the cause)."""
+    """Run a finished run's failed, partial, blocked and revoked tasks again (after fixing the cause)."""
     session = Session(obj)
     n = engine.retry(session.store, session.dispatcher, run_id, session.triggers, session.settings)
-    click.echo(f"run {run_id}: retrying {n} failed/blocked/revoked task(s)")
+    click.echo(f"run {run_id}: retrying {n} failed/partial/blocked/revoked task(s)")
     if wait:
         wait_and_exit(session, run_id, Console(stderr=True))
 
