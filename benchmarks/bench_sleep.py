@@ -94,9 +94,12 @@ def run_once(schedule: Path, work: Path, redis_url: str, spec: PipelineSpec, cal
     home = work / f"home_sleep_{slots}"
     # The window a little above the slots: Redis keeps the rest in priority order (recent season
     # first); a larger window would queue ready tasks in the broker first come, first served.
-    env = backfill_env(redis_url, path, home, dispatch_window=str(slots + 2))
+    # C slots means C concurrent warehouse jobs: the shared throttle's ceiling (default 20) is
+    # raised to C, as a user running 64 slots against BigQuery would set it.
+    jobs = max(slots, Settings().max_warehouse_jobs)
+    env = backfill_env(redis_url, path, home, dispatch_window=str(slots + 2), max_warehouse_jobs=str(jobs))
     settings = Settings(home=home, warehouse=f"duckdb:///{path}", redis_url=redis_url,  # type: ignore[arg-type]
-                        dispatch_window=slots + 2, alerts="off")
+                        dispatch_window=slots + 2, alerts="off", max_warehouse_jobs=jobs)
     from backfill.cli.run import prepare_targets
     from backfill.triggers import Triggers
     from workers.factory import create_app
