@@ -82,3 +82,17 @@ def require_nba_data(*needed: str) -> Path:
         if not (path / rel).exists():
             pytest.skip(f"real NBA data not found at {path} (set BACKFILL_NBA_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def real_nba_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every real season imported once per test process into a DuckDB file; copy it before writing."""
+    from backfill.warehouse.duckdb import DuckDBWarehouse
+    from pipelines.nba.importer import import_nba
+
+    data = require_nba_data()
+    path = tmp_path_factory.mktemp("real-nba") / "base.duckdb"
+    with DuckDBWarehouse(path) as w:
+        import_nba(w, data)
+    return path
+

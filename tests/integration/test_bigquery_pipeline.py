@@ -34,7 +34,6 @@ from backfill.state import RedisStateStore, RunStatus
 from backfill.warehouse import Warehouse
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from pipelines.nba.raw import RAW_TABLES
-from tests.conftest import require_nba_data
 from tests.contract.bigquery_emulator import EmulatedBigQueryWarehouse, Emulator, bigquery_emulator  # noqa: F401
 from tests.integration.engine_harness import Worker, wait_run
 
@@ -98,17 +97,6 @@ def differences(want: list[tuple[Any, ...]], got: list[tuple[Any, ...]]) -> tupl
     return bad, rounded
 
 
-@pytest.fixture(scope="module")
-def real_duckdb(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipelines.nba.importer import import_nba
-
-    data = require_nba_data()
-    path = tmp_path_factory.mktemp("bq-real") / "base.duckdb"
-    with DuckDBWarehouse(path) as w:
-        import_nba(w, data)
-    return path
-
-
 @pytest.fixture
 def emulated(bigquery_emulator: Emulator) -> Iterator[EmulatedBigQueryWarehouse]:  # noqa: F811
     wh = bigquery_emulator.warehouse(labels={"suite": "pipeline"})
@@ -130,11 +118,11 @@ def copy_raw(src: Warehouse, dst: Warehouse) -> int:
 
 
 def test_real_november_through_the_engine_on_the_emulator_equals_duckdb(
-        real_duckdb: Path, bigquery_emulator: Emulator, emulated: EmulatedBigQueryWarehouse,  # noqa: F811
+        real_nba_warehouse: Path, bigquery_emulator: Emulator, emulated: EmulatedBigQueryWarehouse,  # noqa: F811
         redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The same `backfill enqueue` of November, once with a DuckDB worker, once with a BigQuery one."""
     duck = tmp_path / "real.duckdb"
-    shutil.copyfile(real_duckdb, duck)
+    shutil.copyfile(real_nba_warehouse, duck)
     for proc in SPEC.processors.values():  # the emulator is shared by the session: start from no outputs
         emulated.execute(f"DROP TABLE IF EXISTS {proc.target}")
     emulated.execute(f"DROP TABLE IF EXISTS {SPEC.run_history_table}")

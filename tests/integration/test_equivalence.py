@@ -22,7 +22,6 @@ from backfill.planner.batching import BIGQUERY, DUCKDB, WarehouseProfile
 from backfill.planner.model import Task
 from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse.duckdb import DuckDBWarehouse
-from tests.conftest import require_nba_data
 
 REPO = Path(__file__).resolve().parents[2]
 SPEC = load_spec(REPO / "pipelines" / "nba")
@@ -162,20 +161,9 @@ def sample_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def real_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipelines.nba.importer import import_nba
-
-    data = require_nba_data()
-    path = tmp_path_factory.mktemp("real") / "base.duckdb"
-    with DuckDBWarehouse(path) as w:
-        import_nba(w, data)
-    return path
-
-
 def test_sample_league_tables_are_the_same_in_every_order(sample_base: Path, tmp_path: Path) -> None:
     assert_equivalent(sample_base, tmp_path, dt.date(2023, 10, 24), dt.date(2023, 11, 14))
 
 
-def test_real_month_tables_are_the_same_in_every_order(nba_data_dir: Path, real_base: Path, tmp_path: Path) -> None:
-    assert_equivalent(real_base, tmp_path, dt.date(2024, 10, 22), dt.date(2024, 11, 20))
+def test_real_month_tables_are_the_same_in_every_order(real_nba_warehouse: Path, tmp_path: Path) -> None:
+    assert_equivalent(real_nba_warehouse, tmp_path, dt.date(2024, 10, 22), dt.date(2024, 11, 20))
