@@ -13,10 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,12 +28,7 @@ from backfill.planner import Plan, PlanRequest, Task  # noqa: E402
 from backfill.planner.model import Estimates  # noqa: E402
 from backfill.settings import Settings  # noqa: E402
 from backfill.state import RedisStateStore, RunRecord, RunStatus  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from benchmarks.services import backfill_env, celery_worker, redis_server  # noqa: E402
 
 
 def synthetic_plan(n: int, waves: int) -> Plan:
@@ -74,96 +65,80 @@ def main() -> None:
     ap.add_argument("--commands", action="store_true", help="count Redis commands per task instead of timing")
     args = ap.parse_args()
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench-orch-"))
-    port = free_port()
-    redis_proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "",
-                                   "--appendonly", "no", "--dir", str(tmp)], stdout=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    env = dict(os.environ, BACKFILL_REDIS_URL=url, BACKFILL_WAREHOUSE=f"duckdb:///{tmp / 'wh.duckdb'}",
-               PYTHONPATH=str(REPO))
-    time.sleep(0.3)
-    worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "workers.app", "worker", "--pool", "threads",
-                               "-c", str(args.concurrency), "--loglevel", "INFO", "-n", "bench@%h"],
-                              cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=(tmp / "worker.log").open("w"))
-    try:
-        from workers.factory import create_app
-        from workers.tasks import CeleryDispatcher
+    with tempfile.TemporaryDirectory(prefix="bench-orch-") as scratch, redis_server(Path(scratch)) as url:
+        tmp = Path(scratch)
+        env = backfill_env(url, tmp / "wh.duckdb", tmp / "home")
+        with celery_worker(env, tmp / "home", "bench", args.concurrency):
+            from workers.factory import create_app
+            from workers.tasks import CeleryDispatcher
 
-        settings = Settings(redis_url=url, warehouse=env["BACKFILL_WAREHOUSE"])
-        app = create_app(settings)
-        wait_worker(app)
-        store = RedisStateStore.from_url(url)
+            settings = Settings(redis_url=url, warehouse=env["BACKFILL_WAREHOUSE"])
+            app = create_app(settings)
+            wait_worker(app)
+            store = RedisStateStore.from_url(url)
 
-        # warm-up, so neither side pays for connection set-up
-        chord(group(app.signature("backfill.noop", args=(i,), immutable=True) for i in range(50)),
-              app.signature("backfill.noop_done")).apply_async().get(timeout=60)
+            # warm-up, so neither side pays for connection set-up
+            chord(group(app.signature("backfill.noop", args=(i,), immutable=True) for i in range(50)),
+                  app.signature("backfill.noop_done")).apply_async().get(timeout=60)
 
-        def plain_chord() -> float:
-            t0 = time.perf_counter()
-            res = chord(group(app.signature("backfill.noop", args=(i,), immutable=True) for i in range(args.tasks)),
-                        app.signature("backfill.noop_done")).apply_async()
-            assert res.get(timeout=600) == args.tasks
-            return time.perf_counter() - t0
+            def plain_chord() -> float:
+                t0 = time.perf_counter()
+                res = chord(group(app.signature("backfill.noop", args=(i,), immutable=True) for i in range(args.tasks)),
+                            app.signature("backfill.noop_done")).apply_async()
+                assert res.get(timeout=600) == args.tasks
+                return time.perf_counter() - t0
 
-        def through_engine() -> float:
-            plan = synthetic_plan(args.tasks, args.waves)
-            record = RunRecord(run_id=engine.new_run_id(), pipeline="-", request=plan.request.to_json(), noop=True)
-            t0 = time.perf_counter()
-            engine.start_run(store, CeleryDispatcher(app), plan, record)
-            while True:
-                run = store.get_run(record.run_id)
-                if run is not None and run.status is not RunStatus.running:
-                    break
-                time.sleep(0.02)
-            elapsed = time.perf_counter() - t0
-            assert run.status is RunStatus.succeeded, run.status
-            assert len(store.queued(record.run_id)) == len(plan)
-            return elapsed
+            def through_engine() -> float:
+                plan = synthetic_plan(args.tasks, args.waves)
+                record = RunRecord(run_id=engine.new_run_id(), pipeline="-", request=plan.request.to_json(), noop=True)
+                t0 = time.perf_counter()
+                engine.start_run(store, CeleryDispatcher(app), plan, record)
+                while True:
+                    run = store.get_run(record.run_id)
+                    if run is not None and run.status is not RunStatus.running:
+                        break
+                    time.sleep(0.02)
+                elapsed = time.perf_counter() - t0
+                assert run.status is RunStatus.succeeded, run.status
+                assert len(store.queued(record.run_id)) == len(plan)
+                return elapsed
 
-        def commands() -> dict[str, int]:
-            stats = store.client.info("commandstats")
-            return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+            def commands() -> dict[str, int]:
+                stats = store.client.info("commandstats")
+                return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
 
-        def per_task(measure: object) -> tuple[float, dict[str, float]]:
-            """Seconds, and Redis commands per task by name (where a task's time goes: round trips)."""
-            before = commands()
-            seconds = measure()  # type: ignore[operator]
-            after = commands()
-            return seconds, {k: (v - before.get(k, 0)) / args.tasks for k, v in after.items()
-                             if v - before.get(k, 0) >= args.tasks * 0.05}
+            def per_task(measure: object) -> tuple[float, dict[str, float]]:
+                """Seconds, and Redis commands per task by name (where a task's time goes: round trips)."""
+                before = commands()
+                seconds = measure()  # type: ignore[operator]
+                after = commands()
+                return seconds, {k: (v - before.get(k, 0)) / args.tasks for k, v in after.items()
+                                 if v - before.get(k, 0) >= args.tasks * 0.05}
 
-        if args.commands:
-            for name, measure in (("chord", plain_chord), ("engine", through_engine)):
-                seconds, calls = per_task(measure)
-                top = ", ".join(f"{k} {v:.1f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]))
-                print(f"{name:6}: {seconds:6.2f}s, Redis commands per task {sum(calls.values()):.1f}: {top}")
-            return
+            if args.commands:
+                for name, measure in (("chord", plain_chord), ("engine", through_engine)):
+                    seconds, calls = per_task(measure)
+                    top = ", ".join(f"{k} {v:.1f}" for k, v in sorted(calls.items(), key=lambda kv: -kv[1]))
+                    print(f"{name:6}: {seconds:6.2f}s, Redis commands per task {sum(calls.values()):.1f}: {top}")
+                return
 
-        chord_runs: list[float] = []
-        engine_runs: list[float] = []
-        for _ in range(args.rounds):  # interleaved, so load on the machine hits both alike
-            chord_runs.append(plain_chord())
-            engine_runs.append(through_engine())
-        for i, (c, e) in enumerate(zip(chord_runs, engine_runs, strict=True)):
-            print(f"round {i + 1}: chord {args.tasks / c:7.1f} tasks/s   engine {args.tasks / e:7.1f} tasks/s   "
-                  f"ratio {c / e:.2f}")
-        chord_rate = args.tasks / min(chord_runs)
-        engine_rate = args.tasks / min(engine_runs)
-        print(f"plain celery chord : {args.tasks} no-op tasks, best {min(chord_runs):6.2f}s = "
-              f"{chord_rate:7.1f} tasks/s")
-        print(f"backfill engine    : {args.tasks} no-op tasks, best {min(engine_runs):6.2f}s = "
-              f"{engine_rate:7.1f} tasks/s "
-              f"({args.waves} dependency levels: run state per task, dispatch by dependency)")
-        print(f"ratio engine/chord : {engine_rate / chord_rate:.2f} (target >= 0.8); "
-              f"worker: threads x{args.concurrency}")
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        redis_proc.kill()
-        shutil.rmtree(tmp, ignore_errors=True)
+            chord_runs: list[float] = []
+            engine_runs: list[float] = []
+            for _ in range(args.rounds):  # interleaved, so load on the machine hits both alike
+                chord_runs.append(plain_chord())
+                engine_runs.append(through_engine())
+            for i, (c, e) in enumerate(zip(chord_runs, engine_runs, strict=True)):
+                print(f"round {i + 1}: chord {args.tasks / c:7.1f} tasks/s   engine {args.tasks / e:7.1f} tasks/s   "
+                      f"ratio {c / e:.2f}")
+            chord_rate = args.tasks / min(chord_runs)
+            engine_rate = args.tasks / min(engine_runs)
+            print(f"plain celery chord : {args.tasks} no-op tasks, best {min(chord_runs):6.2f}s = "
+                  f"{chord_rate:7.1f} tasks/s")
+            print(f"backfill engine    : {args.tasks} no-op tasks, best {min(engine_runs):6.2f}s = "
+                  f"{engine_rate:7.1f} tasks/s "
+                  f"({args.waves} dependency levels: run state per task, dispatch by dependency)")
+            print(f"ratio engine/chord : {engine_rate / chord_rate:.2f} (target >= 0.8); "
+                  f"worker: threads x{args.concurrency}")
 
 
 if __name__ == "__main__":
