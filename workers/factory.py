@@ -20,6 +20,10 @@ Configuration, chosen on purpose:
   whether a redelivery happens, which begin_task turns into a no-op for a settled task. The
   result backend retries a lost connection instead of raising into the task
   (result_backend_always_retry). See docs/configuration.md for the failure this avoids.
+- A failover that demotes the Redis primary to a read-only replica: kombu counts its replies
+  (`UNBLOCKED` to the blocked BRPOP, then READONLY) among channel errors, which end the consumer
+  unless broker_channel_error_retry is on (celery/celery#7946); with it, the consumer reconnects
+  until a writable primary answers (the control worker of tests/integration/test_redis_readonly.py).
 - result_expires = 3 days: the durable record is the warehouse's run history.
 - worker_send_task_events + task_send_sent_event: Flower sees tasks with no extra flags.
 - backfill.run_task ignores its result and task_track_started is off: the engine reads run

@@ -52,9 +52,10 @@ def settle_revoked(app: Celery, celery_id: str) -> str:
     run = ctx.store.get_run(run_id)
     if run is None or run.status is not RunStatus.running:
         return "inactive"
+    budget = 30.0  # run from the worker's main thread, which takes no message meanwhile: shorter than a task's
     done = through_redis_outage(lambda: engine.settle(
-        ctx.store, CeleryDispatcher(app), run_id, task_id, None, TaskStatus.revoked, None,
-        settings=ctx.settings, warehouse=ctx.warehouse, triggers=ctx.triggers), budget=30)
+        ctx.store, CeleryDispatcher(app, budget), run_id, task_id, None, TaskStatus.revoked, None,
+        settings=ctx.settings, warehouse=ctx.warehouse, triggers=ctx.triggers), budget, f"revoked task {task_id}")
     log.warning("task %s of run %s revoked: %s", task_id, run_id, done.outcome)
     return done.outcome
 
@@ -75,13 +76,16 @@ class Watchdog:
         self._stop.set()
 
     def _run(self) -> None:
-        from workers.tasks import CeleryDispatcher
+        from workers.tasks import REDIS_ERRORS, REDIS_OUTAGE_BUDGET_SECONDS, CeleryDispatcher
 
         while not self._stop.wait(self.settings.watchdog_interval):
             try:
                 ctx = _context(self.app)
-                engine.sweep(ctx.store, CeleryDispatcher(self.app), self.settings, ctx.warehouse, ctx.triggers)
-            except Exception:  # Redis or the broker down: the next pass tries again
+                engine.sweep(ctx.store, CeleryDispatcher(self.app, REDIS_OUTAGE_BUDGET_SECONDS), self.settings,
+                             ctx.warehouse, ctx.triggers)
+            except REDIS_ERRORS as exc:  # down, or read-only during a failover: the next pass tries again
+                log.warning("watchdog sweep skipped: Redis unavailable (%s)", type(exc).__name__)
+            except Exception:  # the broker down, or a bug: the next pass tries again
                 log.warning("watchdog sweep failed", exc_info=True)
 
 

@@ -9,6 +9,7 @@ record the outcome, release its children and pump the next ready tasks.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import random
@@ -20,9 +21,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-import redis
 from celery import Celery, Task  # type: ignore[import-untyped]
 from celery.exceptions import Retry  # type: ignore[import-untyped]
+from kombu.exceptions import OperationalError
 
 from backfill import engine
 from backfill.calendar import Calendar
@@ -33,6 +34,7 @@ from backfill.settings import DEFAULT_REDIS_URL, Settings
 from backfill.spec import PipelineSpec, load_spec
 from backfill.state import BeginDecision, RedisStateStore, TaskStatus
 from backfill.state.base import now
+from backfill.state.redis import OUTAGE_ERRORS
 from backfill.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
@@ -42,29 +44,41 @@ CALENDARS_KEPT = 8  # runs whose calendar a worker process keeps (the oldest is 
 # concurrency and the task waits its turn, with a budget this many times the normal one.
 QUOTA_RETRY_FACTOR = 10
 # How long a task keeps retrying its own Redis bookkeeping through an outage (a restarted
-# redis-server, a failover) before giving up and leaving the task to the watchdog.
+# redis-server, a failover, a primary demoted to a read-only replica) before giving up and
+# leaving the task to the watchdog.
 REDIS_OUTAGE_BUDGET_SECONDS = 120.0
-REDIS_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+REDIS_ERRORS = OUTAGE_ERRORS  # no answer, or READONLY: one definition, in backfill.state.redis
+# What a publish raises once kombu's own quick retries gave up on such a broker.
+BROKER_ERRORS = (*REDIS_ERRORS, OperationalError)
 T = TypeVar("T")
 
 
-def through_redis_outage(step: Callable[[], T], budget: float = REDIS_OUTAGE_BUDGET_SECONDS) -> T:
-    """Run a Redis step, retrying connection errors for up to `budget` seconds.
+def through_redis_outage(step: Callable[[], T], budget: float = REDIS_OUTAGE_BUDGET_SECONDS,
+                         what: str = "Redis step", errors: tuple[type[Exception], ...] = REDIS_ERRORS) -> T:
+    """Run a Redis step (or a send to the broker), retrying `errors` for up to `budget` seconds.
 
     The task's warehouse work is done by then; losing its outcome to a 10-second Redis
-    restart would cost a re-run, and retrying through Celery would need the broker, which is
-    often the same Redis.
+    restart or failover would cost a re-run, and retrying through Celery would need the
+    broker, which is often the same Redis. The first failure and the recovery are logged, as `what`.
     """
-    deadline = time.monotonic() + budget
+    started = time.monotonic()
     pause = 0.2
+    failed: BaseException | None = None
     while True:
         try:
-            return step()
-        except REDIS_ERRORS:
-            if time.monotonic() >= deadline:
+            result = step()
+        except errors as exc:
+            if failed is None:
+                log.warning("%s failed (%s: %s); retrying for up to %.0fs", what, type(exc).__name__, exc, budget)
+            failed = exc
+            if time.monotonic() - started >= budget:
                 raise
             time.sleep(pause)
             pause = min(pause * 2, 5.0)
+        else:
+            if failed is not None:
+                log.warning("%s went through after %.1fs", what, time.monotonic() - started)
+            return result
 
 
 def _best_effort(step: Callable[[], object]) -> None:
@@ -111,7 +125,9 @@ class LeaseKeeper:
                 continue
             try:
                 self.store.renew_leases(held, self.ttl)
-            except Exception:  # Redis down: the next tick tries again; the TTL covers a short outage
+            except REDIS_ERRORS as exc:  # the next tick tries again; the TTL (3 ticks) covers a short outage
+                log.warning("could not renew %d lease(s): Redis unavailable (%s)", len(held), type(exc).__name__)
+            except Exception:
                 log.warning("could not renew %d lease(s)", len(held), exc_info=True)
 
 
@@ -169,7 +185,8 @@ class WorkerContext:
         store = self.store
         # Through a Redis outage: the executor turns any exception into a final failure of the task.
         return UpstreamCheck(spec, calendar, self.warehouse(),
-                             lambda keys: through_redis_outage(lambda: store.partition_states(run_id, keys)),
+                             lambda keys: through_redis_outage(lambda: store.partition_states(run_id, keys),
+                                                               what=f"run {run_id}: upstream states"),
                              stale_running_seconds=self.settings.stale_running_seconds)
 
     def warehouse(self) -> Warehouse:
@@ -200,20 +217,32 @@ def backoff_seconds(attempt: int, base: float) -> float:
 
 
 class CeleryDispatcher:
-    """The engine's Dispatcher: one `backfill.run_task` message per task, ids `RUN|task|nonce`."""
+    """The engine's Dispatcher: one `backfill.run_task` message per task, ids `RUN|task|nonce`.
 
-    def __init__(self, app: Celery) -> None:
+    `outage_budget`: how long one message's send rides out a broker that does not answer or
+    refuses writes (a read-only replica after a failover). Workers give it: the tasks they send
+    are already in flight in run state, so a send given up would leave them to the watchdog's
+    stall healing. The CLI does not: it reports the error at once.
+    """
+
+    def __init__(self, app: Celery, outage_budget: float = 0.0) -> None:
         self.app = app
+        self.outage_budget = outage_budget
 
     def send(self, run_id: str, task_ids: Sequence[str], priorities: Sequence[int] | None = None) -> list[str]:
         ids = [f"{run_id}|{tid}|{uuid.uuid4().hex[:8]}" for tid in task_ids]
         if not ids:
             return ids
         levels = list(priorities) if priorities is not None else [0] * len(ids)
+        # ignore_result as the task declares it: no subscription to a result that is never stored.
         with self.app.producer_or_acquire() as producer:  # one connection for the whole batch
             for tid, cid, level in zip(task_ids, ids, levels, strict=True):
-                self.app.send_task("backfill.run_task", args=(run_id, tid), task_id=cid, producer=producer,
-                                   priority=level)
+                publish = functools.partial(self.app.send_task, "backfill.run_task", args=(run_id, tid), task_id=cid,
+                                            producer=producer, priority=level, ignore_result=True)
+                if self.outage_budget:
+                    through_redis_outage(publish, self.outage_budget, f"task {tid}: send", BROKER_ERRORS)
+                else:
+                    publish()
         return ids
 
     def revoke(self, queued_ids: Sequence[str]) -> None:
@@ -236,7 +265,7 @@ def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, ta
     store, settings = ctx.store, ctx.settings
     redelivered = bool((celery_task.request.delivery_info or {}).get("redelivered"))
     begin = through_redis_outage(lambda: store.begin_task(run_id, task_id, ctx.holder, settings.lease_ttl,
-                                                          takeover=redelivered))
+                                                          takeover=redelivered), what=f"task {task_id}: begin")
     decision, attempt, task = begin.decision, begin.attempt, begin.task
     if decision is not BeginDecision.run or task is None:
         if decision is BeginDecision.cancelled:
@@ -249,9 +278,11 @@ def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, ta
     finally:
         ctx.leases.drop(begin.lease)
     status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
+    # Alerts (Sentry too) go out from settle.
     through_redis_outage(lambda: engine.settle(
-        store, CeleryDispatcher(app), run_id, task_id, attempt, status, result, settings=settings,
-        warehouse=ctx.warehouse, triggers=ctx.triggers, task=task))  # alerts (Sentry too) go out from settle
+        store, CeleryDispatcher(app, REDIS_OUTAGE_BUDGET_SECONDS), run_id, task_id, attempt, status, result,
+        settings=settings, warehouse=ctx.warehouse, triggers=ctx.triggers, task=task),
+        what=f"task {task_id}: recording its outcome")
     return result
 
 
@@ -295,7 +326,8 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
         # fault. Wait for Redis (the broker too, when it is the same server), then go again.
         log.warning("task %s attempt %d: Redis unavailable (%s); retrying once it answers", task_id, attempt,
                     type(exc).__name__)
-        through_redis_outage(lambda: ctx.store.release_for_retry(run_id, task_id, attempt, now() + 1))
+        through_redis_outage(lambda: ctx.store.release_for_retry(run_id, task_id, attempt, now() + 1),
+                             what=f"task {task_id}: release for retry")
         raise celery_task.retry(countdown=1, max_retries=None) from exc
     except Exception as exc:  # a bug or an unexpected error fails this task only
         log.exception("task %s failed", task_id)

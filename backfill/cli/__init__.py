@@ -7,17 +7,35 @@ import sys
 import traceback
 
 import click
+import redis
 
 from backfill.cli.context import CliContext
-from backfill.errors import BackfillError
+from backfill.errors import BackfillError, CannotConnect
+from backfill.settings import redact_url
+from backfill.state.redis import OUTAGE_ERRORS
+
+
+def redis_unavailable(exc: redis.RedisError, url: str) -> CannotConnect:
+    """Redis stopped answering, or turned read-only (a failover), after the command had reached it."""
+    where = f"Redis at {redact_url(url)}" if url else "the local Redis"
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return CannotConnect(f"{where} is read-only, a replica (a failover under way?)",
+                             hint="run the command again once it has a writable primary; BACKFILL_REDIS_URL must "
+                                  "name the primary, not a replica")
+    return CannotConnect(f"{where} stopped answering ({type(exc).__name__}: {exc})",
+                         hint="run the command again once it answers")
 
 
 class _Group(click.Group):
-    """Turns every BackfillError into one line on stderr and its documented exit code."""
+    """Turns every BackfillError, and a Redis that stops answering or turns read-only mid-command,
+    into one line on stderr and its documented exit code."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            except OUTAGE_ERRORS as exc:
+                raise redis_unavailable(exc, ctx.obj.settings.redis_url_value if ctx.obj else "") from exc
         except BackfillError as exc:
             if ctx.obj is not None and getattr(ctx.obj, "debug", False):
                 traceback.print_exc()

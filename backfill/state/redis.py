@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import redis
+from redis.backoff import EqualJitterBackoff
+from redis.retry import Retry
 
 from backfill.planner import Task
 from backfill.planner.model import TaskKey
@@ -28,6 +30,18 @@ from backfill.state.base import (
     now,
     partition_statuses,
 )
+
+# What a Redis restart or failover looks like to a client: no answer (ConnectionError, which
+# BusyLoadingError is too, or TimeoutError), or a primary demoted to a replica that refuses every
+# write with READONLY (Memorystore, ElastiCache and Sentinel failovers and switchovers). Workers
+# retry these as an outage (workers.tasks.through_redis_outage); the CLI exits 3 on them.
+OUTAGE_ERRORS: tuple[type[redis.RedisError], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError)
+# A READONLY reply leaves redis-py's connection open, on the node that refused: a client that kept
+# it would be refused forever after a failover moved the primary (a DNS name or an address now
+# pointing elsewhere). Retried by the client itself, the error closes the connection first, so the
+# next try dials the URL again: 5 retries over 4-8 s, enough for a switchover, before callers see it.
+READONLY_RETRY = Retry(EqualJitterBackoff(cap=2.0, base=0.25), 5, supported_errors=(redis.exceptions.ReadOnlyError,))
 
 
 class RedisStateStore(StateStore):
@@ -73,9 +87,10 @@ class RedisStateStore(StateStore):
 
     @classmethod
     def from_url(cls, url: str) -> RedisStateStore:
-        """One client per process; `rediss://` and passwords pass straight through."""
+        """One client per process; `rediss://` and passwords pass straight through. The throttle and
+        the trigger pauses of a worker share it, so READONLY_RETRY covers them too."""
         return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30,
-                                        socket_connect_timeout=5, socket_timeout=30))
+                                        socket_connect_timeout=5, socket_timeout=30, retry=READONLY_RETRY))
 
     def _p(self, run_id: str) -> str:
         return self.run_key.format(run_id)
