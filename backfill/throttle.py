@@ -31,6 +31,8 @@ from typing import Any
 import redis
 
 log = logging.getLogger(__name__)
+# How long a task waits to give its throttle slot back through a Redis outage or failover.
+RELEASE_BUDGET_SECONDS = 30.0
 
 # KEYS: holders, limit, max; ARGV: member, lease_seconds, initial_limit
 _ACQUIRE = """
@@ -144,9 +146,14 @@ class Throttle:
         return member if int(got) == 1 else None
 
     def release(self, member: str) -> None:
-        """Give a slot back. Losing Redis here is not fatal: the lease expires by itself."""
+        """Give a slot back, through a short Redis outage or failover (a slot left taken would idle
+        its share of the concurrency for the whole lease). Past `RELEASE_BUDGET_SECONDS` it gives
+        up: the lease expires by itself."""
+        from backfill.state.redis import through_redis_outage
+
         try:
-            self.client.zrem(self._key(self.holders_key), member)
+            through_redis_outage(lambda: self.client.zrem(self._key(self.holders_key), member),
+                                 RELEASE_BUDGET_SECONDS, f"release of throttle slot {member}")
         except redis.RedisError as exc:
             log.warning("could not release throttle slot %s (%s); its lease will expire", member,
                         type(exc).__name__)

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 from celery import Celery, Task  # type: ignore[import-untyped]
 from celery.exceptions import Retry  # type: ignore[import-untyped]
@@ -34,7 +34,7 @@ from backfill.settings import DEFAULT_REDIS_URL, Settings
 from backfill.spec import PipelineSpec, load_spec
 from backfill.state import BeginDecision, RedisStateStore, TaskStatus
 from backfill.state.base import now
-from backfill.state.redis import OUTAGE_ERRORS
+from backfill.state.redis import OUTAGE_BUDGET_SECONDS, OUTAGE_ERRORS, through_redis_outage
 from backfill.warehouse import Warehouse, open_warehouse
 
 log = logging.getLogger(__name__)
@@ -43,42 +43,10 @@ CALENDARS_KEPT = 8  # runs whose calendar a worker process keeps (the oldest is 
 # A quota error says "slow down", not "this task is broken": the throttle halves the
 # concurrency and the task waits its turn, with a budget this many times the normal one.
 QUOTA_RETRY_FACTOR = 10
-# How long a task keeps retrying its own Redis bookkeeping through an outage (a restarted
-# redis-server, a failover, a primary demoted to a read-only replica) before giving up and
-# leaving the task to the watchdog.
-REDIS_OUTAGE_BUDGET_SECONDS = 120.0
+REDIS_OUTAGE_BUDGET_SECONDS = OUTAGE_BUDGET_SECONDS  # see backfill.state.redis
 REDIS_ERRORS = OUTAGE_ERRORS  # no answer, or READONLY: one definition, in backfill.state.redis
 # What a publish raises once kombu's own quick retries gave up on such a broker.
 BROKER_ERRORS = (*REDIS_ERRORS, OperationalError)
-T = TypeVar("T")
-
-
-def through_redis_outage(step: Callable[[], T], budget: float = REDIS_OUTAGE_BUDGET_SECONDS,
-                         what: str = "Redis step", errors: tuple[type[Exception], ...] = REDIS_ERRORS) -> T:
-    """Run a Redis step (or a send to the broker), retrying `errors` for up to `budget` seconds.
-
-    The task's warehouse work is done by then; losing its outcome to a 10-second Redis
-    restart or failover would cost a re-run, and retrying through Celery would need the
-    broker, which is often the same Redis. The first failure and the recovery are logged, as `what`.
-    """
-    started = time.monotonic()
-    pause = 0.2
-    failed: BaseException | None = None
-    while True:
-        try:
-            result = step()
-        except errors as exc:
-            if failed is None:
-                log.warning("%s failed (%s: %s); retrying for up to %.0fs", what, type(exc).__name__, exc, budget)
-            failed = exc
-            if time.monotonic() - started >= budget:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 5.0)
-        else:
-            if failed is not None:
-                log.warning("%s went through after %.1fs", what, time.monotonic() - started)
-            return result
 
 
 def _best_effort(step: Callable[[], object]) -> None:

@@ -9,8 +9,10 @@ ready set, reaping expired leases.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import redis
 from redis.backoff import EqualJitterBackoff
@@ -31,10 +33,12 @@ from backfill.state.base import (
     partition_statuses,
 )
 
+log = logging.getLogger(__name__)
+
 # What a Redis restart or failover looks like to a client: no answer (ConnectionError, which
 # BusyLoadingError is too, or TimeoutError), or a primary demoted to a replica that refuses every
 # write with READONLY (Memorystore, ElastiCache and Sentinel failovers and switchovers). Workers
-# retry these as an outage (workers.tasks.through_redis_outage); the CLI exits 3 on them.
+# retry these as an outage (through_redis_outage below); the CLI exits 3 on them.
 OUTAGE_ERRORS: tuple[type[redis.RedisError], ...] = (
     redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ReadOnlyError)
 # A READONLY reply leaves redis-py's connection open, on the node that refused: a client that kept
@@ -42,6 +46,42 @@ OUTAGE_ERRORS: tuple[type[redis.RedisError], ...] = (
 # pointing elsewhere). Retried by the client itself, the error closes the connection first, so the
 # next try dials the URL again: 5 retries over 4-8 s, enough for a switchover, before callers see it.
 READONLY_RETRY = Retry(EqualJitterBackoff(cap=2.0, base=0.25), 5, supported_errors=(redis.exceptions.ReadOnlyError,))
+
+
+# How long a worker keeps retrying its own Redis bookkeeping through an outage (a restarted
+# redis-server, a failover, a primary demoted to a read-only replica) before giving up and
+# leaving the task to the watchdog.
+OUTAGE_BUDGET_SECONDS = 120.0
+T = TypeVar("T")
+
+
+def through_redis_outage(step: Callable[[], T], budget: float = OUTAGE_BUDGET_SECONDS,
+                         what: str = "Redis step", errors: tuple[type[Exception], ...] = OUTAGE_ERRORS) -> T:
+    """Run a Redis step (or a send to the broker), retrying `errors` for up to `budget` seconds.
+
+    The task's warehouse work is done by then; losing its outcome to a 10-second Redis
+    restart or failover would cost a re-run, and retrying through Celery would need the
+    broker, which is often the same Redis. The first failure and the recovery are logged, as `what`.
+    """
+    started = time.monotonic()
+    pause = 0.2
+    failed: BaseException | None = None
+    while True:
+        try:
+            result = step()
+        except errors as exc:
+            if failed is None:
+                log.warning("%s failed (%s: %s); retrying for up to %.0fs", what, type(exc).__name__, exc, budget)
+            failed = exc
+            if time.monotonic() - started >= budget:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 5.0)
+        else:
+            if failed is not None:
+                log.warning("%s went through after %.1fs", what, time.monotonic() - started)
+            return result
+
 
 
 class RedisStateStore(StateStore):

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +202,16 @@ def enqueue(env: dict, *args: str, selection: tuple[str, ...] = WEEK) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+WRITTEN_TABLES = ("nba_analytics.player_game_summary", "nba_analytics.team_offense_game_summary",
+                  "nba_precompute.player_daily_cache", "nba_precompute.ml_feature_store")
+
+
+def assert_written_once(wh: Path, run_id: str, states: dict[str, TaskStatus]) -> None:
+    """No duplicate row in a sample of target tables, and one run-history row per (task, date)."""
+    db = DuckDBWarehouse(wh, hold=False)
+    for table in WRITTEN_TABLES:
+        rows = [tuple(sorted(r.items())) for r in db.query(f"SELECT * FROM {table}")]
+        assert rows and len(rows) == len(set(rows)), table
+    keys = Counter((r["task_id"], r["data_date"]) for r in history(wh, run_id))
+    assert set(keys.values()) == {1}, [k for k, n in keys.items() if n > 1][:5]
+    assert {t for t, _ in keys} == set(states)

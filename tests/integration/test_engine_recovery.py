@@ -14,16 +14,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import redis
 
 from backfill.state import RedisStateStore, RunStatus, TaskStatus
-from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.integration.engine_harness import (
     OPENING,
     REPO,
+    assert_written_once,
     cli,
     enqueue,
     history,
@@ -33,8 +32,6 @@ from tests.integration.engine_harness import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TABLES = ("nba_analytics.player_game_summary", "nba_analytics.team_offense_game_summary",
-          "nba_precompute.player_daily_cache", "nba_precompute.ml_feature_store")
 
 
 def celery_cli(env: dict, *args: str, broker: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -49,17 +46,6 @@ def celery_cli(env: dict, *args: str, broker: str | None = None) -> subprocess.C
 
 def counts(store: RedisStateStore, run_id: str) -> Counter[TaskStatus]:
     return Counter(store.states(run_id).values())
-
-
-def assert_written_once(wh: Path, run_id: str, states: dict[str, TaskStatus]) -> None:
-    """No duplicate key in the target tables, and one run-history row per (task, date)."""
-    db = DuckDBWarehouse(wh, hold=False)
-    for table in TABLES:
-        rows = [tuple(sorted(r.items())) for r in db.query(f"SELECT * FROM {table}")]
-        assert rows and len(rows) == len(set(rows)), table
-    keys = Counter((r["task_id"], r["data_date"]) for r in history(wh, run_id))
-    assert set(keys.values()) == {1}, [k for k, n in keys.items() if n > 1][:5]
-    assert {t for t, _ in keys} == set(states)
 
 
 def _kill_and_recover(env: dict, restart_after: float, kill_after: int = 5) -> tuple[float, float]:

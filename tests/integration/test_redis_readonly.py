@@ -26,9 +26,9 @@ import pytest
 import redis
 
 from backfill.state import RedisStateStore, RunStatus, TaskStatus
+from backfill.throttle import Throttle
 from tests.conftest import RedisServer, free_port
-from tests.integration.engine_harness import OPENING, Worker, cli, enqueue, run_cli, wait_run
-from tests.integration.test_engine_recovery import assert_written_once
+from tests.integration.engine_harness import OPENING, Worker, assert_written_once, cli, enqueue, run_cli, wait_run
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 READ_ONLY_SECONDS = 10
@@ -92,6 +92,8 @@ def test_redis_read_only_for_10s_under_a_running_worker_keeps_every_outcome(env:
     # No outcome was lost: nothing waited for its lease to expire, nothing needed the stall healer.
     assert run.resent == 0 and run.healed == 0, run
     assert_written_once(env["wh"], run_id, store.states(run_id))
+    # Every warehouse throttle slot was given back (none left to wait for its 10-minute lease).
+    assert Throttle(store.client, initial_limit=1).in_use() == 0
     log = worker.log.read_text(errors="replace")
     assert "ReadOnlyError" in log, "the spell did not reach the worker"
     assert "raised unexpected" not in log and " failed\n" not in log, log[-3000:]
