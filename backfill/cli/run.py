@@ -30,6 +30,7 @@ from backfill.runhistory import RunHistory
 from backfill.settings import Settings
 from backfill.spec import PipelineSpec
 from backfill.state import RedisStateStore, RunRecord, RunStatus, TaskStatus
+from backfill.state.redis import OUTAGE_ERRORS
 from backfill.warehouse import Warehouse, open_warehouse
 
 
@@ -281,8 +282,13 @@ def status(obj: CliContext, run_id: str | None, as_json: bool, watch: bool) -> N
     run_id = run_id or _latest_run(session)
     console = Console()
     while True:
-        # Whoever looks first re-sends the tasks of a dead worker (an expired lease).
-        expired = session.store.reap(run_id)
+        # Whoever looks first re-sends the tasks of a dead worker (an expired lease). Redis refusing
+        # writes (a failover's read-only spell) skips that: progress is still shown, and the workers'
+        # watchdog re-sends once a primary answers.
+        try:
+            expired = session.store.reap(run_id)
+        except OUTAGE_ERRORS:
+            expired = []
         if expired:
             engine.send(session.store, session.dispatcher, run_id, expired)
         info = engine.progress(session.store, run_id, session.settings.stall_after)
