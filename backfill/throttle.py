@@ -30,6 +30,8 @@ from typing import Any
 
 import redis
 
+from backfill.state.redis import through_redis_outage
+
 log = logging.getLogger(__name__)
 # How long a task waits to give its throttle slot back through a Redis outage or failover.
 RELEASE_BUDGET_SECONDS = 30.0
@@ -149,8 +151,6 @@ class Throttle:
         """Give a slot back, through a short Redis outage or failover (a slot left taken would idle
         its share of the concurrency for the whole lease). Past `RELEASE_BUDGET_SECONDS` it gives
         up: the lease expires by itself."""
-        from backfill.state.redis import through_redis_outage
-
         try:
             through_redis_outage(lambda: self.client.zrem(self._key(self.holders_key), member),
                                  RELEASE_BUDGET_SECONDS, f"release of throttle slot {member}")

@@ -42,7 +42,8 @@ def parse_task_message_id(celery_id: str) -> tuple[str, str] | None:
 
 def settle_revoked(app: Celery, celery_id: str) -> str:
     """Record a revoked task as `revoked` (unless its run was cancelled or it already settled)."""
-    from workers.tasks import CeleryDispatcher, through_redis_outage
+    from backfill.state.redis import through_redis_outage
+    from workers.tasks import CeleryDispatcher
 
     ids = parse_task_message_id(celery_id)
     if ids is None:
@@ -76,14 +77,15 @@ class Watchdog:
         self._stop.set()
 
     def _run(self) -> None:
-        from workers.tasks import REDIS_ERRORS, REDIS_OUTAGE_BUDGET_SECONDS, CeleryDispatcher
+        from backfill.state.redis import OUTAGE_BUDGET_SECONDS, OUTAGE_ERRORS
+        from workers.tasks import CeleryDispatcher
 
         while not self._stop.wait(self.settings.watchdog_interval):
             try:
                 ctx = _context(self.app)
-                engine.sweep(ctx.store, CeleryDispatcher(self.app, REDIS_OUTAGE_BUDGET_SECONDS), self.settings,
+                engine.sweep(ctx.store, CeleryDispatcher(self.app, OUTAGE_BUDGET_SECONDS), self.settings,
                              ctx.warehouse, ctx.triggers)
-            except REDIS_ERRORS as exc:  # down, or read-only during a failover: the next pass tries again
+            except OUTAGE_ERRORS as exc:  # down, or read-only during a failover: the next pass tries again
                 log.warning("watchdog sweep skipped: Redis unavailable (%s)", type(exc).__name__)
             except Exception:  # the broker down, or a bug: the next pass tries again
                 log.warning("watchdog sweep failed", exc_info=True)

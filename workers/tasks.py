@@ -43,10 +43,8 @@ CALENDARS_KEPT = 8  # runs whose calendar a worker process keeps (the oldest is 
 # A quota error says "slow down", not "this task is broken": the throttle halves the
 # concurrency and the task waits its turn, with a budget this many times the normal one.
 QUOTA_RETRY_FACTOR = 10
-REDIS_OUTAGE_BUDGET_SECONDS = OUTAGE_BUDGET_SECONDS  # see backfill.state.redis
-REDIS_ERRORS = OUTAGE_ERRORS  # no answer, or READONLY: one definition, in backfill.state.redis
 # What a publish raises once kombu's own quick retries gave up on such a broker.
-BROKER_ERRORS = (*REDIS_ERRORS, OperationalError)
+BROKER_ERRORS = (*OUTAGE_ERRORS, OperationalError)
 
 
 def _best_effort(step: Callable[[], object]) -> None:
@@ -54,7 +52,7 @@ def _best_effort(step: Callable[[], object]) -> None:
     failing a task whose partitions are already written for it is not."""
     try:
         step()
-    except REDIS_ERRORS as exc:
+    except OUTAGE_ERRORS as exc:
         log.warning("throttle bookkeeping skipped: Redis unavailable (%s)", type(exc).__name__)
 
 
@@ -93,7 +91,7 @@ class LeaseKeeper:
                 continue
             try:
                 self.store.renew_leases(held, self.ttl)
-            except REDIS_ERRORS as exc:  # the next tick tries again; the TTL (3 ticks) covers a short outage
+            except OUTAGE_ERRORS as exc:  # the next tick tries again; the TTL (3 ticks) covers a short outage
                 log.warning("could not renew %d lease(s): Redis unavailable (%s)", len(held), type(exc).__name__)
             except Exception:
                 log.warning("could not renew %d lease(s)", len(held), exc_info=True)
@@ -248,7 +246,7 @@ def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, ta
     status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
     # Alerts (Sentry too) go out from settle.
     through_redis_outage(lambda: engine.settle(
-        store, CeleryDispatcher(app, REDIS_OUTAGE_BUDGET_SECONDS), run_id, task_id, attempt, status, result,
+        store, CeleryDispatcher(app, OUTAGE_BUDGET_SECONDS), run_id, task_id, attempt, status, result,
         settings=settings, warehouse=ctx.warehouse, triggers=ctx.triggers, task=task),
         what=f"task {task_id}: recording its outcome")
     return result
@@ -289,7 +287,7 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
         return _failure(task, attempt, getattr(exc, "category", "transient"), str(exc), started)
     except Retry:
         raise
-    except REDIS_ERRORS as exc:
+    except OUTAGE_ERRORS as exc:
         # Run state went away before the write (a Redis restart, a failover): not the task's
         # fault. Wait for Redis (the broker too, when it is the same server), then go again.
         log.warning("task %s attempt %d: Redis unavailable (%s); retrying once it answers", task_id, attempt,

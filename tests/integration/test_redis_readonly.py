@@ -145,8 +145,9 @@ def test_a_workers_send_waits_out_a_read_only_broker(redis_server: RedisServer) 
     from pydantic import SecretStr
 
     from backfill.settings import Settings
+    from backfill.state.redis import OUTAGE_BUDGET_SECONDS
     from workers.factory import create_app
-    from workers.tasks import REDIS_OUTAGE_BUDGET_SECONDS, CeleryDispatcher
+    from workers.tasks import CeleryDispatcher
 
     app = create_app(Settings(redis_url=SecretStr(redis_server.url)))
     client = redis.Redis(port=redis_server.port)
@@ -155,7 +156,7 @@ def test_a_workers_send_waits_out_a_read_only_broker(redis_server: RedisServer) 
             CeleryDispatcher(app).send("r1", ["p@2023-10-24"])
         promote_in(redis_server, 2.0)
         started = time.monotonic()
-        CeleryDispatcher(app, REDIS_OUTAGE_BUDGET_SECONDS).send("r1", ["p@2023-10-24"])
+        CeleryDispatcher(app, OUTAGE_BUDGET_SECONDS).send("r1", ["p@2023-10-24"])
     assert 2.0 <= time.monotonic() - started < 10
     assert sum(client.llen(k) for k in client.keys("celery*")) == 1
 
