@@ -286,9 +286,9 @@ class DuckDBWarehouse(Warehouse):
             return fh.name
 
     @staticmethod
-    def _read_csv_sql(cols: Sequence[str], types: Mapping[str, str]) -> str:
+    def _read_csv_sql(cols: Sequence[str], types: Mapping[str, str], path_param: str = "?") -> str:
         spec = ", ".join(f"'{c}': '{types[c]}'" for c in cols)
-        return (f"read_csv(?, header=false, columns={{{spec}}}, nullstr='\\N', quote='\"', escape='\"', "
+        return (f"read_csv({path_param}, header=false, columns={{{spec}}}, nullstr='\\N', quote='\"', escape='\"', "
                 "auto_detect=false)")
 
     def insert_rows(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -312,14 +312,7 @@ class DuckDBWarehouse(Warehouse):
     def replace_partitions(self, table: TableSchema, dates: Sequence[dt.date], select_sql: str,
                            params: Mapping[str, Any] | None = None, *,
                            labels: Mapping[str, str] | None = None) -> int:
-        if table.partition is None:
-            raise WarehouseError(f"table {table.name} has no partition column", category="processor_error")
-        cols = ", ".join(table.column_names)
-        part = table.partition
-        date_list = sorted(set(dates))
-        bound = dict(_used_params(select_sql, params))
-        bound.update({f"__d{i}": d for i, d in enumerate(date_list)})
-        in_list = ", ".join(f"$__d{i}" for i in range(len(date_list))) or "NULL"
+        self._check_partitioned(table)
         self.create_table(table)
         with self._cursor() as cur:
             # Translated before BEGIN: a SQL error must not leave a transaction open. The same
@@ -327,17 +320,8 @@ class DuckDBWarehouse(Warehouse):
             inner = select_sql.strip().rstrip(";")
             select = to_duckdb_sql(f"SELECT {table.cast_select_list()} FROM (\n{inner}\n) AS __cast",
                                    self._catalog).rstrip().rstrip(";")
-            target = self._q(table.name)
             with self._transaction(cur):
-                cur.execute(f"DELETE FROM {target} WHERE {part} IN ({in_list})",
-                            {k: v for k, v in bound.items() if k.startswith("__d")})
-                cur.execute(
-                    f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({select}) AS __src "
-                    f"WHERE {part} IN ({in_list})", bound)
-                written = cur.execute(
-                    f"SELECT COUNT(*) FROM {target} WHERE {part} IN ({in_list})",
-                    {k: v for k, v in bound.items() if k.startswith("__d")}).fetchone()
-        return int(written[0]) if written else 0
+                return self._swap_partitions(cur, table, dates, select, _used_params(select_sql, params))
 
     def replace_partitions_with_rows(self, table: TableSchema, dates: Sequence[dt.date],
                                      rows: Sequence[Mapping[str, Any]]) -> int:
@@ -348,26 +332,37 @@ class DuckDBWarehouse(Warehouse):
         rows outside `dates` are discarded. A Python or HTTP processor's task pays one DuckDB
         transaction instead of a table create, a load, a translated SELECT and a DROP.
         """
-        if table.partition is None:
-            raise WarehouseError(f"table {table.name} has no partition column", category="processor_error")
+        self._check_partitioned(table)
         cols = table.column_names
         types = {c.name: _DUCK_TYPES[c.type] for c in table.columns}
-        date_list = sorted(set(dates))
-        marks = ", ".join("?" for _ in date_list) or "NULL"
-        where = f"{table.partition} IN ({marks})"
-        target = self._q(table.name)
         self.create_table(table)
         tmp = self._staged_csv([{c: r.get(c) for c in cols} for r in rows], cols, types) if rows else None
+        source = f"SELECT * FROM {self._read_csv_sql(cols, types, '$__csv')}" if tmp is not None else None
         try:
             with self._cursor() as cur, self._transaction(cur):
-                cur.execute(f"DELETE FROM {target} WHERE {where}", date_list)
-                if tmp is not None:
-                    cur.execute(f"INSERT INTO {target} ({', '.join(cols)}) SELECT {', '.join(cols)} "
-                                f"FROM {self._read_csv_sql(cols, types)} WHERE {where}", [tmp, *date_list])
-                written = cur.execute(f"SELECT COUNT(*) FROM {target} WHERE {where}", date_list).fetchone()
+                return self._swap_partitions(cur, table, dates, source, {"__csv": tmp} if tmp else {})
         finally:
             if tmp is not None:
                 os.unlink(tmp)
+
+    @staticmethod
+    def _check_partitioned(table: TableSchema) -> None:
+        if table.partition is None:
+            raise WarehouseError(f"table {table.name} has no partition column", category="processor_error")
+
+    def _swap_partitions(self, cur: duckdb.DuckDBPyConnection, table: TableSchema, dates: Sequence[dt.date],
+                         source: str | None, params: Mapping[str, Any]) -> int:
+        """Inside the caller's transaction: delete the partitions of `dates`, insert the rows of the
+        `source` query that fall on them (none when `source` is None), return the rows now there."""
+        cols = ", ".join(table.column_names)
+        target = self._q(table.name)
+        bound = {f"__d{i}": d for i, d in enumerate(sorted(set(dates)))}
+        where = f"{table.partition} IN ({', '.join(f'${k}' for k in bound) or 'NULL'})"
+        cur.execute(f"DELETE FROM {target} WHERE {where}", bound)
+        if source is not None:
+            cur.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} FROM ({source}) AS __src WHERE {where}",
+                        {**params, **bound})
+        written = cur.execute(f"SELECT COUNT(*) FROM {target} WHERE {where}", bound).fetchone()
         return int(written[0]) if written else 0
 
     def _merge_unique(self, table: TableSchema, rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> int:
