@@ -1,4 +1,4 @@
-"""The orchestration logic of a run, free of Celery: start, settle, pump, finish, cancel, retry, resume.
+"""A run's lifecycle, free of Celery: start, settle, pump and send, finish, cancel, retry, resume.
 
 Dispatch follows dependencies: a task is sent when its own upstream tasks have settled, so
 the most recent season (first in priority) never waits at a barrier another season needed,
@@ -6,36 +6,28 @@ and workers never idle while anything is ready. At most `Settings.dispatch_windo
 a run are in the broker at once; the rest wait in Redis, which keeps priorities meaningful
 and makes a purged queue lose little. Every step is safe to run twice: redelivery is normal
 with `acks_late`, so duplicates are expected, not exceptional.
-
-A dead worker, a purged queue, a revoked or lost message can each leave a task that nobody
-will run; `sweep` (each worker runs it every few seconds) re-sends tasks whose lease expired
-and heals a run that made no progress for `stall_after` seconds with nothing running.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from backfill.engine.history import FLUSH_LOCK_SECONDS, flush_history
+from backfill.engine.progress import partial_tasks
 from backfill.errors import BadInput, RunConflict
 from backfill.planner import Plan, Task
 from backfill.planner.model import TaskKey
-from backfill.runhistory import RunHistory
 from backfill.settings import Settings
-from backfill.spec import DEFAULT_RUN_HISTORY_TABLE
 from backfill.state import RunRecord, RunStatus, Settled, StateStore, TaskStatus
 from backfill.state.base import now
-from backfill.warehouse import Warehouse, schema
+from backfill.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 TRIGGER_TTL_SECONDS = 3600.0
-FLUSH_LOCK_SECONDS = 120.0
-SETTLED_KINDS = (TaskStatus.succeeded, TaskStatus.failed, TaskStatus.revoked, TaskStatus.blocked)
 WarehouseSource = Callable[[], Warehouse | None]
 
 
@@ -115,11 +107,6 @@ def _release_triggers(triggers: TriggerPauser | None, run_id: str, tasks: Iterab
     if triggers is not None:
         for name in trigger_names(tasks):
             triggers.release(name, run_id)
-
-
-def _order(store: StateStore, run_id: str) -> str:
-    run = store.get_run(run_id)
-    return str((run.request if run else {}).get("order", "recent-first"))
 
 
 def send(store: StateStore, dispatcher: Dispatcher, run_id: str, task_ids: Sequence[str]) -> None:
@@ -222,76 +209,6 @@ def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str,
     return done
 
 
-# -- the run history: bulk writes, never one per task ---------------------------------------
-def _plain_rows(task: Task, run_id: str, status: str, attempt: int, category: str | None,
-                message: str | None) -> list[dict[str, Any]]:
-    stamp = dt.datetime.now(dt.UTC)
-    return [{"processor_name": task.processor, "phase": task.phase, "data_date": d, "season": task.season,
-             "run_id": run_id, "task_id": task.id, "status": status, "attempt": attempt, "records_processed": 0,
-             "duration_seconds": 0.0, "started_at": None, "finished_at": stamp, "error_category": category,
-             "error_message": message, "warnings": [], "backfill_mode": True,
-             "bootstrap": task.bootstrap, "wave": task.wave} for d in task.dates]
-
-
-def _result_rows(result: Mapping[str, Any], task: Task, run_id: str) -> list[dict[str, Any]]:
-    if result.get("noop"):
-        return _plain_rows(task, run_id, "success", int(result.get("attempt", 1)), None, None)
-    from backfill.executor import TaskResult, history_rows
-
-    return history_rows(TaskResult.from_json(dict(result)), task, run_id, task.wave)
-
-
-def history_rows_for(store: StateStore, run_id: str, task_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Run-history rows of settled tasks: their results, or a blocked/revoked row per date."""
-    states = store.states(run_id)
-    ids = [i for i in task_ids if states.get(i) in SETTLED_KINDS]
-    tasks = store.tasks_by_id(run_id, ids)
-    results = store.results_by_id(run_id, ids)
-    causes = store.blocked_by(run_id, [i for i in ids if states[i] is TaskStatus.blocked])
-    attempts = store.attempts(run_id)
-    rows: list[dict[str, Any]] = []
-    for i in ids:
-        task, state = tasks.get(i), states[i]
-        if task is None:
-            continue
-        if state is TaskStatus.blocked:
-            rows += _plain_rows(task, run_id, "blocked", 0, "dependency_gap",
-                                f"upstream {causes.get(i, 'task')} failed")
-        elif state is TaskStatus.revoked:
-            rows += _plain_rows(task, run_id, "revoked", attempts.get(i, 0), "revoked",
-                                "revoked through Celery (control revoke, Flower or the API)")
-        elif i in results:
-            rows += _result_rows(results[i], task, run_id)
-    return rows
-
-
-def flush_history(store: StateStore, warehouse: Warehouse | None, run_id: str, *, wait: float = 0.0) -> int:
-    """Write the run-history rows of every settled task not written yet, in one bulk write.
-
-    One flusher at a time (a lock in Redis); the write is a keyed upsert, so a repeated flush
-    is harmless; the written ids are forgotten only after the write succeeded. `wait`: how
-    long to wait for another flusher (the finish step must not skip the last rows).
-    """
-    if warehouse is None:
-        return 0
-    deadline = time.monotonic() + wait
-    while not store.try_lock(run_id, "flush", FLUSH_LOCK_SECONDS):
-        if time.monotonic() >= deadline:
-            return 0
-        time.sleep(0.1)
-    try:
-        pending = store.unflushed(run_id)
-        if not pending:
-            return 0
-        run = store.get_run(run_id)
-        table = run.history_table if run else DEFAULT_RUN_HISTORY_TABLE
-        written = RunHistory(warehouse, table).write(history_rows_for(store, run_id, list(pending)))
-        store.drop_unflushed(run_id, pending)
-        return written
-    finally:
-        store.unlock(run_id, "flush")
-
-
 def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers: TriggerPauser | None = None,
            takeover_after: float | None = 600.0, settings: Settings | None = None) -> RunStatus | None:
     """Close a run once: the last run-history rows, its status, then locks and trigger pauses go
@@ -339,21 +256,6 @@ def cancel(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
     store.release_locks(run_id, task_keys(tasks.values()))
     _release_triggers(triggers, run_id, tasks.values())
     return store.get_run(run_id) or run
-
-
-def record_finished(store: StateStore, warehouse: Warehouse, run_id: str) -> int:
-    """Write the run history of every settled task of the run, in one bulk write.
-
-    A cancelled run never reaches its finish step, so the tasks that settled since the last
-    flush would otherwise be known only to Redis. The write is a keyed upsert, so rows a
-    flush already wrote are rewritten identically, never duplicated. Returns rows written.
-    """
-    run = store.get_run(run_id)
-    if run is None:
-        raise BadInput(f"no run {run_id} in Redis", hint="`backfill runs` lists the known runs")
-    states = store.states(run_id)
-    rows = history_rows_for(store, run_id, [i for i, s in states.items() if s in SETTLED_KINDS])
-    return RunHistory(warehouse, run.history_table).write(rows)
 
 
 def _restart(store: StateStore, dispatcher: Dispatcher, run: RunRecord, chosen: Sequence[Task],
@@ -409,176 +311,3 @@ def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
         return 0
     _lock(store, run_id, chosen)
     return _restart(store, dispatcher, run, chosen, triggers, settings)
-
-
-# -- the watchdog: expired leases, stalled runs --------------------------------------------
-def reap(store: StateStore, dispatcher: Dispatcher, run_id: str) -> int:
-    """Re-send the running tasks whose lease expired (their worker died); returns how many."""
-    ids = store.reap(run_id)
-    if ids:
-        log.warning("run %s: lease expired for %d running task(s); re-sending %s", run_id, len(ids),
-                    ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else ""))
-        send(store, dispatcher, run_id, ids)
-    return len(ids)
-
-
-def stall(store: StateStore, run_id: str, stall_after: float, run: RunRecord | None = None) -> dict[str, Any] | None:
-    """`{since, reason}` when an active run made no progress for `stall_after` seconds, has nothing
-    running under a live lease, and no message sent (or retry due) within that time; else None."""
-    run = run or store.get_run(run_id)
-    if run is None or not run.status.active or store.open_count(run_id) <= 0:
-        return None
-    moment = now()
-    last = max(run.progress_at or run.created_at, run.healed_at or 0.0, run.created_at)
-    if moment - last < stall_after or store.live_leases(run_id) > 0:
-        return None
-    flight = store.inflight(run_id)
-    if flight and max(flight.values()) > moment - stall_after:
-        return None
-    ready = len(store.ready(run_id))
-    reason = (f"no task settled for {moment - last:.0f}s and none running; {len(flight)} sent but not picked up"
-              f"{f', {ready} ready' if ready else ''} (queue purged, messages revoked or lost, or no worker)")
-    return {"since": last, "reason": reason}
-
-
-def heal(store: StateStore, dispatcher: Dispatcher, run_id: str, settings: Settings,
-         warehouse: WarehouseSource = lambda: None, triggers: TriggerPauser | None = None) -> int | None:
-    """Re-send a stalled run's in-flight tasks and pump its ready set, once (a Redis lock keeps a
-    second watchdog out); records that it did. Returns the tasks re-sent, or None if not stalled."""
-    found = stall(store, run_id, settings.stall_after)
-    if found is None or not store.try_lock(run_id, "heal", settings.stall_after):
-        return None
-    flight = store.inflight(run_id)
-    states = store.states(run_id)
-    lost = [t for t in flight if states.get(t) is TaskStatus.pending]
-    store.mark_sent(run_id, lost)
-    send(store, dispatcher, run_id, lost)
-    fresh = store.pump(run_id, settings.dispatch_window)
-    send(store, dispatcher, run_id, fresh)
-    run = store.get_run(run_id)
-    store.update_run(run_id, healed=(run.healed if run else 0) + 1, healed_at=now(), heal_reason=found["reason"])
-    log.warning("run %s stalled (%s): re-sent %d task(s), sent %d ready", run_id, found["reason"], len(lost),
-                len(fresh))
-    return len(lost) + len(fresh)
-
-
-def sweep(store: StateStore, dispatcher: Dispatcher, settings: Settings, warehouse: WarehouseSource,
-          triggers: TriggerPauser | None = None) -> dict[str, int]:
-    """One watchdog pass over every active run: reap expired leases, heal stalls, finish what is done."""
-    out = {"runs": 0, "resent": 0, "healed": 0, "finished": 0}
-    for run_id in store.active_runs():
-        run = store.get_run(run_id)
-        if run is None or not run.status.active:
-            store.deactivate(run_id)
-            continue
-        out["runs"] += 1
-        out["resent"] += reap(store, dispatcher, run_id)
-        if store.open_count(run_id) <= 0:
-            if finish(store, run_id, warehouse(), triggers, settings=settings) is not None:
-                out["finished"] += 1
-            continue
-        if heal(store, dispatcher, run_id, settings, warehouse, triggers) is not None:
-            out["healed"] += 1
-    return out
-
-
-# -- the durable copy of each run's request, so `resume` works after Redis is lost --------
-def ledger_table(history_table: str) -> str:
-    return f"{history_table.split('.')[0]}.backfill_runs"
-
-
-def record_request(warehouse: Warehouse, record: RunRecord) -> None:
-    table = schema(ledger_table(record.history_table), None, ("run_id", "STRING", True), ("pipeline", "STRING"),
-                   ("request", "JSON"), ("alerts", "STRING"), ("strict", "BOOL"), ("created_at", "TIMESTAMP"))
-    warehouse.create_table(table)
-    warehouse.insert_rows(table.name, [{
-        "run_id": record.run_id, "pipeline": record.pipeline, "request": json.dumps(record.request),
-        "alerts": record.alerts, "strict": record.strict,
-        "created_at": dt.datetime.fromtimestamp(record.created_at, dt.UTC)}])
-
-
-def load_request(warehouse: Warehouse, history_table: str, run_id: str) -> RunRecord | None:
-    table = ledger_table(history_table)
-    if not warehouse.table_exists(table):
-        return None
-    rows = warehouse.query(f"SELECT * FROM {table} WHERE run_id = @run_id", {"run_id": run_id})
-    if not rows:
-        return None
-    r = rows[0]
-    req = r["request"] if isinstance(r["request"], dict) else json.loads(r["request"])
-    return RunRecord(run_id=run_id, pipeline=r["pipeline"], request=req, alerts=r["alerts"] or "digest",
-                     strict=bool(r["strict"]), history_table=history_table)
-
-
-# -- progress, derived from task states on every call (never stored, so never stale) ------
-def partial_tasks(store: StateStore, run_id: str, states: Mapping[str, TaskStatus] | None = None) -> set[str]:
-    """Tasks that settled as written but short of what was expected (their result says `partial`).
-
-    Run state keeps them `succeeded` (their dependents may run: the rows are there), so they are
-    told apart by their result, and shown and counted apart from clean successes.
-    """
-    states = store.states(run_id) if states is None else states
-    done = [i for i, s in states.items() if s is TaskStatus.succeeded]
-    return {i for i, r in store.results_by_id(run_id, done).items() if r.get("status") == "partial"}
-
-
-def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[str, Any] | None:
-    """Counts per status overall and per (phase, season), rate, ETA, and whether the run is stalled.
-
-    A stalled run has no ETA: a rate measured before it stopped would promise a finish that
-    is not coming. Tasks waiting for a retry count as remaining.
-    """
-    run = store.get_run(run_id)
-    if run is None:
-        return None
-    tasks = store.tasks(run_id)
-    states = store.states(run_id)
-    counts = {s.value: 0 for s in TaskStatus}
-    groups: dict[tuple[int, str], dict[str, int]] = {}
-    for tid, st in states.items():
-        counts[st.value] += 1
-        t = tasks.get(tid)
-        if t is not None:
-            g = groups.setdefault((t.phase, t.season), {s.value: 0 for s in TaskStatus})
-            g[st.value] += 1
-    results = store.results(run_id)
-    partial = {i for i, r in results.items() if r.get("status") == "partial" and states.get(i) is TaskStatus.succeeded}
-    counts["partial"] = len(partial)
-    counts["succeeded"] -= len(partial)
-    for tid in partial:
-        t = tasks.get(tid)
-        if t is not None:
-            g = groups[(t.phase, t.season)]
-            g["succeeded"] -= 1
-            g["partial"] = g.get("partial", 0) + 1
-    for g in groups.values():
-        g.setdefault("partial", 0)
-    done = counts["succeeded"] + counts["skipped"]
-    settled = sum(counts[s.value] for s in TaskStatus if s.finished)
-    moment = now()
-    end = run.finished_at or moment
-    elapsed = max(end - run.created_at, 1e-6)
-    rate = (done + counts["partial"]) / elapsed
-    remaining = len(states) - settled
-    flight = store.inflight(run_id) if run.status.active else {}
-    waiting_retry = sum(1 for t, due in flight.items() if due > moment and states.get(t) is TaskStatus.pending)
-    stalled = stall(store, run_id, stall_after, run) if run.status.active else None
-    failures = [{"task_id": tid, "category": r.get("error_category"), "message": r.get("error_message")}
-                for tid, r in sorted(results.items()) if states.get(tid) == TaskStatus.failed]
-    partials = [{"task_id": tid, "category": results[tid].get("error_category"),
-                 "message": results[tid].get("error_message")} for tid in sorted(partial)]
-    unresolved = sum(int(r.get("unresolved_players") or 0) for r in results.values())
-    return {
-        "run_id": run_id, "status": run.status.value, "pipeline": run.pipeline, "request": run.request,
-        "created_at": run.created_at, "finished_at": run.finished_at, "cancelled_at": run.cancelled_at,
-        "seq": run.seq, "waves": run.waves, "total": len(states), "done": done,
-        "settled": settled, "counts": counts, "elapsed_seconds": round(elapsed, 1),
-        "rate_per_minute": round(rate * 60, 2),
-        "eta_seconds": round(remaining / rate, 1) if rate > 0 and run.status.active and not stalled else None,
-        "in_flight": len(flight), "waiting_retry": waiting_retry,
-        "progress_at": run.progress_at, "stalled": stalled,
-        "healed": {"count": run.healed, "at": run.healed_at, "reason": run.heal_reason or None},
-        "resent": run.resent,
-        "by_phase_season": [{"phase": p, "season": s, **c} for (p, s), c in sorted(groups.items())],
-        "failures": failures, "partials": partials, "unresolved_players": unresolved,
-    }
