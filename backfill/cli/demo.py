@@ -96,7 +96,7 @@ def demo(ctx: CliContext) -> None:
     record = RunRecord(run_id=engine.new_run_id(), pipeline=pipeline, request=request.to_json(),
                        alerts="off", history_table=spec.run_history_table)
     prepare_targets(spec, warehouse, plan)
-    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers)
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, observers=session.observers)
     engine.record_request(warehouse, record)
     click.echo(record.run_id)
     console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves: the test week and the Phase 3 "

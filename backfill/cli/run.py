@@ -60,6 +60,14 @@ class Session:
         return self._app
 
     @property
+    def observers(self) -> engine.Observers:
+        """Who listens to the engine's events from the CLI: a `retry` marks its sequence for the
+        alert update digest; a run finished from here (nothing left to resume) sends its final digest."""
+        from backfill.observers import standard_observers
+
+        return standard_observers(self.store, self.settings)
+
+    @property
     def triggers(self) -> engine.TriggerPauser:
         from backfill.triggers import Triggers
 
@@ -190,7 +198,8 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
                        request={**request.to_json(), **({"options": run_options} if run_options else {})},
                        alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
     prepare_targets(spec, warehouse, plan)
-    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings)
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings,
+                     observers=session.observers)
     engine.record_request(warehouse, record)
     click.echo(record.run_id)
     console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves")
@@ -368,7 +377,8 @@ def cancel(obj: CliContext, run_id: str, settle: float) -> None:
 def retry(obj: CliContext, run_id: str, wait: bool) -> None:
     """Run a finished run's failed, partial, blocked and revoked tasks again (after fixing the cause)."""
     session = Session(obj)
-    n = engine.retry(session.store, session.dispatcher, run_id, session.triggers, session.settings)
+    n = engine.retry(session.store, session.dispatcher, run_id, session.triggers, session.settings,
+                     observers=session.observers)
     click.echo(f"run {run_id}: retrying {n} failed/partial/blocked/revoked task(s)")
     if wait:
         wait_and_exit(session, run_id, Console(stderr=True))
@@ -382,7 +392,8 @@ def resume(obj: CliContext, run_id: str, wait: bool) -> None:
     """Continue a run after its queue or its Redis state was lost; finished tasks are not redone."""
     session = Session(obj)
     if session.store.get_run(run_id) is not None:
-        n = engine.resume(session.store, session.dispatcher, run_id, session.triggers, session.settings)
+        n = engine.resume(session.store, session.dispatcher, run_id, session.triggers, session.settings,
+                          observers=session.observers)
         click.echo(f"run {run_id}: resumed {n} unfinished task(s)")
     else:
         n = rebuild(obj, session, run_id)
@@ -413,5 +424,6 @@ def rebuild(obj: CliContext, session: Session, run_id: str) -> int:
         session.store.create_run(replace(record, status=RunStatus.succeeded, finished_at=time.time()), [])
         return 0
     prepare_targets(spec, warehouse, plan)
-    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings)
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings,
+                     observers=session.observers)
     return len(plan)

@@ -6,14 +6,27 @@
 - `progress`: counts, rate and ETA, partial tasks, stall detection, derived on every call.
 - `history`: the run-history rows of settled tasks and their bulk flush.
 - `ledger`: the durable copy of each run's request (what `resume` rebuilds from).
+- `events`: what the engine tells its observers (task settled, season complete, run
+  finished, stalled, retry); alerts and the history flusher listen, the engine imports neither.
 
 Callers use `from backfill import engine` and `engine.start_run(...)`; the names below are
 the engine's public surface, whichever module holds them.
 """
 
+from backfill.engine.events import (
+    EngineObserver,
+    Observers,
+    RetryStarted,
+    RunFinished,
+    RunStalled,
+    SeasonComplete,
+    TaskSettled,
+    WarehouseSource,
+)
 from backfill.engine.history import (
     FLUSH_LOCK_SECONDS,
     SETTLED_KINDS,
+    HistoryFlusher,
     flush_history,
     history_rows_for,
     record_finished,
@@ -23,7 +36,6 @@ from backfill.engine.lifecycle import (
     TRIGGER_TTL_SECONDS,
     Dispatcher,
     TriggerPauser,
-    WarehouseSource,
     blocks_dependents,
     cancel,
     dependents,
@@ -43,7 +55,9 @@ from backfill.engine.progress import partial_tasks, progress, stall
 from backfill.engine.watchdog import heal, reap, sweep
 
 __all__ = [
-    "FLUSH_LOCK_SECONDS", "SETTLED_KINDS", "TRIGGER_TTL_SECONDS", "Dispatcher", "TriggerPauser", "WarehouseSource",
+    "FLUSH_LOCK_SECONDS", "SETTLED_KINDS", "TRIGGER_TTL_SECONDS", "Dispatcher", "EngineObserver", "HistoryFlusher",
+    "Observers", "RetryStarted", "RunFinished", "RunStalled", "SeasonComplete", "TaskSettled", "TriggerPauser",
+    "WarehouseSource",
     "blocks_dependents", "cancel", "dependents", "finish", "flush_history", "heal", "history_rows_for",
     "ledger_table", "load_request", "new_run_id", "partial_tasks", "priority", "progress", "reap",
     "record_finished", "record_request", "resume", "retry", "season_priorities", "send", "settle", "stall",

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from backfill.engine.events import EngineObserver, TaskSettled
 from backfill.errors import BadInput
 from backfill.planner import Task
 from backfill.runhistory import RunHistory
+from backfill.settings import Settings
 from backfill.spec import DEFAULT_RUN_HISTORY_TABLE
 from backfill.state import StateStore, TaskStatus
+from backfill.state.base import now
 from backfill.warehouse import Warehouse
 
+log = logging.getLogger(__name__)
 FLUSH_LOCK_SECONDS = 120.0
 SETTLED_KINDS = (TaskStatus.succeeded, TaskStatus.failed, TaskStatus.revoked, TaskStatus.blocked)
 
@@ -99,3 +104,24 @@ def record_finished(store: StateStore, warehouse: Warehouse, run_id: str) -> int
     states = store.states(run_id)
     rows = history_rows_for(store, run_id, [i for i, s in states.items() if s in SETTLED_KINDS])
     return RunHistory(warehouse, run.history_table).write(rows)
+
+
+class HistoryFlusher(EngineObserver):
+    """Writes the run history while a run goes on, in bulk: once `history_flush_tasks` settled
+    tasks wait, or the oldest waited `history_flush_seconds`. Not on the run's last settle: the
+    finish step writes the rest itself, before the run's status (it must not depend on a listener)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def on_task_settled(self, event: TaskSettled) -> None:
+        done = event.settled
+        if done.open <= 0:
+            return
+        if done.unflushed >= self.settings.history_flush_tasks or (
+                done.oldest_unflushed is not None
+                and now() - done.oldest_unflushed >= self.settings.history_flush_seconds):
+            try:
+                flush_history(event.store, event.warehouse(), event.run.run_id)
+            except Exception:  # the next settle or the finish writes them; a task must not fail for it
+                log.warning("run %s: run-history flush failed; will retry", event.run.run_id, exc_info=True)

@@ -13,9 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from backfill.engine.events import (
+    NO_OBSERVERS,
+    Observers,
+    RetryStarted,
+    RunFinished,
+    SeasonComplete,
+    TaskSettled,
+    WarehouseSource,
+)
 from backfill.engine.history import FLUSH_LOCK_SECONDS, flush_history
 from backfill.engine.progress import partial_tasks
 from backfill.errors import BadInput, RunConflict
@@ -28,7 +37,6 @@ from backfill.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 TRIGGER_TTL_SECONDS = 3600.0
-WarehouseSource = Callable[[], Warehouse | None]
 
 
 class Dispatcher(Protocol):
@@ -129,7 +137,8 @@ def season_priorities(store: StateStore, run_id: str, task_ids: Sequence[str]) -
 
 
 def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: RunRecord,
-              triggers: TriggerPauser | None = None, settings: Settings | None = None) -> RunRecord:
+              triggers: TriggerPauser | None = None, settings: Settings | None = None, *,
+              observers: Observers = NO_OBSERVERS) -> RunRecord:
     """Lock, store, pause triggers, schedule every task, send the first window.
 
     Refuses (RunConflict) if another run owns a partition.
@@ -148,7 +157,7 @@ def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: Run
     _pause_triggers(triggers, record.run_id, tasks)
     send(store, dispatcher, record.run_id, store.pump(record.run_id, settings.dispatch_window))
     if not tasks:
-        finish(store, record.run_id, None, triggers)
+        finish(store, record.run_id, None, triggers, observers=observers)
     return record
 
 
@@ -182,37 +191,51 @@ def blocks_dependents(status: TaskStatus, result: Mapping[str, Any] | None) -> b
 
 def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str, attempt: int | None,
            status: TaskStatus, result: Mapping[str, Any] | None, *, settings: Settings,
-           warehouse: WarehouseSource, triggers: TriggerPauser | None = None, task: Task | None = None) -> Settled:
+           warehouse: WarehouseSource, triggers: TriggerPauser | None = None, task: Task | None = None,
+           observers: Observers = NO_OBSERVERS) -> Settled:
     """Record a task's outcome (one atomic step that also releases or blocks its children and
-    pumps), send what became ready, write the run history when enough is pending, and finish
-    the run when nothing is left. `attempt` None: a revoke, whatever attempt is current.
-    `task`: the worker's copy, so recording it costs no extra read."""
+    pumps), send what became ready, tell the observers (the history flusher writes the run
+    history when enough is pending), and finish the run when nothing is left. `attempt` None:
+    a revoke, whatever attempt is current. `task`: the worker's copy, so recording it costs
+    no extra read."""
     done = store.finish_task(run_id, task_id, attempt, status, result, settings.dispatch_window,
                              blocks_dependents(status, result), task)
     if done.outcome != "ok":
         return done
     send(store, dispatcher, run_id, done.send)
-    from backfill.alerts.notify import on_task_settled  # before finish: a season's digest precedes the final one
-
-    on_task_settled(store, run_id, task_id, status, result, settings, warehouse)
+    if len(observers):  # before finish: a season's digest precedes the final one
+        _announce_settled(store, run_id, task_id, task, status, result, done, warehouse, observers)
     if done.open <= 0:
         try:
-            finish(store, run_id, warehouse(), triggers, settings=settings)
+            finish(store, run_id, warehouse(), triggers, observers=observers)
         except Exception:  # the watchdog's sweep finishes a run with nothing open
             log.warning("run %s: finishing failed; the watchdog will retry", run_id, exc_info=True)
-    elif done.unflushed >= settings.history_flush_tasks or (
-            done.oldest_unflushed is not None and now() - done.oldest_unflushed >= settings.history_flush_seconds):
-        try:
-            flush_history(store, warehouse(), run_id)
-        except Exception:  # the next settle or the finish writes them; a task must not fail for it
-            log.warning("run %s: run-history flush failed; will retry", run_id, exc_info=True)
     return done
 
 
+def _announce_settled(store: StateStore, run_id: str, task_id: str, task: Task | None, status: TaskStatus,
+                      result: Mapping[str, Any] | None, done: Settled, warehouse: WarehouseSource,
+                      observers: Observers) -> None:
+    """Task settled, then season complete if it was the season's last. The outcome is recorded
+    already: a failed read here (Redis going away) costs the events, never the settle."""
+    try:
+        run = store.get_run(run_id)
+        if run is None:
+            return
+        observers.task_settled(TaskSettled(store, run, task_id, task, status, result, done, warehouse))
+        if not observers.wants("on_season_complete"):
+            return
+        task = task if task is not None and task.id == task_id else store.task(run_id, task_id)
+        if task is not None and store.season_settled(run_id, run.seq, task.season):
+            observers.season_complete(SeasonComplete(store, run, task.season, warehouse))
+    except Exception:
+        log.warning("run %s: telling observers task %s settled failed", run_id, task_id, exc_info=True)
+
+
 def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers: TriggerPauser | None = None,
-           takeover_after: float | None = 600.0, settings: Settings | None = None) -> RunStatus | None:
+           takeover_after: float | None = 600.0, *, observers: Observers = NO_OBSERVERS) -> RunStatus | None:
     """Close a run once: the last run-history rows, its status, then locks and trigger pauses go
-    back, then the final alert digest (after the status, so a slow alert sink never holds the run)."""
+    back, then the run-finished event (after the status, so a slow alert sink never holds the run)."""
     run = store.get_run(run_id)
     if run is None or not run.status.active or store.open_count(run_id) > 0:
         return None
@@ -235,9 +258,7 @@ def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers
     _release_triggers(triggers, run_id, tasks.values())
     store.deactivate(run_id)
     store.complete(run_id, guard)
-    from backfill.alerts.notify import on_run_finished
-
-    on_run_finished(store, run_id, settings or Settings(), lambda: warehouse)
+    observers.run_finished(RunFinished(store, run_id, status, warehouse))
     return status
 
 
@@ -271,7 +292,7 @@ def _restart(store: StateStore, dispatcher: Dispatcher, run: RunRecord, chosen: 
 
 
 def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
-          settings: Settings | None = None) -> int:
+          settings: Settings | None = None, *, observers: Observers = NO_OBSERVERS) -> int:
     """Run the failed, blocked, revoked and partial tasks again (after a fix); returns how many."""
     run = store.get_run(run_id)
     if run is None:
@@ -286,14 +307,12 @@ def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Trig
     if not chosen:
         raise BadInput(f"run {run_id} has no failed, blocked, revoked or partial tasks to retry")
     _lock(store, run_id, chosen)
-    from backfill.alerts.notify import on_retry  # before any retried task can settle
-
-    on_retry(store, run_id, run.seq + 1)
+    observers.retry(RetryStarted(store, run_id, run.seq + 1, len(chosen)))  # before any retried task can settle
     return _restart(store, dispatcher, run, chosen, triggers, settings or Settings())
 
 
 def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
-           settings: Settings | None = None) -> int:
+           settings: Settings | None = None, *, observers: Observers = NO_OBSERVERS) -> int:
     """Continue a run Redis still knows but whose queue was lost: every unfinished task is sent
     again, except one running under a live lease (its worker is alive and will settle it)."""
     run = store.get_run(run_id)
@@ -307,7 +326,7 @@ def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
               (run.status is RunStatus.cancelled and s == TaskStatus.cancelled)]
     if not chosen:
         if not any(s is TaskStatus.running for s in states.values()) and run.status.active:
-            finish(store, run_id, None, triggers)
+            finish(store, run_id, None, triggers, observers=observers)
         return 0
     _lock(store, run_id, chosen)
     return _restart(store, dispatcher, run, chosen, triggers, settings)

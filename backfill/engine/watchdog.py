@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from backfill.engine.lifecycle import Dispatcher, TriggerPauser, WarehouseSource, finish, send
+from backfill.engine.events import NO_OBSERVERS, Observers, RunStalled, WarehouseSource
+from backfill.engine.lifecycle import Dispatcher, TriggerPauser, finish, send
 from backfill.engine.progress import stall
 from backfill.settings import Settings
 from backfill.state import StateStore, TaskStatus
@@ -31,9 +32,11 @@ def reap(store: StateStore, dispatcher: Dispatcher, run_id: str) -> int:
 
 
 def heal(store: StateStore, dispatcher: Dispatcher, run_id: str, settings: Settings,
-         warehouse: WarehouseSource = lambda: None, triggers: TriggerPauser | None = None) -> int | None:
+         warehouse: WarehouseSource = lambda: None, triggers: TriggerPauser | None = None, *,
+         observers: Observers = NO_OBSERVERS) -> int | None:
     """Re-send a stalled run's in-flight tasks and pump its ready set, once (a Redis lock keeps a
-    second watchdog out); records that it did. Returns the tasks re-sent, or None if not stalled."""
+    second watchdog out); records that it did and tells the observers. Returns the tasks
+    re-sent, or None if not stalled."""
     found = stall(store, run_id, settings.stall_after)
     if found is None or not store.try_lock(run_id, "heal", settings.stall_after):
         return None
@@ -48,11 +51,12 @@ def heal(store: StateStore, dispatcher: Dispatcher, run_id: str, settings: Setti
     store.update_run(run_id, healed=(run.healed if run else 0) + 1, healed_at=now(), heal_reason=found["reason"])
     log.warning("run %s stalled (%s): re-sent %d task(s), sent %d ready", run_id, found["reason"], len(lost),
                 len(fresh))
+    observers.stalled(RunStalled(store, run_id, found["reason"], len(lost), len(fresh)))
     return len(lost) + len(fresh)
 
 
 def sweep(store: StateStore, dispatcher: Dispatcher, settings: Settings, warehouse: WarehouseSource,
-          triggers: TriggerPauser | None = None) -> dict[str, int]:
+          triggers: TriggerPauser | None = None, *, observers: Observers = NO_OBSERVERS) -> dict[str, int]:
     """One watchdog pass over every active run: reap expired leases, heal stalls, finish what is done."""
     out = {"runs": 0, "resent": 0, "healed": 0, "finished": 0}
     for run_id in store.active_runs():
@@ -63,9 +67,9 @@ def sweep(store: StateStore, dispatcher: Dispatcher, settings: Settings, warehou
         out["runs"] += 1
         out["resent"] += reap(store, dispatcher, run_id)
         if store.open_count(run_id) <= 0:
-            if finish(store, run_id, warehouse(), triggers, settings=settings) is not None:
+            if finish(store, run_id, warehouse(), triggers, observers=observers) is not None:
                 out["finished"] += 1
             continue
-        if heal(store, dispatcher, run_id, settings, warehouse, triggers) is not None:
+        if heal(store, dispatcher, run_id, settings, warehouse, triggers, observers=observers) is not None:
             out["healed"] += 1
     return out
