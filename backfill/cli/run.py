@@ -412,7 +412,8 @@ def rebuild(obj: CliContext, session: Session, run_id: str, pipeline: str | None
         spec_default = obj.spec(pipeline)
     except SpecError as exc:
         raise BadInput(f"run {run_id} is not in Redis, and {exc.message}",
-                       hint=f"pass the folder it was enqueued with: `backfill resume {run_id} --pipeline DIR`") from None
+                       hint=f"pass the folder it was enqueued with: `backfill resume {run_id} --pipeline DIR`"
+                       ) from None
     warehouse = session.warehouse()
     record = engine.load_request(warehouse, spec_default.run_history_table, run_id)
     if record is None:
