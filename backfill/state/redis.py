@@ -25,6 +25,7 @@ from backfill.state import scripts
 from backfill.state.base import (
     Begin,
     BeginDecision,
+    PauseKind,
     RunRecord,
     RunStatus,
     Settled,
@@ -130,6 +131,8 @@ class RedisStateStore(StateStore):
         self._drop = client.register_script(scripts.DROP_UNFLUSHED)
         self._season_settled = client.register_script(scripts.SEASON_SETTLED)
         self._install_seasons = client.register_script(scripts.INSTALL_SEASONS)
+        self._pause = client.register_script(scripts.PAUSE)
+        self._unpause = client.register_script(scripts.UNPAUSE)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStateStore:
@@ -374,6 +377,12 @@ class RedisStateStore(StateStore):
 
     def unclaim(self, run_id: str, name: str) -> None:
         self.client.delete(self.guard_key.format(run_id, name))
+
+    def pause_run(self, run_id: str, kind: PauseKind, by: str, reason: str, at: float) -> bool:
+        return bool(self._pause(args=[self._p(run_id), kind.value, by, reason, repr(at)]))
+
+    def unpause_run(self, run_id: str, kinds: Sequence[PauseKind]) -> bool:
+        return bool(self._unpause(args=[self._p(run_id), *(k.value for k in kinds)]))
 
     def task(self, run_id: str, task_id: str) -> Task | None:
         raw = self.client.hget(self.tasks_key.format(run_id), task_id)
