@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backfill.calendar import Calendar, as_date
+from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner.model import TaskKey
 from backfill.runhistory import stamp
 from backfill.spec import PipelineSpec, Processor
 from backfill.warehouse import Warehouse
 
 UpstreamState = Callable[[Sequence[TaskKey]], Mapping[TaskKey, str]]
-OK_STATUSES = ("success", "partial")
+OK_STATUSES = tuple(o for o in TaskOutcome if o.wrote)
 DEFAULT_STALE_RUNNING_SECONDS = 6 * 3600.0
 
 
@@ -183,8 +184,7 @@ def latest_statuses(rows: Iterable[Mapping[str, Any]], keys: set[TaskKey] | None
         rank = (when, int(r.get("attempt") or 0))
         if key not in best or rank > best[key][0]:
             best[key] = (rank, st)
-    reasons = {"running": "still running elsewhere", "failed": "failed", "blocked": "blocked",
-               "revoked": "revoked", "cancelled": "cancelled"}
+    reasons = {"running": "still running elsewhere"}
     return {k: (st, reasons.get(st, st)) for k, (_, st) in best.items()}
 
 
@@ -310,7 +310,8 @@ def preflight(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, proc
         have = warehouse.table_columns(table)
         for proc_name, cols in sorted(sure[table].items()):
             for col in sorted(cols - set(have)):
-                problems.append(Problem("schema_drift", f"{table} has no column {col} (read by {proc_name})"))
+                problems.append(Problem(ErrorCategory.schema_drift,
+                                        f"{table} has no column {col} (read by {proc_name})"))
         raw = spec.raw_tables.get(table)
         part = raw.partition if raw is not None else None
         if part is None or not range_seasons:
@@ -337,7 +338,7 @@ def _empty_columns(warehouse: Warehouse, calendar: Calendar, table: str, part: s
         for c in cols:
             if int(r[f"c_{c}"] or 0) == 0:
                 who = ", ".join(sorted(p for p, cs in readers.items() if c in cs))
-                out.append(Problem("schema_drift", f"{table}.{c} is missing in season {r['season_label']} "
+                out.append(Problem(ErrorCategory.schema_drift, f"{table}.{c} is missing in season {r['season_label']} "
                                                    f"(NULL in all {r['n']} rows; read by {who})"))
     return out
 

@@ -16,6 +16,7 @@ from typing import Any
 from backfill.calendar import Calendar
 from backfill.errors import BadInput, WarehouseError
 from backfill.executor import window_start
+from backfill.outcome import ErrorCategory
 from backfill.planner import Plan
 from backfill.planner.model import Task
 from backfill.spec import PipelineSpec
@@ -88,7 +89,7 @@ def estimate_cost(plan: Plan, spec: PipelineSpec, warehouse: Any, calendar: Cale
             try:
                 scanned = int(warehouse.dry_run_bytes(sql, params))
             except WarehouseError as exc:
-                if exc.category != "schema_drift":
+                if exc.category != ErrorCategory.schema_drift:
                     raise
                 missing = exc.message
                 break

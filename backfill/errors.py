@@ -9,6 +9,8 @@ Exit codes (documented in README.md and docs/cli.md):
 
 from __future__ import annotations
 
+from backfill.outcome import ErrorCategory
+
 
 class BackfillError(Exception):
     """Root of every error the CLI turns into one line and an exit code."""
@@ -61,7 +63,7 @@ class WarehouseError(BackfillError):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, category: str = "processor_error", hint: str | None = None) -> None:
+    def __init__(self, message: str, *, category: str = ErrorCategory.processor_error, hint: str | None = None) -> None:
         super().__init__(message, hint=hint)
         self.category = category
 
@@ -69,7 +71,7 @@ class WarehouseError(BackfillError):
 class TransientWarehouseError(WarehouseError):
     """Worth retrying with backoff: quota, rate limit, 5xx, timeouts."""
 
-    def __init__(self, message: str, *, category: str = "transient", hint: str | None = None) -> None:
+    def __init__(self, message: str, *, category: str = ErrorCategory.transient, hint: str | None = None) -> None:
         super().__init__(message, category=category, hint=hint)
 
 
@@ -77,7 +79,7 @@ class QuotaExceeded(TransientWarehouseError):
     """The warehouse refused work for quota or rate reasons; the throttle backs off on this."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message, category="quota", hint=hint)
+        super().__init__(message, category=ErrorCategory.quota, hint=hint)
 
 
 class MissingExtra(BadInput):

@@ -26,6 +26,7 @@ from backfill.errors import BackfillError, QuotaExceeded, TransientWarehouseErro
 from backfill.fingerprint import code_version
 from backfill.hooks import PostWrite, load_hook
 from backfill.keys import describe_duplicates, partition_figures_sql
+from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner.model import Task
 from backfill.processors import Invocation, Kind, kind_of
 from backfill.settings import Settings
@@ -34,7 +35,7 @@ from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
 
 ERROR_CATEGORIES = CATEGORIES  # the one classification (backfill.alerts.categories): history, status, alerts
-TASK_STATUSES = ("success", "partial", "failed")
+TASK_STATUSES = (TaskOutcome.success, TaskOutcome.partial, TaskOutcome.failed)  # what an attempt can end as
 # Categories that no date can fix on its own: bisecting would only repeat the same failure.
 _NOT_DATE_SPECIFIC = (CRITICAL,)
 
@@ -53,7 +54,7 @@ class TaskResult:
     phase: int
     season: str
     dates: tuple[dt.date, ...]
-    status: str
+    status: TaskOutcome
     rows: int = 0
     rows_by_date: dict[dt.date, int] = field(default_factory=dict)
     duration_seconds: float = 0.0
@@ -64,22 +65,27 @@ class TaskResult:
     warnings: list[str] = field(default_factory=list)
     unresolved_players: int = 0
     attempt: int = 1
-    status_by_date: dict[dt.date, str] = field(default_factory=dict)
+    status_by_date: dict[dt.date, TaskOutcome] = field(default_factory=dict)
     issues_by_date: dict[dt.date, list[str]] = field(default_factory=dict)  # [category, message]
     code_version: str | None = None  # the processor's code fingerprint (backfill.fingerprint)
 
+    def __post_init__(self) -> None:
+        """Outcomes given as their strings (stored results, callers) become the enum."""
+        self.status = TaskOutcome(self.status)
+        self.status_by_date = {d: TaskOutcome(v) for d, v in self.status_by_date.items()}
+
     @property
     def ok(self) -> bool:
-        return self.status in ("success", "partial")
+        return self.status.wrote
 
-    def date_status(self, d: dt.date) -> str:
+    def date_status(self, d: dt.date) -> TaskOutcome:
         return self.status_by_date.get(d, self.status)
 
     def date_issue(self, d: dt.date) -> tuple[str | None, str | None]:
         issue = self.issues_by_date.get(d)
         if issue:
             return issue[0], issue[1]
-        if self.date_status(d) == "success":
+        if self.date_status(d) is TaskOutcome.success:
             return None, None
         return self.error_category, self.error_message
 
@@ -103,14 +109,14 @@ class TaskResult:
 
         return cls(
             task_id=data["task_id"], processor=data["processor"], phase=int(data["phase"]), season=data["season"],
-            dates=tuple(dt.date.fromisoformat(d) for d in data["dates"]), status=data["status"],
+            dates=tuple(dt.date.fromisoformat(d) for d in data["dates"]), status=TaskOutcome(data["status"]),
             rows=int(data.get("rows", 0)),
             rows_by_date={k: int(v) for k, v in by_date("rows_by_date").items()},
             duration_seconds=float(data.get("duration_seconds", 0.0)), started_at=when(data.get("started_at")),
             finished_at=when(data.get("finished_at")), error_category=data.get("error_category"),
             error_message=data.get("error_message"), warnings=list(data.get("warnings") or []),
             unresolved_players=int(data.get("unresolved_players", 0)), attempt=int(data.get("attempt", 1)),
-            status_by_date={k: str(v) for k, v in by_date("status_by_date").items()},
+            status_by_date={k: TaskOutcome(v) for k, v in by_date("status_by_date").items()},
             issues_by_date={k: list(v) for k, v in by_date("issues_by_date").items()},
             code_version=data.get("code_version"))
 
@@ -129,27 +135,25 @@ class _Failed(Exception):
 class _Outcome:
     """Per-date verdicts as they accumulate; a date's status only ever gets worse."""
 
-    _rank = {"success": 0, "partial": 1, "failed": 2}
-
     def __init__(self, dates: Sequence[dt.date]) -> None:
-        self.status = {d: "success" for d in dates}
+        self.status = {d: TaskOutcome.success for d in dates}
         self.issue: dict[dt.date, list[str]] = {}
         self.notes: list[str] = []  # every finding, in order, for the task's warnings
 
-    def mark(self, d: dt.date, status: str, category: str, message: str) -> None:
+    def mark(self, d: dt.date, status: TaskOutcome, category: ErrorCategory, message: str) -> None:
         self.notes.append(f"{d}: {category}: {message}")
-        if self._rank[status] > self._rank[self.status[d]]:
+        if status.rank > self.status[d].rank:
             self.status[d] = status
             self.issue[d] = [category, message]
-        elif d not in self.issue and status != "success":
+        elif d not in self.issue and status is not TaskOutcome.success:
             self.issue[d] = [category, message]
 
     def apply(self, result: TaskResult) -> None:
         result.status_by_date = dict(self.status)
         result.issues_by_date = dict(self.issue)
-        worst = max(self.status.values(), key=self._rank.__getitem__, default="success")
+        worst = max(self.status.values(), key=lambda s: s.rank, default=TaskOutcome.success)
         result.status = worst
-        if worst != "success":
+        if worst is not TaskOutcome.success:
             firsts = [(d, self.issue[d]) for d in sorted(self.issue) if self.status[d] == worst]
             d0, (category, message) = firsts[0]
             result.error_category = category
@@ -190,7 +194,7 @@ def _execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_i
                   options: Mapping[str, Any] | None, settings: Settings | None) -> TaskResult:
     started = _now()
     clock = time.monotonic()
-    result = TaskResult(task.id, task.processor, task.phase, task.season, tuple(task.dates), "success",
+    result = TaskResult(task.id, task.processor, task.phase, task.season, tuple(task.dates), TaskOutcome.success,
                         started_at=started, attempt=attempt)
     outcome = _Outcome(task.dates)
     try:
@@ -211,7 +215,7 @@ def _execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_i
                           window_start=window_start(cal, proc, todo) if todo else None)
         if todo:
             _write_bisecting(kind, base, todo, outcome, result)
-        written = [d for d in todo if outcome.status[d] != "failed"]
+        written = [d for d in todo if outcome.status[d] is not TaskOutcome.failed]
         if written:
             try:
                 _inspect(result, outcome, task, warehouse, spec, proc, table, cal, verdicts, written, strict,
@@ -225,11 +229,11 @@ def _execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_i
     except TransientWarehouseError as exc:
         if raise_transient:
             raise
-        _fail_all(result, "quota" if isinstance(exc, QuotaExceeded) else exc.category, exc.message)
+        _fail_all(result, ErrorCategory.quota if isinstance(exc, QuotaExceeded) else exc.category, exc.message)
     except _Failed as exc:
         _fail_all(result, exc.category, exc.message)
     except Exception as exc:  # noqa: BLE001 - a final failure is data, whatever raised it
-        _fail_all(result, "processor_error", f"{type(exc).__name__}: {exc}")
+        _fail_all(result, ErrorCategory.processor_error, f"{type(exc).__name__}: {exc}")
     result.finished_at = _now()
     result.duration_seconds = round(time.monotonic() - clock, 4)
     return result
@@ -249,10 +253,10 @@ def window_start(cal: Calendar, proc: Processor, dates: Sequence[dt.date]) -> dt
 
 
 def _fail_all(result: TaskResult, category: str, message: str) -> None:
-    result.status = "failed"
+    result.status = TaskOutcome.failed
     result.error_category = category_of(category, message)
     result.error_message = message
-    result.status_by_date = {d: "failed" for d in result.dates}
+    result.status_by_date = {d: TaskOutcome.failed for d in result.dates}
     result.issues_by_date = {}
 
 
@@ -266,11 +270,13 @@ def _apply_checks(result: TaskResult, outcome: _Outcome, verdicts: Mapping[dt.da
             todo.append(d)
             continue
         if strict:
-            outcome.mark(d, "failed", "dependency_gap", f"upstream partitions missing: {describe_gaps(v.gaps)}")
+            outcome.mark(d, TaskOutcome.failed, ErrorCategory.dependency_gap,
+                         f"upstream partitions missing: {describe_gaps(v.gaps)}")
         else:
             coverage = v.describe_coverage()
-            outcome.mark(d, "partial", "dependency_gap", f"ran with incomplete upstream windows (--no-strict): "
-                                                         f"{coverage}; missing {describe_gaps(v.gaps)}")
+            outcome.mark(d, TaskOutcome.partial, ErrorCategory.dependency_gap,
+                         f"ran with incomplete upstream windows (--no-strict): {coverage}; "
+                         f"missing {describe_gaps(v.gaps)}")
             todo.append(d)
     return todo
 
@@ -292,7 +298,7 @@ def _write_bisecting(kind: Kind, base: Invocation, dates: list[dt.date], outcome
         if len(dates) == 1 or category in _NOT_DATE_SPECIFIC:
             where = base.processor.sql if base.processor.kind == "sql" else base.processor.kind
             for d in dates:
-                outcome.mark(d, "failed", category, f"{where}: {exc.message}")
+                outcome.mark(d, TaskOutcome.failed, category, f"{where}: {exc.message}")
             return
         mid = len(dates) // 2
         _write_bisecting(kind, base, dates[:mid], outcome, result)
@@ -302,13 +308,13 @@ def _write_bisecting(kind: Kind, base: Invocation, dates: list[dt.date], outcome
 def _prepare(task: Task, spec: PipelineSpec) -> tuple[Processor, TableSchema]:
     proc = spec.processors.get(task.processor)
     if proc is None:
-        raise _Failed("auth_config", f"processor {task.processor} is not in pipeline {spec.name}")
+        raise _Failed(ErrorCategory.auth_config, f"processor {task.processor} is not in pipeline {spec.name}")
     if not task.dates:
-        raise _Failed("processor_error", f"task {task.id} has no dates")
+        raise _Failed(ErrorCategory.processor_error, f"task {task.id} has no dates")
     try:
         table = proc.table
     except BackfillError as exc:
-        raise _Failed("auth_config", exc.message) from exc
+        raise _Failed(ErrorCategory.auth_config, exc.message) from exc
     return proc, table
 
 
@@ -348,8 +354,8 @@ def _inspect(result: TaskResult, outcome: _Outcome, task: Task, warehouse: Wareh
         for c in required:
             missing = int((by_date.get(d) or {}).get(f"null_{c}") or 0)
             if missing:
-                outcome.mark(d, "partial", "partial_data", f"{table.name}.{c}: {missing} NULL value(s) in a "
-                                                           "required column")
+                outcome.mark(d, TaskOutcome.partial, ErrorCategory.partial_data,
+                             f"{table.name}.{c}: {missing} NULL value(s) in a required column")
         _mark_duplicates(outcome, d, by_date.get(d), table.name, proc.key)
     emptiness = Emptiness(spec, cal)
     # Bootstrap dates of lookback processors may have few or no rows: expectations start after.
@@ -361,10 +367,10 @@ def _inspect(result: TaskResult, outcome: _Outcome, task: Task, warehouse: Wareh
     for d in settled:
         games = cal.games_on(d)
         if result.rows_by_date[d] == 0 and games:
-            outcome.mark(d, "failed" if strict else "partial", "empty_output",
+            outcome.mark(d, TaskOutcome.failed if strict else TaskOutcome.partial, ErrorCategory.empty_output,
                          f"0 rows written on a date with {len(games)} game(s)")
     for message, d in _partial_raw(warehouse, spec, proc, cal, dates):
-        outcome.mark(d, "partial", "partial_data", message)
+        outcome.mark(d, TaskOutcome.partial, ErrorCategory.partial_data, message)
     _check_expectations(outcome, warehouse, spec, proc, table, cal, settled, result.rows_by_date)
     for ref in spec.post_write:
         report = load_hook(ref)(PostWrite(warehouse, proc, dates, run_id))
@@ -380,7 +386,7 @@ def _mark_duplicates(outcome: _Outcome, d: dt.date, figures: Mapping[str, Any] |
     found = figures or {}
     dups = int(found.get("dup_keys") or 0)
     if dups:
-        outcome.mark(d, "failed", "duplicate_key",
+        outcome.mark(d, TaskOutcome.failed, ErrorCategory.duplicate_key,
                      describe_duplicates(table, key, dups, int(found.get("dup_rows") or 0), found.get("dup_example"))
                      + "; fix the processor so each key has one row, then rerun these dates")
 
@@ -393,7 +399,7 @@ def _check_expectations(outcome: _Outcome, warehouse: Warehouse, spec: PipelineS
             want = exp.rows_per_game * len(cal.games_on(d))
             if 0 < rows[d] < want:
                 games = want // exp.rows_per_game
-                outcome.mark(d, "partial", "partial_data",
+                outcome.mark(d, TaskOutcome.partial, ErrorCategory.partial_data,
                              f"{rows[d]} of {want} expected rows ({exp.rows_per_game} per game x {games} games)")
     if exp.rows_like:
         source, part = _table_of(spec, exp.rows_like)
@@ -403,7 +409,7 @@ def _check_expectations(outcome: _Outcome, warehouse: Warehouse, spec: PipelineS
                 {"dates": dates})}
             for d in dates:
                 if 0 < rows[d] < got.get(d, 0):
-                    outcome.mark(d, "partial", "partial_data",
+                    outcome.mark(d, TaskOutcome.partial, ErrorCategory.partial_data,
                                  f"{rows[d]} rows where {exp.rows_like} has {got[d]} (one row per row expected)")
     if exp.every_team:
         present: dict[dt.date, set[str]] = {}
@@ -414,7 +420,7 @@ def _check_expectations(outcome: _Outcome, warehouse: Warehouse, spec: PipelineS
         for d in dates:
             absent = sorted(cal.teams_on(d) - present.get(d, set()))
             if rows[d] > 0 and absent:
-                outcome.mark(d, "partial", "partial_data",
+                outcome.mark(d, TaskOutcome.partial, ErrorCategory.partial_data,
                              f"no rows for {len(absent)} team(s) playing: {', '.join(absent[:6])}")
 
 

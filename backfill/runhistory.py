@@ -13,14 +13,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from backfill.calendar import Calendar
+from backfill.outcome import TaskOutcome
 from backfill.spec import DEFAULT_RUN_HISTORY_TABLE
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema, check_table_name, schema
 
-STATUSES = ("success", "failed", "partial", "skipped", "blocked", "cancelled", "revoked")
+STATUSES = tuple(TaskOutcome)
 # Only `success` is done: a partial partition is written but short of what was expected, so
 # `gaps` lists it and `enqueue` runs it again rather than skipping it as finished.
-DONE_STATUSES = ("success",)
+DONE_STATUSES = (TaskOutcome.success,)
 HISTORY_KEY = ("run_id", "task_id", "data_date", "attempt")
 
 
@@ -130,8 +131,9 @@ class RunHistory:
             return []
         rows = self.warehouse.query(
             f"SELECT processor_name, COUNT(*) AS n, SUM(duration_seconds) AS s FROM {self.table} "
-            "WHERE status IN ('success', 'partial') AND duration_seconds IS NOT NULL "
-            f"GROUP BY processor_name, run_id, task_id, attempt ORDER BY MAX(finished_at) DESC LIMIT {int(limit)}")
+            "WHERE status IN UNNEST(@wrote) AND duration_seconds IS NOT NULL "
+            f"GROUP BY processor_name, run_id, task_id, attempt ORDER BY MAX(finished_at) DESC LIMIT {int(limit)}",
+            {"wrote": [o.value for o in TaskOutcome if o.wrote]})
         return [(r["processor_name"], int(r["n"]), float(r["s"])) for r in rows if r["s"] is not None]
 
     def durations(self) -> dict[str, float]:
@@ -140,7 +142,8 @@ class RunHistory:
             return {}
         rows = self.warehouse.query(
             f"SELECT processor_name, AVG(duration_seconds) AS s FROM {self.table} "
-            "WHERE status = 'success' AND duration_seconds IS NOT NULL GROUP BY 1")
+            "WHERE status = @success AND duration_seconds IS NOT NULL GROUP BY 1",
+            {"success": TaskOutcome.success.value})
         return {r["processor_name"]: float(r["s"]) for r in rows if r["s"] is not None}
 
 

@@ -22,6 +22,7 @@ from backfill.acceptance import (
     parse_processor_acceptance,
 )
 from backfill.errors import BadInput, SpecError
+from backfill.outcome import ErrorCategory
 from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
 
 WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date")
@@ -124,7 +125,7 @@ class Processor:
         from backfill.errors import WarehouseError
 
         if self.sql is None:
-            raise WarehouseError(f"processor {self.name} has no `sql:` file", category="auth_config")
+            raise WarehouseError(f"processor {self.name} has no `sql:` file", category=ErrorCategory.auth_config)
         try:
             text = self.sql.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -30,6 +30,7 @@ from typing import Any
 
 import redis
 
+from backfill.outcome import TaskOutcome
 from backfill.state.redis import through_redis_outage
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ class Throttle:
 
     def record_success(self) -> int:
         """Count a successful warehouse call; returns the (possibly raised) limit."""
-        return self._adjust_limit("success")
+        return self._adjust_limit(TaskOutcome.success)
 
     def record_quota_error(self) -> int:
         """Halve the limit (not below min_limit) and reset the success streak; returns the limit."""

@@ -30,6 +30,7 @@ from backfill.calendar import Calendar
 from backfill.checks import UpstreamCheck
 from backfill.errors import QuotaExceeded, TransientWarehouseError
 from backfill.observers import standard_observers
+from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner import Task as PlanTask
 from backfill.settings import DEFAULT_REDIS_URL, Settings
 from backfill.spec import PipelineSpec, load_spec
@@ -223,7 +224,7 @@ def _failure(task: PlanTask, attempt: int, category: str, message: str, started:
     from backfill.executor import TaskResult
 
     return TaskResult(task_id=task.id, processor=task.processor, phase=task.phase, season=task.season,
-                      dates=task.dates, status="failed", duration_seconds=time.monotonic() - started,
+                      dates=task.dates, status=TaskOutcome.failed, duration_seconds=time.monotonic() - started,
                       finished_at=dt.datetime.now(dt.UTC), error_category=category, error_message=message[:2000],
                       attempt=attempt).to_json()
 
@@ -245,7 +246,7 @@ def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, ta
         result = _execute(ctx, celery_task, run_id, task_id, task, attempt, begin.noop, begin.pipeline)
     finally:
         ctx.leases.drop(begin.lease)
-    status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
+    status = TaskStatus.settled_as(TaskOutcome.parse(result.get("status"), TaskOutcome.failed))
     # Alerts (Sentry too) go out from settle's observers.
     through_redis_outage(lambda: engine.settle(
         store, CeleryDispatcher(app, OUTAGE_BUDGET_SECONDS), run_id, task_id, attempt, status, result,
@@ -258,7 +259,7 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
              noop: bool, pipeline: str) -> dict[str, Any]:
     """The warehouse work of one attempt; a transient error is retried through Celery (raises Retry)."""
     if noop:  # benchmark runs measure orchestration only
-        return {"task_id": task_id, "processor": task.processor, "status": "success", "rows": 0, "noop": True,
+        return {"task_id": task_id, "processor": task.processor, "status": TaskOutcome.success, "rows": 0, "noop": True,
                 "attempt": attempt}
     from backfill.executor import execute_task
 
@@ -273,7 +274,7 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
                                    strict=run.strict if run is not None else True, calendar=check.calendar,
                                    options=(run.request.get("options") if run is not None else None) or {},
                                    settings=ctx.settings)
-        if outcome.status in ("success", "partial"):
+        if outcome.ok:
             _best_effort(ctx.throttle.record_success)
         return outcome.to_json()
     except (TransientWarehouseError, TimeoutError) as exc:
@@ -286,7 +287,7 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
             ctx.store.release_for_retry(run_id, task_id, attempt, now() + countdown)
             log.info("task %s attempt %d: %s; retrying in %.1fs", task_id, attempt, type(exc).__name__, countdown)
             raise celery_task.retry(countdown=countdown, max_retries=None) from exc
-        return _failure(task, attempt, getattr(exc, "category", "transient"), str(exc), started)
+        return _failure(task, attempt, getattr(exc, "category", ErrorCategory.transient), str(exc), started)
     except Retry:
         raise
     except OUTAGE_ERRORS as exc:
@@ -299,8 +300,8 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
         raise celery_task.retry(countdown=1, max_retries=None) from exc
     except Exception as exc:  # a bug or an unexpected error fails this task only
         log.exception("task %s failed", task_id)
-        return _failure(task, attempt, getattr(exc, "category", "processor_error"), f"{type(exc).__name__}: {exc}",
-                        started)
+        return _failure(task, attempt, getattr(exc, "category", ErrorCategory.processor_error),
+                        f"{type(exc).__name__}: {exc}", started)
 
 
 def register(app: Celery, settings: Settings, warehouse_factory: Callable[[Warehouse], Warehouse] | None = None

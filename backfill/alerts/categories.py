@@ -21,12 +21,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-CRITICAL = "critical"
-# `duplicate_key`: a written partition holds two rows with one declared key; never `success`.
-CATEGORIES = ("quota", "transient", "dependency_gap", "empty_output", "duplicate_key", "schema_drift",
-              "partial_data", "registry_gap", "processor_error", CRITICAL)
-DIGEST_ONLY = frozenset({"registry_gap", "partial_data"})
-ALIASES = {"auth_config": CRITICAL, "auth": CRITICAL, "config": CRITICAL, "permission": CRITICAL}
+from backfill.outcome import ErrorCategory, TaskOutcome
+
+CRITICAL = ErrorCategory.critical
+# What an alert can say a date failed or is partial for (`revoked` and the old `auth_config` are not).
+CATEGORIES = tuple(c for c in ErrorCategory if c not in (ErrorCategory.revoked, ErrorCategory.auth_config))
+DIGEST_ONLY = frozenset({ErrorCategory.registry_gap, ErrorCategory.partial_data})
 # A warehouse error that says nobody may or can do this, whatever the date: configuration, not data.
 _CRITICAL_MESSAGE = re.compile(
     r"access denied|permission denied|permission [\w.]+ denied|forbidden|\b403\b|\b401\b|unauthori[sz]ed|"
@@ -35,16 +35,16 @@ _CRITICAL_MESSAGE = re.compile(
 _CAUSE_NOISE = re.compile(r"\d{4}-\d{2}-\d{2}|\b\d+\b|'[^']*'|\"[^\"]*\"")
 
 
-def category_of(raw: str | None, message: str | None = None) -> str:
+def category_of(raw: str | None, message: str | None = None) -> ErrorCategory:
     """The canonical category of a raw one (and its message): unknown names are `processor_error`.
 
     A `processor_error` whose message says access was denied or a dataset is missing is
     `critical`: retrying the next date cannot help, and it must not wait for a digest.
     """
-    name = ALIASES.get(raw or "", raw or "processor_error")
+    name = ErrorCategory.parse(raw)
     if name not in CATEGORIES:
-        name = "processor_error"
-    if name == "processor_error" and message and _CRITICAL_MESSAGE.search(message):
+        name = ErrorCategory.processor_error
+    if name is ErrorCategory.processor_error and message and _CRITICAL_MESSAGE.search(message):
         return CRITICAL
     return name
 
@@ -91,13 +91,13 @@ def issues_of(result: Mapping[str, Any]) -> list[Issue]:
     its registry gaps (a warning on a date that otherwise succeeded)."""
     processor = str(result.get("processor") or "unknown")
     dates = [str(d) for d in result.get("dates") or []]
-    status = str(result.get("status") or "success")
+    status = str(result.get("status") or TaskOutcome.success)
     by_date: Mapping[str, str] = result.get("status_by_date") or {}
     issues_by_date: Mapping[str, list[str]] = result.get("issues_by_date") or {}
     out: list[Issue] = []
     for d in dates:
         st = str(by_date.get(d, status))
-        if st not in ("failed", "partial"):
+        if st not in (TaskOutcome.failed, TaskOutcome.partial):
             continue
         raw = issues_by_date.get(d)
         category, message = (raw[0], raw[1]) if raw else (result.get("error_category"), result.get("error_message"))
@@ -105,6 +105,6 @@ def issues_of(result: Mapping[str, Any]) -> list[Issue]:
     if int(result.get("unresolved_players") or 0) > 0:
         note = next((w for w in result.get("warnings") or [] if "registry" in str(w)),
                     f"{result['unresolved_players']} name(s) did not resolve through the registry")
-        out += [Issue("registry_gap", processor, d, "partial", first_line(note)) for d in dates
-                if str(by_date.get(d, status)) != "failed"]
+        out += [Issue(ErrorCategory.registry_gap, processor, d, TaskOutcome.partial, first_line(note)) for d in dates
+                if str(by_date.get(d, status)) != TaskOutcome.failed]
     return out

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from backfill.alerts.categories import CATEGORIES, Issue
+from backfill.outcome import TaskOutcome
 
 MAX_EXAMPLES = 3
-_ORDER = {c: i for i, c in enumerate(CATEGORIES)}
+_ORDER: dict[str, int] = {c: i for i, c in enumerate(CATEGORIES)}
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def build_digest(run_id: str, kind: str, season: str | None, issues: Iterable[Is
                  game_dates: Mapping[str, Sequence[str]], seasons: Sequence[str] = ()) -> Digest:
     """Group issues per (category, processor); one date counts once per group (its worst status)."""
     by_group: dict[tuple[str, str], dict[str, Issue]] = {}
-    rank = {"partial": 0, "blocked": 1, "failed": 2}
+    rank: dict[str, int] = {TaskOutcome.partial: 0, TaskOutcome.blocked: 1, TaskOutcome.failed: 2}
     for issue in issues:
         dates = by_group.setdefault((issue.category, issue.processor), {})
         old = dates.get(issue.date)
@@ -107,9 +108,9 @@ def build_digest(run_id: str, kind: str, season: str | None, issues: Iterable[Is
                 break
         universe = sorted(game_dates.get(processor) or sorted(dates))
         groups.append(Group(category, processor, len(ordered),
-                            sum(1 for i in ordered if i.status == "failed"),
-                            sum(1 for i in ordered if i.status == "partial"),
-                            sum(1 for i in ordered if i.status == "blocked"),
+                            sum(1 for i in ordered if i.status == TaskOutcome.failed),
+                            sum(1 for i in ordered if i.status == TaskOutcome.partial),
+                            sum(1 for i in ordered if i.status == TaskOutcome.blocked),
                             ordered[0].date, ordered[-1].date, date_runs(dates, universe), examples))
     groups.sort(key=lambda g: (-(g.failed + g.blocked), _ORDER.get(g.category, 99), g.processor))
     return Digest(run_id, kind, season, groups, sorted(seasons, reverse=True))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backfill.alerts.digest import Digest
+from backfill.outcome import ErrorCategory, TaskOutcome
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class Alert:
         if self.digest is not None:
             return self.digest.title
         f = self.failure
-        label = "CRITICAL" if self.kind == "critical" else "failed"
+        label = "CRITICAL" if self.kind == ErrorCategory.critical else TaskOutcome.failed
         return f"backfill {self.run_id}: {label}: {f.get('processor')} {f.get('category')} ({f.get('task_id')})"
 
     def text(self) -> str:
@@ -42,7 +43,8 @@ class Alert:
             lines.append("no failures and no warnings")
         for g in self.digest.groups:
             counts = ", ".join(f"{n} {label}" for n, label in
-                               ((g.failed, "failed"), (g.blocked, "blocked"), (g.partial, "partial")) if n)
+                               ((g.failed, TaskOutcome.failed), (g.blocked, TaskOutcome.blocked),
+                                (g.partial, TaskOutcome.partial)) if n)
             lines.append(f"- {g.category} / {g.processor}: {g.count} date(s) ({counts}); {g.runs_text()}")
             lines += [f"    {e}" for e in g.examples]
         lines.append(f"details: backfill digest {self.run_id}"
@@ -56,8 +58,9 @@ class Alert:
             "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
                 g.category, g.processor, g.count, g.failed, g.blocked, g.partial, g.runs_text(),
                 " | ".join(g.examples))) + "</tr>" for g in self.digest.groups)
-        head = "".join(f"<th>{h}</th>" for h in ("category", "processor", "dates", "failed", "blocked", "partial",
-                                                 "affected game dates", "examples"))
+        head = "".join(f"<th>{h}</th>" for h in ("category", "processor", "dates", TaskOutcome.failed,
+                                                 TaskOutcome.blocked, TaskOutcome.partial, "affected game dates",
+                                                 "examples"))
         return (f"<h3>{html.escape(self.subject)}</h3><table border=\"1\" cellpadding=\"4\">"
                 f"<tr>{head}</tr>{rows}</table>")
 

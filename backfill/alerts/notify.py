@@ -34,6 +34,7 @@ from backfill.alerts.message import Alert
 from backfill.alerts.sinks import Sink, configured_sinks, deliver, secrets_of
 from backfill.alerts.store import AlertStore
 from backfill.engine.events import EngineObserver, RetryStarted, RunFinished, SeasonComplete, TaskSettled
+from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner import Task
 from backfill.settings import Settings
 from backfill.state import RedisStateStore, RunRecord, TaskStatus
@@ -109,7 +110,7 @@ class Notifier:
         causes = self.store.blocked_by(run_id, blocked)
         for t in blocked:
             task = tasks[t]
-            issues += [Issue("dependency_gap", task.processor, d.isoformat(), "blocked",
+            issues += [Issue(ErrorCategory.dependency_gap, task.processor, d.isoformat(), TaskOutcome.blocked,
                              f"blocked: upstream {causes.get(t, 'task')} failed") for d in task.dates]
         game_dates: dict[str, set[str]] = {}
         for task in tasks.values():
@@ -149,7 +150,7 @@ class Notifier:
             return
         failure = {"processor": issue.processor, "category": issue.category, "task_id": task_id,
                    "dates": [issue.date], "message": issue.message, "attempt": result.get("attempt")}
-        self._send(run, Alert("critical", run.run_id, scope, failure=failure), scope, 1)
+        self._send(run, Alert(CRITICAL, run.run_id, scope, failure=failure), scope, 1)
 
     def _send_failure(self, run: RunRecord, task_id: str, result: Mapping[str, Any], kind: str) -> None:
         scope = f"failure:{task_id}:{run.seq}:{result.get('attempt', 1)}"

@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from backfill.errors import MissingExtra
+from backfill.outcome import ErrorCategory
 from backfill.settings import Settings, secret_environment
 
 REDACTED = "***"
@@ -124,7 +125,7 @@ def report_task_failure(result: dict[str, Any], run_id: str) -> None:
         return
     sdk = _sdk()
     processor = str(result.get("processor") or "unknown")
-    category = str(result.get("error_category") or "processor_error")
+    category = str(result.get("error_category") or ErrorCategory.processor_error)
     first_line = (str(result.get("error_message") or "").strip().splitlines() or [""])[0]
     task_id = str(result.get("task_id") or "")
     sdk.capture_event({
@@ -164,9 +165,10 @@ class SentrySink:
         sdk = _sdk()
         if alert.digest is None:
             f = alert.failure
-            processor, category = str(f.get("processor") or "unknown"), str(f.get("category") or "processor_error")
+            processor = str(f.get("processor") or "unknown")
+            category = str(f.get("category") or ErrorCategory.processor_error)
             sdk.capture_event({
-                "level": "fatal" if alert.kind == "critical" else "error",
+                "level": "fatal" if alert.kind == ErrorCategory.critical else "error",
                 "message": f"{processor}: {category}: {f.get('message') or ''}",
                 "fingerprint": [processor, category],
                 "tags": {"run_id": alert.run_id, "processor": processor, "category": category,

@@ -26,6 +26,7 @@ from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
 from backfill.cli.selection import _csv, parse_phases, parse_ranges, reading_options
 from backfill.errors import BadInput, PlanError, ProblemsFound
+from backfill.outcome import ErrorCategory
 from backfill.runhistory import RunHistory
 from backfill.warehouse import Warehouse, open_warehouse
 
@@ -89,8 +90,8 @@ def _upstream_holes(rows: list[dict[str, Any]], history: RunHistory, names: tupl
     Their latest run says `success` (so `enqueue` skips them), yet the check found them missing or
     empty (rows deleted after the fact): only `--force` on them fills the hole.
     """
-    named = {(m.group(1), dt.date.fromisoformat(m.group(2))) for r in rows if "dependency_gap" in r["reason"]
-             for m in _PARTITION.finditer(r["reason"])}
+    named = {(m.group(1), dt.date.fromisoformat(m.group(2))) for r in rows
+             if ErrorCategory.dependency_gap in r["reason"] for m in _PARTITION.finditer(r["reason"])}
     named = {(p, d) for p, d in named if p not in names}
     if not named:
         return []

@@ -25,6 +25,7 @@ from backfill.cli.plan import _duration, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
 from backfill.errors import BadInput, ProblemsFound, SpecError
+from backfill.outcome import TaskOutcome
 from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
@@ -124,8 +125,9 @@ def wait_for(session: Session, run_id: str, console: Console, poll: float = 0.5)
                 raise BadInput(f"run {run_id} disappeared from Redis", hint=f"`backfill resume {run_id}`")
             c = info["counts"]
             eta = info["eta_seconds"]
-            bar.update(job, total=info["total"], completed=info["settled"], failed=c["failed"], blocked=c["blocked"],
-                       rate=f"{info['rate_per_minute']:.0f}", eta=_duration(eta) if eta is not None else "-")
+            bar.update(job, total=info["total"], completed=info["settled"], failed=c[TaskStatus.failed],
+                       blocked=c[TaskStatus.blocked], rate=f"{info['rate_per_minute']:.0f}",
+                       eta=_duration(eta) if eta is not None else "-")
             if info["status"] != RunStatus.running.value:
                 return info
             time.sleep(poll)
@@ -133,9 +135,10 @@ def wait_for(session: Session, run_id: str, console: Console, poll: float = 0.5)
 
 def print_summary(info: dict[str, Any], console: Console) -> None:
     c = info["counts"]
-    console.print(f"run {info['run_id']}: [bold]{info['status']}[/bold] - {c['succeeded']} succeeded, "
-                  f"{c['partial']} partial, {c['failed']} failed, {c['blocked']} blocked, {c['revoked']} revoked, "
-                  f"{c['cancelled']} cancelled of {info['total']} in {_duration(info['elapsed_seconds'])}"
+    words = ", ".join(f"{c[s]} {s}" for s in (TaskStatus.partial, TaskStatus.failed, TaskStatus.blocked,
+                                                TaskStatus.revoked, TaskStatus.cancelled))
+    console.print(f"run {info['run_id']}: [bold]{info['status']}[/bold] - {c[TaskStatus.success]} succeeded, "
+                  f"{words} of {info['total']} in {_duration(info['elapsed_seconds'])}"
                   + (f"; {info['unresolved_players']} unresolved player name(s)" if info.get("unresolved_players")
                      else ""))
     for f in info["failures"][:20]:
@@ -158,9 +161,10 @@ def wait_and_exit(session: Session, run_id: str, console: Console) -> None:
 def check_succeeded(info: dict[str, Any]) -> None:
     """A run that ended in anything but success is a problem found (exit 1); `partial` included."""
     if info["status"] == RunStatus.partial.value:
-        raise ProblemsFound(f"run {info['run_id']} ended partial: {info['counts']['partial']} task(s) wrote less "
-                            "than expected", hint=f"`backfill gaps` lists them with the reason; fix the raw data "
-                                                  f"and `backfill retry {info['run_id']}`")
+        partial = info["counts"][TaskStatus.partial]
+        raise ProblemsFound(f"run {info['run_id']} ended partial: {partial} task(s) wrote less than expected",
+                            hint=f"`backfill gaps` lists them with the reason; fix the raw data "
+                                 f"and `backfill retry {info['run_id']}`")
     if info["status"] != RunStatus.succeeded.value:
         raise ProblemsFound(f"run {info['run_id']} ended {info['status']}",
                             hint=f"see `backfill status {info['run_id']}`; fix and `backfill retry {info['run_id']}`")
@@ -255,13 +259,13 @@ def render_status(info: dict[str, Any], throttle: int | None, console: Console) 
                       f"healed {healed.get('count', 0)} time(s), last at {at}"
                       + (f" ({healed['reason']})" if healed.get("reason") else ""))
     table = Table(show_edge=False)
-    for col in ("phase", "season", "done", "partial", "running", "failed", "blocked", "revoked", "pending",
-                "cancelled"):
+    shown = (TaskStatus.partial, TaskStatus.running, TaskStatus.failed, TaskStatus.blocked, TaskStatus.revoked,
+             TaskStatus.pending, TaskStatus.cancelled)
+    for col in ("phase", "season", "done", *shown):
         table.add_column(col, justify="right" if col not in ("season",) else "left")
     for g in info["by_phase_season"]:
-        table.add_row(str(g["phase"]), g["season"], str(g["succeeded"] + g["skipped"]), str(g.get("partial", 0)),
-                      str(g["running"]), str(g["failed"]), str(g["blocked"]), str(g["revoked"]), str(g["pending"]),
-                      str(g["cancelled"]))
+        table.add_row(str(g["phase"]), g["season"], str(g[TaskStatus.success] + g[TaskStatus.skipped]),
+                      *(str(g[s]) for s in shown))
     console.print(table)
     if info.get("unresolved_players"):
         console.print(f"  {info['unresolved_players']} player name(s) did not resolve through the registry "
@@ -327,7 +331,7 @@ def runs(obj: CliContext, as_json: bool) -> None:
     for r in session.store.list_runs():
         states = session.store.states(r.run_id)
         partial = len(engine.partial_tasks(session.store, r.run_id, states))
-        done = sum(1 for s in states.values() if s.value in ("succeeded", "skipped")) - partial
+        done = sum(1 for s in states.values() if s in (TaskStatus.success, TaskStatus.skipped))
         rows.append({"run_id": r.run_id, "status": r.status.value, "tasks": r.total, "done": done, "partial": partial,
                      "created_at": dt.datetime.fromtimestamp(r.created_at, dt.UTC).isoformat(timespec="seconds"),
                      "ranges": r.request.get("ranges"), "phases": r.request.get("phases")})
@@ -335,12 +339,12 @@ def runs(obj: CliContext, as_json: bool) -> None:
         click.echo(json.dumps(rows))
         return
     table = Table(show_edge=False)
-    for col in ("run id", "status", "done", "partial", "created", "ranges", "phases"):
+    for col in ("run id", "status", "done", TaskStatus.partial, "created", "ranges", "phases"):
         table.add_column(col)
     for row in rows:
         ranges: list[list[str]] = row["ranges"] or []
-        table.add_row(str(row["run_id"]), str(row["status"]), f"{row['done']}/{row['tasks']}", str(row["partial"]),
-                      str(row["created_at"]),
+        table.add_row(str(row["run_id"]), str(row["status"]), f"{row['done']}/{row['tasks']}",
+                      str(row[TaskStatus.partial]), str(row["created_at"]),
                       " ".join(f"{a}:{b}" for a, b in ranges), str(row["phases"] or "all"))
     Console().print(table)
 
@@ -437,7 +441,7 @@ def rebuild(obj: CliContext, session: Session, run_id: str, pipeline: str | None
         # A forced run redid everything: only this run's own successes count as done.
         history = RunHistory(warehouse, spec.run_history_table)
         mine = frozenset((r["processor_name"], r["data_date"]) for r in history.latest(run_id=run_id)
-                         if r["status"] == "success")
+                         if r["status"] == TaskOutcome.success)
         plan = build_plan(spec, calendar, replace(request, completed=mine))
     record.seq = 1  # messages of the lost sequence, still in a worker's memory, are now stale
     if len(plan) == 0:

@@ -10,6 +10,7 @@ from typing import Any
 
 from backfill.engine.events import EngineObserver, TaskSettled
 from backfill.errors import BadInput
+from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner import Task
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
@@ -20,7 +21,7 @@ from backfill.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 FLUSH_LOCK_SECONDS = 120.0
-SETTLED_KINDS = (TaskStatus.succeeded, TaskStatus.failed, TaskStatus.revoked, TaskStatus.blocked)
+SETTLED_KINDS = (TaskStatus.success, TaskStatus.partial, TaskStatus.failed, TaskStatus.revoked, TaskStatus.blocked)
 
 
 def _plain_rows(task: Task, run_id: str, status: str, attempt: int, category: str | None,
@@ -35,7 +36,7 @@ def _plain_rows(task: Task, run_id: str, status: str, attempt: int, category: st
 
 def _result_rows(result: Mapping[str, Any], task: Task, run_id: str) -> list[dict[str, Any]]:
     if result.get("noop"):
-        return _plain_rows(task, run_id, "success", int(result.get("attempt", 1)), None, None)
+        return _plain_rows(task, run_id, TaskOutcome.success, int(result.get("attempt", 1)), None, None)
     from backfill.executor import TaskResult, history_rows
 
     return history_rows(TaskResult.from_json(dict(result)), task, run_id, task.wave)
@@ -55,10 +56,10 @@ def history_rows_for(store: StateStore, run_id: str, task_ids: Sequence[str]) ->
         if task is None:
             continue
         if state is TaskStatus.blocked:
-            rows += _plain_rows(task, run_id, "blocked", 0, "dependency_gap",
+            rows += _plain_rows(task, run_id, TaskOutcome.blocked, 0, ErrorCategory.dependency_gap,
                                 f"upstream {causes.get(i, 'task')} failed")
         elif state is TaskStatus.revoked:
-            rows += _plain_rows(task, run_id, "revoked", attempts.get(i, 0), "revoked",
+            rows += _plain_rows(task, run_id, TaskOutcome.revoked, attempts.get(i, 0), ErrorCategory.revoked,
                                 "revoked through Celery (control revoke, Flower or the API)")
         elif i in results:
             rows += _result_rows(results[i], task, run_id)

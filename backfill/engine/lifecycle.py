@@ -26,8 +26,8 @@ from backfill.engine.events import (
     WarehouseSource,
 )
 from backfill.engine.history import FLUSH_LOCK_SECONDS, flush_history
-from backfill.engine.progress import partial_tasks
 from backfill.errors import BadInput, RunConflict
+from backfill.outcome import TaskOutcome
 from backfill.planner import Plan, Task
 from backfill.planner.model import TaskKey
 from backfill.settings import Settings
@@ -186,7 +186,7 @@ def blocks_dependents(status: TaskStatus, result: Mapping[str, Any] | None) -> b
     if status is not TaskStatus.failed:
         return False
     by_date = (result or {}).get("status_by_date") or {}
-    return not any(v != "failed" for v in by_date.values())
+    return not any(v != TaskOutcome.failed for v in by_date.values())
 
 
 def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str, attempt: int | None,
@@ -248,9 +248,9 @@ def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers
         store.unclaim(run_id, guard)
         raise
     states = store.states(run_id)
-    ok = all(s in (TaskStatus.succeeded, TaskStatus.skipped) for s in states.values())
+    ok = all(s in (TaskStatus.success, TaskStatus.partial, TaskStatus.skipped) for s in states.values())
     status = RunStatus.succeeded if ok else RunStatus.failed
-    if ok and partial_tasks(store, run_id, states):
+    if ok and any(s is TaskStatus.partial for s in states.values()):
         status = RunStatus.partial
     store.update_run(run_id, status=status, finished_at=now())
     tasks = store.tasks(run_id)
@@ -301,9 +301,8 @@ def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Trig
         raise BadInput(f"run {run_id} is still running", hint="retry it once it has finished")
     states = store.states(run_id)
     tasks = store.tasks(run_id)
-    partial = partial_tasks(store, run_id, states)
     chosen = [tasks[i] for i, s in states.items()
-              if s in (TaskStatus.failed, TaskStatus.blocked, TaskStatus.revoked) or i in partial]
+              if s in (TaskStatus.failed, TaskStatus.blocked, TaskStatus.revoked, TaskStatus.partial)]
     if not chosen:
         raise BadInput(f"run {run_id} has no failed, blocked, revoked or partial tasks to retry")
     _lock(store, run_id, chosen)

@@ -30,14 +30,9 @@ def stall(store: StateStore, run_id: str, stall_after: float, run: RunRecord | N
 
 
 def partial_tasks(store: StateStore, run_id: str, states: Mapping[str, TaskStatus] | None = None) -> set[str]:
-    """Tasks that settled as written but short of what was expected (their result says `partial`).
-
-    Run state keeps them `succeeded` (their dependents may run: the rows are there), so they are
-    told apart by their result, and shown and counted apart from clean successes.
-    """
+    """Tasks that settled as written but short of what was expected: shown and counted apart from clean successes."""
     states = store.states(run_id) if states is None else states
-    done = [i for i, s in states.items() if s is TaskStatus.succeeded]
-    return {i for i, r in store.results_by_id(run_id, done).items() if r.get("status") == "partial"}
+    return {i for i, s in states.items() if s is TaskStatus.partial}
 
 
 def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[str, Any] | None:
@@ -60,31 +55,21 @@ def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[
             g = groups.setdefault((t.phase, t.season), {s.value: 0 for s in TaskStatus})
             g[st.value] += 1
     results = store.results(run_id)
-    partial = {i for i, r in results.items() if r.get("status") == "partial" and states.get(i) is TaskStatus.succeeded}
-    counts["partial"] = len(partial)
-    counts["succeeded"] -= len(partial)
-    for tid in partial:
-        t = tasks.get(tid)
-        if t is not None:
-            g = groups[(t.phase, t.season)]
-            g["succeeded"] -= 1
-            g["partial"] = g.get("partial", 0) + 1
-    for g in groups.values():
-        g.setdefault("partial", 0)
-    done = counts["succeeded"] + counts["skipped"]
+    partial = partial_tasks(store, run_id, states)
+    done = counts[TaskStatus.success] + counts[TaskStatus.skipped]
     settled = sum(counts[s.value] for s in TaskStatus if s.finished)
     moment = now()
     end = run.finished_at or moment
     elapsed = max(end - run.created_at, 1e-6)
-    rate = (done + counts["partial"]) / elapsed
+    rate = (done + counts[TaskStatus.partial]) / elapsed
     remaining = len(states) - settled
     flight = store.inflight(run_id) if run.status.active else {}
     waiting_retry = sum(1 for t, due in flight.items() if due > moment and states.get(t) is TaskStatus.pending)
     stalled = stall(store, run_id, stall_after, run) if run.status.active else None
     failures = [{"task_id": tid, "category": r.get("error_category"), "message": r.get("error_message")}
                 for tid, r in sorted(results.items()) if states.get(tid) == TaskStatus.failed]
-    partials = [{"task_id": tid, "category": results[tid].get("error_category"),
-                 "message": results[tid].get("error_message")} for tid in sorted(partial)]
+    partials = [{"task_id": tid, "category": results.get(tid, {}).get("error_category"),
+                 "message": results.get(tid, {}).get("error_message")} for tid in sorted(partial)]
     unresolved = sum(int(r.get("unresolved_players") or 0) for r in results.values())
     return {
         "run_id": run_id, "status": run.status.value, "pipeline": run.pipeline, "request": run.request,

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from backfill.errors import TransientWarehouseError, WarehouseError
+from backfill.outcome import ErrorCategory
 from backfill.processors.base import Invocation, Reply
 
 RETRIES_PER_ATTEMPT = 3
@@ -47,7 +48,7 @@ class HttpKind:
             except urllib.error.HTTPError as exc:
                 detail = exc.read()[:300].decode(errors="replace")
                 if exc.code != 429 and exc.code < 500:
-                    category = "auth_config" if exc.code in (401, 403) else "processor_error"
+                    category = ErrorCategory.auth_config if exc.code in (401, 403) else ErrorCategory.processor_error
                     raise WarehouseError(f"{self.url} answered {exc.code}: {detail}", category=category) from exc
                 why = f"HTTP {exc.code}"
             except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from backfill.errors import BackfillError, WarehouseError
+from backfill.outcome import ErrorCategory
 from backfill.processors.base import Invocation, Reply, load_ref
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
@@ -52,7 +53,7 @@ class ProcessorContext:
 @cache
 def load_function(ref: str, base_dir: str = "") -> Callable[[ProcessorContext], Any]:
     """Import `package.module:function`, once per process; a module beside pipeline.yaml is found too."""
-    return load_ref(ref, "python processor", partial(WarehouseError, category="auth_config"), base_dir)
+    return load_ref(ref, "python processor", partial(WarehouseError, category=ErrorCategory.auth_config), base_dir)
 
 
 class PythonKind:
@@ -69,7 +70,8 @@ class PythonKind:
         except BackfillError:
             raise
         except Exception as exc:  # noqa: BLE001 - the user's code: any error is this write's final failure
-            raise WarehouseError(f"{self.ref}: {type(exc).__name__}: {exc}", category="processor_error") from exc
+            raise WarehouseError(f"{self.ref}: {type(exc).__name__}: {exc}",
+                                 category=ErrorCategory.processor_error) from exc
         if out is not None and (isinstance(out, bool) or not isinstance(out, int)):
             return Reply(warnings=[f"{self.ref} returned {type(out).__name__}, expected None or rows written"])
         return Reply(rows_claimed=out)

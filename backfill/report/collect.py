@@ -17,17 +17,33 @@ from typing import Any
 from backfill.calendar import Calendar
 from backfill.engine import ledger_table, trigger_names
 from backfill.errors import BadInput
-from backfill.report.facts import Campaign, Coverage, RunFacts, Selection, TaskFact, merged_ranges
+from backfill.outcome import ErrorCategory, TaskOutcome
+from backfill.report.facts import (
+    NEVER_RAN,
+    STALE,
+    SUCCEEDED,
+    Campaign,
+    Coverage,
+    RunFacts,
+    Selection,
+    TaskFact,
+    merged_ranges,
+    report_status,
+)
 from backfill.report.validations import Validation, load_validations, record_validation
 from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec
-from backfill.state import RedisStateStore, TaskStatus
+from backfill.state import RedisStateStore, RunStatus, TaskStatus
 from backfill.validate.staleness import as_date, stamp
 from backfill.warehouse import Warehouse
 
-_HISTORY_STATUS = {"success": "succeeded", "partial": "partial", "failed": "failed", "blocked": "blocked",
-                   "revoked": "revoked", "cancelled": "cancelled", "skipped": "skipped"}
-_WORST = ("failed", "revoked", "blocked", "partial", "cancelled", "skipped", "succeeded")
+_WORST = (TaskOutcome.failed, TaskOutcome.revoked, TaskOutcome.blocked, TaskOutcome.partial, TaskOutcome.cancelled,
+          TaskOutcome.skipped, SUCCEEDED)
+# A partition's heat-map class from its latest run-history status (a revoked one shows as failed).
+_CELL: dict[str, str] = {TaskOutcome.success: SUCCEEDED, TaskOutcome.partial: TaskOutcome.partial,
+                         TaskOutcome.failed: TaskOutcome.failed, TaskOutcome.revoked: TaskOutcome.failed,
+                         TaskOutcome.blocked: TaskOutcome.blocked}
+_UNSETTLED_BAD = (TaskOutcome.failed, TaskOutcome.blocked, TaskOutcome.revoked, TaskOutcome.partial)
 
 
 def runs_since(store: RedisStateStore | None, warehouse: Warehouse, history_table: str, since: dt.date) -> list[str]:
@@ -63,7 +79,7 @@ def _attempt_trail(rows: Sequence[dict[str, Any]]) -> dict[str, dict[int, dict[s
     """task id -> attempt -> {status (worst over its dates), category, message, at}."""
     out: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
-        status = _HISTORY_STATUS.get(str(r["status"]), str(r["status"]))
+        status = report_status(str(r["status"]))
         a = out[str(r["task_id"])].setdefault(int(r["attempt"] or 0), {
             "attempt": int(r["attempt"] or 0), "status": status, "category": r["error_category"],
             "message": r["error_message"], "at": stamp(r["finished_at"]), "started": stamp(r["started_at"]),
@@ -78,7 +94,7 @@ def _attempt_trail(rows: Sequence[dict[str, Any]]) -> dict[str, dict[int, dict[s
 def _earlier_failures(trail: dict[int, dict[str, Any]], final_attempt: int) -> list[dict[str, Any]]:
     return [{"attempt": a["attempt"], "status": a["status"], "category": a["category"], "message": a["message"],
              "at": a["at"]} for n, a in sorted(trail.items(), key=lambda kv: (kv[1]["at"] or 0, kv[0]))
-            if a["status"] in ("failed", "blocked", "revoked", "partial") and n != final_attempt]
+            if a["status"] in _UNSETTLED_BAD and n != final_attempt]
 
 
 def _from_redis(store: RedisStateStore, run_id: str, rows: list[dict[str, Any]], settings: Any) -> RunFacts | None:
@@ -96,14 +112,12 @@ def _from_redis(store: RedisStateStore, run_id: str, rows: list[dict[str, Any]],
     for tid, task in tasks.items():
         state = states.get(tid, TaskStatus.pending)
         res = results.get(tid) or {}
-        status = state.value
-        if state is TaskStatus.succeeded and res.get("status") == "partial":
-            status = "partial"
+        status = report_status(state)
         category, message = res.get("error_category"), res.get("error_message")
         if state is TaskStatus.blocked:
-            category, message = "dependency_gap", f"blocked: upstream {causes.get(tid, 'task')} failed"
+            category, message = ErrorCategory.dependency_gap, f"blocked: upstream {causes.get(tid, 'task')} failed"
         elif state is TaskStatus.revoked:
-            category, message = "revoked", "revoked through Celery (control revoke, Flower or the API)"
+            category, message = ErrorCategory.revoked, "revoked through Celery (control revoke, Flower or the API)"
         attempt = int(res.get("attempt") or attempts.get(tid, 0))
         facts.append(TaskFact(
             id=tid, processor=task.processor, phase=task.phase, season=task.season, wave=task.wave,
@@ -118,8 +132,8 @@ def _from_redis(store: RedisStateStore, run_id: str, rows: list[dict[str, Any]],
                    source="redis", created_at=run.created_at, finished_at=run.finished_at, seq=run.seq,
                    alerts=run.alerts, strict=run.strict, resent=run.resent, healed=run.healed,
                    heal_reason=run.heal_reason, waves=run.waves, tasks=facts)
-    if out.status == "succeeded" and any(t.status == "partial" for t in facts):
-        out.status = "partial"
+    if out.status == RunStatus.succeeded and any(t.status == TaskOutcome.partial for t in facts):
+        out.status = RunStatus.partial
     _live_extras(store, out, settings)
     return out
 
@@ -178,8 +192,9 @@ def _from_history(warehouse: Warehouse, history_table: str, run_id: str, rows: l
     created = stamp(row.get("created_at")) or (min(starts) if starts else 0.0)
     ends = [t.finished_at for t in facts if t.finished_at is not None]
     statuses = {t.status for t in facts}
-    status = ("failed" if statuses & {"failed", "blocked", "revoked"} else "partial" if "partial" in statuses
-              else "succeeded" if facts else "unknown")
+    status = (RunStatus.failed if statuses & {TaskOutcome.failed, TaskOutcome.blocked, TaskOutcome.revoked}
+              else RunStatus.partial if TaskOutcome.partial in statuses
+              else RunStatus.succeeded if facts else "unknown")
     return RunFacts(run_id=run_id, pipeline=str(row.get("pipeline") or ""), request=dict(request), status=status,
                     source="history", created_at=created, finished_at=max(ends) if ends else None,
                     alerts=str(row.get("alerts") or "digest"), strict=bool(row.get("strict", True)),
@@ -228,15 +243,14 @@ def coverage(spec: PipelineSpec, calendar: Calendar, warehouse: Warehouse, runs:
             key = (name, day.isoformat())
             row = latest.get((name, day))
             if row is None:
-                cells[key] = "never ran"
+                cells[key] = NEVER_RAN
                 continue
             status = str(row["status"])
-            cls = {"success": "succeeded", "partial": "partial", "failed": "failed", "revoked": "failed",
-                   "blocked": "blocked"}.get(status, "never ran")
-            if cls == "succeeded" and (name, day) in stale:
-                cls = "stale"
+            cls = _CELL.get(status, NEVER_RAN)
+            if cls == SUCCEEDED and (name, day) in stale:
+                cls = STALE
                 detail[key] = "; ".join(stale[(name, day)].reasons)
-            elif cls != "succeeded":
+            elif cls != SUCCEEDED:
                 detail[key] = f"{status}: {row['error_category'] or ''} {row['error_message'] or ''}".strip()
             cells[key] = cls
     return Coverage(processors, [d.isoformat() for d in all_days], cells, detail)
@@ -251,10 +265,10 @@ def issues_encountered(rows: Sequence[dict[str, Any]], cov: Coverage | None) -> 
         key = (str(r["processor_name"]), as_date(r["data_date"]).isoformat())
         status = str(r["status"])
         at = stamp(r["finished_at"]) or 0.0
-        if status == "success":
+        if status == TaskOutcome.success:
             if at >= last_ok.get(key, (0.0, ""))[0]:
                 last_ok[key] = (at, str(r["run_id"]))
-        elif status in ("failed", "blocked", "partial", "revoked"):
+        elif status in _UNSETTLED_BAD:
             g = bad.setdefault((str(r["error_category"] or status), key[0]),
                                {"dates": {}, "example": r["error_message"], "runs": set()})
             g["dates"][key[1]] = max(g["dates"].get(key[1], 0.0), at)
@@ -266,7 +280,7 @@ def issues_encountered(rows: Sequence[dict[str, Any]], cov: Coverage | None) -> 
         for day, failed_at in g["dates"].items():
             ok = last_ok.get((processor, day))
             now_cls = cov.cells.get((processor, day)) if cov else None
-            if ok is not None and ok[0] >= failed_at and now_cls in (None, "succeeded", "stale"):
+            if ok is not None and ok[0] >= failed_at and now_cls in (None, SUCCEEDED, STALE):
                 fixed_by[ok[1]] += 1
             else:
                 still += 1
@@ -314,25 +328,25 @@ def next_commands(campaign: Campaign) -> list[tuple[str, str]]:
     """The commands that fill what the log finds missing, in the order to run them."""
     out: list[tuple[str, str]] = []
     for run in campaign.runs:
-        if run.status == "running":
+        if run.status == RunStatus.running:
             out.append((f"run {run.run_id} is still running", f"backfill status {run.run_id} --watch"))
-        elif run.source == "redis" and run.status in ("failed", "partial"):
+        elif run.source == "redis" and run.status in (RunStatus.failed, RunStatus.partial):
             out.append((f"run {run.run_id} ended {run.status}: rerun its failed, blocked and partial tasks after "
                         "fixing the cause", f"backfill retry {run.run_id} --wait"))
     cov = campaign.coverage
-    running = any(r.status == "running" for r in campaign.runs)
+    running = any(r.status == RunStatus.running for r in campaign.runs)
     last_end = max((r.ended() or r.created_at for r in campaign.runs), default=0.0)
     for sel in campaign.selections:
         chosen = set(sel.processors)
         cells = {k: c for k, c in (cov.cells.items() if cov else []) if k[0] in chosen
                  and any(a.isoformat() <= k[1] <= b.isoformat() for a, b in sel.ranges)}
-        missing = [k for k, c in cells.items() if c not in ("succeeded", "stale")]
+        missing = [k for k, c in cells.items() if c not in (SUCCEEDED, STALE)]
         if missing and not running:
             out.append((f"{len(missing)} partition(s) of the selection are not succeeded: list them",
                         f"backfill gaps {sel.flags}"))
             out.append(("enqueue the same selection: the run history skips what already succeeded",
                         f"backfill enqueue {sel.flags} --wait"))
-        if any(c == "stale" for c in cells.values()):
+        if any(c == STALE for c in cells.values()):
             out.append(("stale partitions (code or upstream changed after they were written): the commands "
                         "that recompute exactly them", f"backfill gaps --stale {sel.flags}"))
         v = latest_validation(campaign, sel)

@@ -13,12 +13,26 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from backfill.outcome import TaskOutcome
 from backfill.report.validations import Validation
 
+# The report's word for a success, in its counts and heat-map cells (its documented `--json`
+# shape); every other task and partition status is the outcome's own value.
+SUCCEEDED = "succeeded"
+STALE = "stale"
+NEVER_RAN = "never ran"
 # Heat-map classes, in legend order; every partition of the selection is in exactly one.
-COVERAGE = ("succeeded", "partial", "failed", "blocked", "stale", "never ran")
-TASK_STATUSES = ("succeeded", "partial", "failed", "blocked", "revoked", "cancelled", "skipped", "running",
-                 "pending")
+COVERAGE = (SUCCEEDED, TaskOutcome.partial, TaskOutcome.failed, TaskOutcome.blocked, STALE, NEVER_RAN)
+TASK_STATUSES = (SUCCEEDED, TaskOutcome.partial, TaskOutcome.failed, TaskOutcome.blocked, TaskOutcome.revoked,
+                 TaskOutcome.cancelled, TaskOutcome.skipped, "running", "pending")
+
+# Statuses a report lists as problems: what a `retry` would run again.
+PROBLEMS = (TaskOutcome.failed, TaskOutcome.blocked, TaskOutcome.partial, TaskOutcome.revoked)
+
+
+def report_status(status: str) -> str:
+    """The report's word for a task's or partition's status (the one place a success is `succeeded`)."""
+    return SUCCEEDED if status == TaskOutcome.success else str(status)
 
 
 @dataclass
@@ -169,7 +183,7 @@ class Coverage:
         return out
 
     def missing(self) -> list[tuple[str, str, str]]:
-        return [(p, d, c) for (p, d), c in sorted(self.cells.items()) if c != "succeeded"]
+        return [(p, d, c) for (p, d), c in sorted(self.cells.items()) if c != SUCCEEDED]
 
     def to_json(self) -> dict[str, Any]:
         return {"processors": self.processors, "dates": self.dates, "counts": self.counts(),

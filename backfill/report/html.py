@@ -14,7 +14,8 @@ import json
 from importlib import resources
 from typing import Any
 
-from backfill.report.facts import COVERAGE, Campaign
+from backfill.outcome import TaskOutcome
+from backfill.report.facts import COVERAGE, PROBLEMS, STALE, SUCCEEDED, Campaign
 from backfill.report.markdown import render_markdown
 
 # Coverage and task colours; a failed cell is this exact red in the SVG (tests check it).
@@ -53,13 +54,16 @@ def chart_data(campaign: Campaign) -> dict[str, Any]:
     return {"heat": heat, "classes": list(COVERAGE), "colours": COLOURS, "runs": runs}
 
 
+SUMMARY = (SUCCEEDED, TaskOutcome.partial, TaskOutcome.failed, TaskOutcome.blocked)  # the runs table's counts
+
+
 def _failure_rows(campaign: Campaign) -> list[tuple[str, str, str, str, str]]:
     """(run, task, status, category, message) of every task not succeeded, then open coverage cells."""
     rows = [(run.run_id, t.id, t.status, t.error_category or "", t.error_message or "") for run in campaign.runs
-            for t in run.tasks if t.status in ("failed", "blocked", "partial", "revoked")]
+            for t in run.tasks if t.status in PROBLEMS]
     if campaign.coverage is not None:
         rows += [("now", f"{p}@{d}", c, "", campaign.coverage.detail.get((p, d), ""))
-                 for p, d, c in campaign.coverage.missing() if c in ("failed", "blocked", "partial", "stale")]
+                 for p, d, c in campaign.coverage.missing() if c in (*PROBLEMS, STALE)]
     return rows
 
 
@@ -142,7 +146,7 @@ def render_html(campaign: Campaign) -> str:
     legend = "".join(f'<span><i style="background:{COLOURS[c]}"></i>{e(c)}</span>' for c in COVERAGE)
     summary = "".join(
         f"<tr><td>{e(r.run_id)}</td><td>{e(r.status)}</td><td>{len(r.tasks)}</td>"
-        + "".join(f"<td>{r.counts()[s]}</td>" for s in ("succeeded", "partial", "failed", "blocked"))
+        + "".join(f"<td>{r.counts()[s]}</td>" for s in SUMMARY)
         + f"<td>{r.estimate()['actual_wall_seconds']:.1f}s</td></tr>" for r in runs)
     timelines = "".join(f'<h3>{e(r.run_id)} ({e(r.status)})</h3><div class="chart timeline" id="timeline-{i}" '
                         f'style="height:{max(160, 34 * len({t.processor for t in r.tasks}) + 60)}px"></div>'

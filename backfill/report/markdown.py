@@ -10,7 +10,8 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from backfill.report.facts import COVERAGE, Campaign, RunFacts, Span
+from backfill.outcome import TaskOutcome
+from backfill.report.facts import COVERAGE, PROBLEMS, SUCCEEDED, TASK_STATUSES, Campaign, RunFacts, Span
 
 
 def _t(epoch: float | None) -> str:
@@ -75,8 +76,8 @@ def run_section(run: RunFacts, index: int, total: int) -> list[str]:
             f"finished {_t(run.finished_at)}" + (f"; {run.seq} retry/resume round(s)" if run.seq else ""), ""]
     by = run.by_phase_season()
     out += ["### Tasks per status", ""]
-    shown = [s for s in ("succeeded", "partial", "failed", "blocked", "revoked", "cancelled", "running", "pending")
-             if c[s] or s in ("succeeded", "failed", "blocked")]
+    always = (SUCCEEDED, TaskOutcome.failed, TaskOutcome.blocked)
+    shown = [s for s in TASK_STATUSES if s != TaskOutcome.skipped and (c[s] or s in always)]
     out += _table(["phase", "season", *shown], [[g["phase"], g["season"], *(g[s] for s in shown)] for g in by]
                   + [["all", "", *(f"**{c[s]}**" for s in shown)]])
     origin = run.created_at
@@ -105,14 +106,15 @@ def run_section(run: RunFacts, index: int, total: int) -> list[str]:
     out += ["### Failures and warnings by category", ""]
     groups = (run.digest or {}).get("groups") or []
     if groups:
-        out += _table(["category", "processor", "dates", "failed", "partial", "blocked", "game dates", "example"],
-                      [[g["category"], g["processor"], g["count"], g["failed"], g["partial"], g["blocked"],
+        counted = (TaskOutcome.failed, TaskOutcome.partial, TaskOutcome.blocked)
+        out += _table(["category", "processor", "dates", *counted, "game dates", "example"],
+                      [[g["category"], g["processor"], g["count"], *(g[s] for s in counted),
                         ", ".join(a if a == b else f"{a}..{b}" for a, b in g["runs"][:6]),
                         (g["examples"] or [""])[0][:160]] for g in groups])
     elif run.digest is not None:
         out += ["none", ""]
     else:
-        bad = [t for t in run.tasks if t.status in ("failed", "blocked", "partial", "revoked")]
+        bad = [t for t in run.tasks if t.status in PROBLEMS]
         out += (_table(["task", "status", "category", "message"],
                        [[t.id, t.status, t.error_category, (t.error_message or "")[:160]] for t in bad[:30]])
                 if bad else ["none", ""])
@@ -150,17 +152,18 @@ def render_markdown(campaign: Campaign) -> str:
         parts = sum(len(t.dates) for t in r.tasks)
         rate = len(r.tasks) / est["actual_wall_seconds"] * 60 if est["actual_wall_seconds"] else 0.0
         rows.append([r.run_id, r.status, _selection(r.request).split(";")[0], len(r.tasks), parts,
-                     c["succeeded"], c["partial"], c["failed"], c["blocked"], len(r.retried()),
+                     c[SUCCEEDED], c[TaskOutcome.partial], c[TaskOutcome.failed], c[TaskOutcome.blocked],
+                     len(r.retried()),
                      _d(est["actual_wall_seconds"]), f"{rate:.0f}"])
-    out += _table(["run", "status", "ranges", "tasks", "partitions", "succeeded", "partial", "failed", "blocked",
-                   "retried", "wall", "tasks/min"], rows)
+    out += _table(["run", "status", "ranges", "tasks", "partitions", SUCCEEDED, TaskOutcome.partial, TaskOutcome.failed,
+                   TaskOutcome.blocked, "retried", "wall", "tasks/min"], rows)
     cov = campaign.coverage
     if cov is not None:
         total = len(cov.cells)
         n = {k: sum(1 for v in cov.cells.values() if v == k) for k in COVERAGE}
         out += [f"**Coverage now** (latest status of every processor x game date of the selection, "
                 f"{len(cov.processors)} processors x {len(cov.dates)} game dates): "
-                + ", ".join(f"{k} {n[k]}" for k in COVERAGE if n[k] or k == "succeeded")
+                + ", ".join(f"{k} {n[k]}" for k in COVERAGE if n[k] or k == SUCCEEDED)
                 + f" of {total}.", ""]
         out += _table(["processor", *COVERAGE], [[p, *(v[k] for k in COVERAGE)] for p, v in cov.counts().items()])
     if campaign.coverage_note:

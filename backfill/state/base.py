@@ -14,24 +14,42 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum, StrEnum
 from typing import Any
 
+from backfill.outcome import TaskOutcome
 from backfill.planner import Task
 from backfill.planner.model import TaskKey
 from backfill.spec import DEFAULT_RUN_HISTORY_TABLE
 
 
 class TaskStatus(StrEnum):
+    """A task in run state: `pending` or `running`, then settled as its `TaskOutcome` (same values)."""
+
     pending = "pending"
     running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    blocked = "blocked"
-    skipped = "skipped"
-    cancelled = "cancelled"
-    revoked = "revoked"  # revoked through Celery (CLI, Flower, API): a cancelled kind; `retry` reruns it
+    success = TaskOutcome.success.value
+    partial = TaskOutcome.partial.value  # settled, written short of expectations: releases its dependents
+    failed = TaskOutcome.failed.value
+    blocked = TaskOutcome.blocked.value
+    skipped = TaskOutcome.skipped.value
+    cancelled = TaskOutcome.cancelled.value
+    revoked = TaskOutcome.revoked.value  # through Celery (CLI, Flower, API): a cancelled kind; `retry` reruns it
 
     @property
     def finished(self) -> bool:
         return self not in (TaskStatus.pending, TaskStatus.running)
+
+    @property
+    def outcome(self) -> TaskOutcome | None:
+        """The settled outcome, None while pending or running."""
+        return TaskOutcome(self.value) if self.finished else None
+
+    @classmethod
+    def settled_as(cls, outcome: TaskOutcome) -> TaskStatus:
+        return cls(outcome.value)
+
+    @classmethod
+    def _missing_(cls, value: object) -> TaskStatus | None:
+        """Run state written before the outcome model said `succeeded` for a success."""
+        return cls.success if value == "succeeded" else None
 
 
 class RunStatus(StrEnum):
@@ -106,10 +124,7 @@ def partition_statuses(status: TaskStatus, result: Mapping[str, Any], dates: Seq
     """Per-date outcome of a settled task: the result's `status_by_date` when it has one (a bisected
     batch), else the task's own status for every date."""
     by_date = result.get("status_by_date") or {}
-    default = result.get("status") if status in (TaskStatus.succeeded, TaskStatus.failed) else status.value
-    if default not in ("success", "partial", "failed"):
-        default = {"succeeded": "success"}.get(str(default), str(default))
-    return {d.isoformat(): str(by_date.get(d.isoformat(), default)) for d in dates}
+    return {d.isoformat(): str(by_date.get(d.isoformat(), status.value)) for d in dates}
 
 
 def now() -> float:

@@ -23,12 +23,13 @@ from typing import Any
 
 from backfill.calendar import Calendar, as_date
 from backfill.fingerprint import code_version
+from backfill.outcome import TaskOutcome
 from backfill.planner.model import TaskKey
 from backfill.runhistory import stamp
 from backfill.spec import PipelineSpec
 from backfill.warehouse import Warehouse
 
-WRITTEN = ("success", "partial")  # statuses whose attempt wrote the partition's current rows
+WRITTEN = tuple(o.value for o in TaskOutcome if o.wrote)  # statuses whose attempt wrote the partition's current rows
 
 
 @dataclass(frozen=True)

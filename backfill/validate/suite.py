@@ -31,6 +31,7 @@ from backfill.acceptance import Criteria, effective
 from backfill.calendar import Calendar
 from backfill.checks import DEFAULT_STALE_RUNNING_SECONDS, Emptiness
 from backfill.keys import describe_duplicates, duplicates_sql
+from backfill.outcome import TaskOutcome
 from backfill.spec import PipelineSpec, Processor
 from backfill.validate.spotcheck import sample_partitions, spot_check
 from backfill.validate.staleness import as_date, find_stale, game_date_runs, stamp
@@ -291,11 +292,11 @@ class _Run:
             proc, crit = self.spec.processors[name], self.criteria[name]
             states = Counter(latest.get((name, d), "never_run") for d in self.picked)
             phases[proc.phase].update(states)
-            rate = states["success"] / len(self.picked)
+            rate = states[TaskOutcome.success] / len(self.picked)
             check.data[name] = {"phase": proc.phase, "rate": round(rate, 4), "statuses": dict(states)}
             if rate < crit.min_success_rate:
-                bad = [d for d in self.picked if latest.get((name, d), "never_run") != "success"]
-                other = ", ".join(f"{k} {v}" for k, v in sorted(states.items()) if k != "success")
+                bad = [d for d in self.picked if latest.get((name, d), "never_run") != TaskOutcome.success]
+                other = ", ".join(f"{k} {v}" for k, v in sorted(states.items()) if k != TaskOutcome.success)
                 check.findings.append(Finding(name, f"{rate:.1%} of {len(self.picked)} partitions succeeded "
                                                     f"(minimum {crit.min_success_rate:.0%}): {other}", bad))
             stale = [d for d in self.picked if latest.get((name, d)) == "stale_running"]
@@ -304,8 +305,8 @@ class _Run:
                                                     "`running` row (its worker is long gone; not a success)", stale))
         for phase, states in sorted(phases.items()):
             total = sum(states.values())
-            check.figures.append(f"phase {phase}: {states['success']} of {total} partitions succeeded "
-                                 f"({states['success'] / max(total, 1):.1%})")
+            done = states[TaskOutcome.success]
+            check.figures.append(f"phase {phase}: {done} of {total} partitions succeeded ({done / max(total, 1):.1%})")
 
     def _latest(self) -> dict[tuple[str, dt.date], str]:
         """Latest status per partition; a `running` row older than the stale age is `stale_running`."""

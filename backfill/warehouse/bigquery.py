@@ -29,6 +29,7 @@ from backfill.errors import (
     TransientWarehouseError,
     WarehouseError,
 )
+from backfill.outcome import ErrorCategory
 from backfill.warehouse.base import Row, Warehouse
 from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
 
@@ -72,7 +73,8 @@ def param_type(value: Any) -> str:
         return "DATE"
     if isinstance(value, (str, type(None))):
         return "STRING"
-    raise WarehouseError(f"cannot pass a {type(value).__name__} as a query parameter", category="processor_error")
+    raise WarehouseError(f"cannot pass a {type(value).__name__} as a query parameter",
+                         category=ErrorCategory.processor_error)
 
 
 def used_params(sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -146,17 +148,17 @@ def classify_bigquery_error(exc: BaseException) -> WarehouseError:
     text = (getattr(exc, "message", None) or str(exc) or type(exc).__name__).splitlines()[0]
     reasons = _reasons(exc)
     if type(exc).__name__ in {"DefaultCredentialsError", "RefreshError"} or isinstance(exc, gexc.Unauthorized):
-        return WarehouseError(f"BigQuery credentials: {text}", category="auth_config",
+        return WarehouseError(f"BigQuery credentials: {text}", category=ErrorCategory.auth_config,
                               hint="set GOOGLE_APPLICATION_CREDENTIALS or run "
                                    "`gcloud auth application-default login`")
     if reasons & _BYTES_LIMIT_REASONS or "bytes billed" in text.lower():
-        return WarehouseError(f"BigQuery query over maximum_bytes_billed: {text}", category="auth_config",
+        return WarehouseError(f"BigQuery query over maximum_bytes_billed: {text}", category=ErrorCategory.auth_config,
                               hint="check the processor's partition filter, or raise maximum_bytes_billed "
                                    "in the warehouse URL (bigquery://project/US?maximum_bytes_billed=N)")
     if reasons & _QUOTA_REASONS or isinstance(exc, gexc.TooManyRequests):
         return QuotaExceeded(f"BigQuery quota: {text}")
     if isinstance(exc, gexc.Forbidden):
-        return WarehouseError(f"BigQuery access denied: {text}", category="auth_config",
+        return WarehouseError(f"BigQuery access denied: {text}", category=ErrorCategory.auth_config,
                               hint="grant the service account BigQuery Job User and Data Editor")
     if (isinstance(exc, (gexc.ServerError, gexc.RetryError, TimeoutError, ConnectionError))
             or reasons & _TRANSIENT_REASONS or type(exc).__name__ in {"Timeout", "ConnectionError", "ReadTimeout"}):
@@ -164,10 +166,10 @@ def classify_bigquery_error(exc: BaseException) -> WarehouseError:
     if isinstance(exc, gexc.Conflict):
         return TransientWarehouseError(f"BigQuery concurrent update: {text}")
     if isinstance(exc, gexc.NotFound):
-        return WarehouseError(text, category="schema_drift")
+        return WarehouseError(text, category=ErrorCategory.schema_drift)
     if isinstance(exc, gexc.BadRequest) and any(w in text.lower() for w in _SCHEMA_WORDS):
-        return WarehouseError(text, category="schema_drift")
-    return WarehouseError(text, category="processor_error")
+        return WarehouseError(text, category=ErrorCategory.schema_drift)
+    return WarehouseError(text, category=ErrorCategory.processor_error)
 
 
 # -- the atomic partition write ----------------------------------------------------------
@@ -204,7 +206,7 @@ def transaction_write_job(table: TableSchema, dates: Sequence[dt.date], select_s
     statement fails BigQuery rolls the whole transaction back."""
     dataset, name = _write_target(table)
     if not dates:
-        raise WarehouseError(f"no dates to replace in {table.name}", category="processor_error")
+        raise WarehouseError(f"no dates to replace in {table.name}", category=ErrorCategory.processor_error)
     part = table.partition
     bound = used_params(select_sql, params)
     bound["backfill_dates"] = sorted(set(dates))
@@ -224,7 +226,7 @@ def transaction_write_job(table: TableSchema, dates: Sequence[dt.date], select_s
 
 def _write_target(table: TableSchema) -> tuple[str, str]:
     if table.partition is None:
-        raise WarehouseError(f"table {table.name} has no partition column", category="processor_error")
+        raise WarehouseError(f"table {table.name} has no partition column", category=ErrorCategory.processor_error)
     return check_table_name(table.name)
 
 
@@ -242,7 +244,7 @@ def replace_partitions_job(table: TableSchema, dates: Sequence[dt.date], select_
     """
     _write_target(table)
     if not dates:
-        raise WarehouseError(f"no dates to replace in {table.name}", category="processor_error")
+        raise WarehouseError(f"no dates to replace in {table.name}", category=ErrorCategory.processor_error)
     date_list = sorted(set(dates))
     if len(date_list) == 1:
         return decorator_write_job(table, date_list[0], select_sql, params, project)
@@ -353,7 +355,7 @@ class BigQueryWarehouse(Warehouse):
                 client = bq.Client(project=project, location=location)
         except Exception as exc:  # google-auth raises DefaultCredentialsError here
             err = classify_bigquery_error(exc)
-            if err.category == "auth_config":
+            if err.category == ErrorCategory.auth_config:
                 raise CannotConnect(f"cannot connect to BigQuery project {project}: {err.message}",
                                     hint=err.hint) from exc
             raise err from exc
@@ -456,7 +458,7 @@ class BigQueryWarehouse(Warehouse):
         missing = sorted({k for r in rows for k in r} - set(types))
         if missing:
             raise WarehouseError(f"table {bq_table.table_id} has no column(s) {', '.join(missing)}",
-                                 category="schema_drift")
+                                 category=ErrorCategory.schema_drift)
         config = self._bq.LoadJobConfig(schema=bq_table.schema, write_disposition=disposition,
                                         labels=self.labels)
         try:

@@ -27,6 +27,7 @@ import duckdb
 import sqlglot
 
 from backfill.errors import CannotConnect, QuotaExceeded, TransientWarehouseError, WarehouseError
+from backfill.outcome import ErrorCategory
 from backfill.warehouse.base import Row, Warehouse
 from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
 
@@ -55,7 +56,7 @@ def to_duckdb_sql(sql: str, catalog: str | None = None) -> str:
         trees = sqlglot.parse(sql, read="bigquery")
     except sqlglot.errors.ParseError as exc:
         raise WarehouseError(f"SQL does not parse as BigQuery SQL: {str(exc).splitlines()[0]}",
-                             category="processor_error") from exc
+                             category=ErrorCategory.processor_error) from exc
     out = []
     for tree in trees:
         if tree is None:
@@ -100,8 +101,8 @@ def classify_duckdb_error(exc: Exception) -> WarehouseError:
     if isinstance(exc, duckdb.OutOfMemoryException):
         return QuotaExceeded(f"out of memory: {text}")
     if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
-        return WarehouseError(text, category="schema_drift")
-    return WarehouseError(text, category="processor_error")
+        return WarehouseError(text, category=ErrorCategory.schema_drift)
+    return WarehouseError(text, category=ErrorCategory.processor_error)
 
 
 def open_error(path: str, exc: Exception) -> CannotConnect:
@@ -286,7 +287,8 @@ class DuckDBWarehouse(Warehouse):
             "WHERE table_schema = ? AND table_name = ?", [dataset, name]).fetchall())
         missing = [c for c in cols if c not in types]
         if missing:
-            raise WarehouseError(f"table {table} has no column(s) {', '.join(missing)}", category="schema_drift")
+            raise WarehouseError(f"table {table} has no column(s) {', '.join(missing)}",
+                                 category=ErrorCategory.schema_drift)
         return types
 
     @staticmethod
@@ -369,7 +371,7 @@ class DuckDBWarehouse(Warehouse):
     @staticmethod
     def _check_partitioned(table: TableSchema) -> None:
         if table.partition is None:
-            raise WarehouseError(f"table {table.name} has no partition column", category="processor_error")
+            raise WarehouseError(f"table {table.name} has no partition column", category=ErrorCategory.processor_error)
 
     def _swap_partitions(self, cur: duckdb.DuckDBPyConnection, table: TableSchema, dates: Sequence[dt.date],
                          source: str | None, params: Mapping[str, Any]) -> int:

@@ -41,7 +41,7 @@ def start(store: StateStore, tasks: tuple[Task, ...] = GRAPH, run_id: str = "r1"
     return run_id
 
 
-def settle(store: StateStore, run_id: str, task_id: str, status: TaskStatus = TaskStatus.succeeded,
+def settle(store: StateStore, run_id: str, task_id: str, status: TaskStatus = TaskStatus.success,
            result: dict[str, object] | None = None, window: int = 10, blocks: bool = False) -> tuple[str, int]:
     """Begin then finish one task; returns the finish's outcome and the attempt."""
     begin = store.begin_task(run_id, task_id, "host:1", 30)
@@ -160,12 +160,12 @@ class StateContract:
         start(store)
         store.pump("r1", 2)
         begin = store.begin_task("r1", "a", "h", 30)
-        done = store.finish_task("r1", "a", begin.attempt, TaskStatus.succeeded, {"status": "success"}, 2, False)
+        done = store.finish_task("r1", "a", begin.attempt, TaskStatus.success, {"status": "success"}, 2, False)
         assert done.outcome == "ok" and done.open == 4
         assert done.send == ("b",)  # window 2 with `e` in flight: room for one of b, c (equal priority: by id)
         assert store.ready("r1") == ["c"] and set(store.inflight("r1")) == {"b", "e"}
         assert done.unflushed == 1 and done.oldest_unflushed is not None
-        assert store.live_leases("r1") == 0 and store.states("r1")["a"] is TaskStatus.succeeded
+        assert store.live_leases("r1") == 0 and store.states("r1")["a"] is TaskStatus.success
         settle(store, "r1", "b")
         assert "d" not in store.ready("r1") and "d" not in store.inflight("r1")  # still waits for c
         settle(store, "r1", "c")
@@ -179,11 +179,11 @@ class StateContract:
         stale = store.finish_task("r1", "a", first.attempt, TaskStatus.failed, {"status": "failed"}, 10, True)
         assert stale.outcome == "stale" and stale.send == ()
         assert store.states("r1")["a"] is TaskStatus.running and store.results("r1") == {}
-        assert store.finish_task("r1", "a", again.attempt, TaskStatus.succeeded, {"status": "success"}, 10,
+        assert store.finish_task("r1", "a", again.attempt, TaskStatus.success, {"status": "success"}, 10,
                                  False).outcome == "ok"
-        dup = store.finish_task("r1", "a", again.attempt, TaskStatus.succeeded, {"status": "success"}, 10, False)
+        dup = store.finish_task("r1", "a", again.attempt, TaskStatus.success, {"status": "success"}, 10, False)
         assert dup.outcome == "stale" and store.open_count("r1") == 4
-        assert store.finish_task("r1", "zz", 1, TaskStatus.succeeded, None, 10, False).outcome == "unknown"
+        assert store.finish_task("r1", "zz", 1, TaskStatus.success, None, 10, False).outcome == "unknown"
 
     def test_concurrent_duplicate_settles_release_a_dependent_once(self, store: StateStore) -> None:
         chain = (task("p"), task("q", "p"), task("s", "q"))
@@ -194,7 +194,7 @@ class StateContract:
 
         def settle_once() -> None:
             gate.wait()
-            outcomes.append(store.finish_task("r1", "p", begin.attempt, TaskStatus.succeeded,
+            outcomes.append(store.finish_task("r1", "p", begin.attempt, TaskStatus.success,
                                               {"status": "success"}, 10, False).outcome)
 
         threads = [threading.Thread(target=settle_once) for _ in range(6)]
@@ -227,7 +227,7 @@ class StateContract:
         settle(store, "r1", "b")
         settle(store, "r1", "c", TaskStatus.failed, {"status": "failed"}, blocks=True)
         states = store.states("r1")
-        assert states["b"] is TaskStatus.succeeded and states["d"] is TaskStatus.blocked
+        assert states["b"] is TaskStatus.success and states["d"] is TaskStatus.blocked
         assert store.blocked_by("r1", ["b", "d"]) == {"d": "c"} and store.open_count("r1") == 1
 
     def test_a_revoke_settles_whatever_attempt_is_current(self, store: StateStore) -> None:
@@ -251,9 +251,26 @@ class StateContract:
 
     def test_a_partial_success_is_recorded_per_date(self, store: StateStore) -> None:
         start(store, (task("w", dates=(D1, D2)),), priorities={})
-        settle(store, "r1", "w", TaskStatus.succeeded,
+        settle(store, "r1", "w", TaskStatus.partial,
                {"status": "partial", "status_by_date": {D2.isoformat(): "success"}})
         assert store.partition_states("r1", [("w", D1), ("w", D2)]) == {("w", D1): "partial", ("w", D2): "success"}
+        assert store.states("r1")["w"] is TaskStatus.partial  # itself in run state, not folded into success
+
+    def test_a_partial_task_releases_its_dependents_like_a_success(self, store: StateStore) -> None:
+        start(store, (task("a"), task("b", "a")), priorities={})
+        begin = store.begin_task("r1", "a", "h", 30)
+        done = store.finish_task("r1", "a", begin.attempt, TaskStatus.partial, {"status": "partial"}, 10, False)
+        assert done.outcome == "ok" and done.send == ("b",) and done.open == 1
+        assert store.states("r1") == {"a": TaskStatus.partial, "b": TaskStatus.pending}
+
+    def test_a_season_is_settled_once_its_last_task_settles(self, store: StateStore) -> None:
+        """Behind the engine's season-complete event; Redis answers from lists, the default from the run."""
+        start(store, (task("a"), task("b"), task("c", season="2022-23")), priorities={})
+        assert not store.season_settled("r1", 0, "2023-24")
+        settle(store, "r1", "a")
+        assert not store.season_settled("r1", 0, "2023-24")
+        settle(store, "r1", "b", TaskStatus.partial, {"status": "partial"})
+        assert store.season_settled("r1", 0, "2023-24") and not store.season_settled("r1", 0, "2022-23")
 
     # -- retries, leases, reaping -----------------------------------------------------------------
     def test_release_for_retry_puts_the_attempt_back_due_later(self, store: StateStore) -> None:
@@ -283,9 +300,9 @@ class StateContract:
         assert store.reap("r1") == []
         second = store.begin_task("r1", "a", "new:1", 30)
         assert second.attempt == 2
-        late = store.finish_task("r1", "a", first.attempt, TaskStatus.succeeded, {"status": "success"}, 10, False)
+        late = store.finish_task("r1", "a", first.attempt, TaskStatus.success, {"status": "success"}, 10, False)
         assert late.outcome == "stale"
-        assert store.finish_task("r1", "e", kept.attempt, TaskStatus.succeeded, {"status": "success"}, 10,
+        assert store.finish_task("r1", "e", kept.attempt, TaskStatus.success, {"status": "success"}, 10,
                                  False).outcome == "ok"
 
     def test_a_renewed_lease_outlives_its_first_ttl(self, store: StateStore, advance: Advance) -> None:

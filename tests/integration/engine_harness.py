@@ -146,7 +146,7 @@ def settled_after_revoke(store: RedisStateStore, run_id: str, task_id: str,
     blocked = engine.dependents(store.tasks(run_id), [task_id])
     assert states[task_id] is TaskStatus.revoked, (task_id, states[task_id])
     assert {t for t, s in states.items() if s is TaskStatus.blocked} == blocked, (states, blocked)
-    assert all(s is TaskStatus.succeeded for t, s in states.items() if t not in blocked | {task_id}), states
+    assert all(s is TaskStatus.success for t, s in states.items() if t not in blocked | {task_id}), states
     return run, blocked
 
 

@@ -34,7 +34,7 @@ def succeeded(env: dict, run_id: str, timeout: float) -> tuple[RunRecord, dict[s
     run = wait_run(env["store"], run_id, timeout=timeout)
     assert run.status is RunStatus.succeeded, run
     states = env["store"].states(run_id)
-    assert set(states.values()) == {TaskStatus.succeeded}
+    assert set(states.values()) == {TaskStatus.success}
     return run, states
 
 

@@ -68,7 +68,7 @@ def test_two_deliveries_of_one_outcome_record_and_count_once(env: dict) -> None:
     assert store.begin_task(record.run_id, first.id, "test:2", 30).decision.value == "busy"
     outcomes: list[str] = []
     threads = [threading.Thread(target=lambda: outcomes.append(engine.settle(
-        store, dispatcher, record.run_id, first.id, begin.attempt, TaskStatus.succeeded,
+        store, dispatcher, record.run_id, first.id, begin.attempt, TaskStatus.success,
         {"noop": True, "attempt": begin.attempt}, settings=settings, warehouse=lambda: None).outcome))
         for _ in range(4)]
     for th in threads:

@@ -73,7 +73,7 @@ def drain(store: RedisStateStore, sent: SentLog, run_id: str, observers: Observe
         begin = store.begin_task(run_id, task_id, "test", 30)
         if begin.task is None:
             continue
-        status = TaskStatus.failed if task_id in fail else TaskStatus.succeeded
+        status = TaskStatus.failed if task_id in fail else TaskStatus.success
         result = {"task_id": task_id, "status": "failed" if task_id in fail else "success", "noop": True,
                   "attempt": begin.attempt}
         log.append(("sent-settle", task_id))

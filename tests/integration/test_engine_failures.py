@@ -38,7 +38,7 @@ def test_failed_date_blocks_only_its_dependents_and_retry_completes(env: dict, t
     assert blocked and blocked == engine.dependents(tasks, failed)
     assert {tasks[t].processor for t in blocked} <= {"team_defense_zone_analysis", "player_composite_factors",
                                                       "ml_feature_store"}
-    assert all(s is TaskStatus.succeeded for t, s in states.items() if t not in failed | blocked)
+    assert all(s is TaskStatus.success for t, s in states.items() if t not in failed | blocked)
     rows = history(env["wh"], run_id)
     assert {r["task_id"] for r in rows if r["status"] == "blocked"} == blocked
 
@@ -47,7 +47,7 @@ def test_failed_date_blocks_only_its_dependents_and_retry_completes(env: dict, t
     assert result.exit_code == 0, result.output
     run = wait_run(env["store"], run_id, timeout=90)
     assert run.status is RunStatus.succeeded
-    assert set(env["store"].states(run_id).values()) == {TaskStatus.succeeded}
+    assert set(env["store"].states(run_id).values()) == {TaskStatus.success}
 
 
 @pytest.mark.slow
@@ -58,7 +58,7 @@ def test_killed_worker_mid_run_completes_without_duplicates(env: dict) -> None:
     store = env["store"]
     wait_run(store, run_id, timeout=60, until=lambda s: (
         Counter(s.states(run_id).values())[TaskStatus.running] > 0
-        and Counter(s.states(run_id).values())[TaskStatus.succeeded] > 3))
+        and Counter(s.states(run_id).values())[TaskStatus.success] > 3))
     first.kill()
     env["worker"](concurrency=2)
     run = wait_run(store, run_id, timeout=120)
@@ -117,7 +117,7 @@ def test_cancel_mid_run_stops_new_work_and_resumes_triggers(env: dict) -> None:
     store = env["store"]
     triggers = Triggers(store.client)
     assert not triggers.is_enabled("phase3->phase4") and not triggers.is_enabled("phase4->phase5")
-    wait_run(store, run_id, timeout=60, until=lambda s: Counter(s.states(run_id).values())[TaskStatus.succeeded] >= 3)
+    wait_run(store, run_id, timeout=60, until=lambda s: Counter(s.states(run_id).values())[TaskStatus.success] >= 3)
     result = cli(env, "cancel", run_id)
     assert result.exit_code == 0, result.output
     cancelled_at = store.get_run(run_id).cancelled_at  # type: ignore[union-attr]
@@ -129,7 +129,7 @@ def test_cancel_mid_run_stops_new_work_and_resumes_triggers(env: dict) -> None:
     assert status["counts"]["cancelled"] > 0 and status["counts"]["pending"] == 0
     assert triggers.is_enabled("phase3->phase4") and triggers.is_enabled("phase4->phase5")
     # Every task that finished before or during the cancel is in the durable run history.
-    finished = {t for t, s in store.states(run_id).items() if s in (TaskStatus.succeeded, TaskStatus.failed)}
+    finished = {t for t, s in store.states(run_id).items() if s in (TaskStatus.success, TaskStatus.failed)}
     recorded = {r["task_id"] for r in history(env["wh"], run_id)}
     assert finished and finished == recorded
 

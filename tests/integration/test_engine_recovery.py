@@ -60,7 +60,7 @@ def _kill_and_recover(env: dict, restart_after: float, kill_after: int = 5) -> t
     # 2023-12-20, 560 tasks, kill 6 s in, new worker at once) measured here: killed task settled
     # again 31.6 s after the kill, run succeeded 46.9 s after it (55.4 s in all).
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
-    wait_run(store, run_id, timeout=90, until=lambda s: counts(s, run_id)[TaskStatus.succeeded] >= kill_after
+    wait_run(store, run_id, timeout=90, until=lambda s: counts(s, run_id)[TaskStatus.success] >= kill_after
              and counts(s, run_id)[TaskStatus.running] > 0)
     first.kill()
     killed_at = time.monotonic()
@@ -126,7 +126,7 @@ def test_redis_restarted_under_running_workers_run_completes_without_a_superviso
                             BACKFILL_TEST_CELERY_CONF=json.dumps({"broker_connection_max_retries": 2}))
     store = env["store"]
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
-    wait_run(store, run_id, timeout=60, until=lambda s: counts(s, run_id)[TaskStatus.succeeded] >= 5)
+    wait_run(store, run_id, timeout=60, until=lambda s: counts(s, run_id)[TaskStatus.success] >= 5)
     server = env["redis"]
     redis.Redis(port=server.port).shutdown(save=True)  # the rdb is in server.workdir
     assert server.proc is not None
@@ -170,7 +170,7 @@ def test_celery_purge_while_tasks_are_queued_heals_within_two_minutes(env: dict)
     env["worker"](concurrency=1)
     store = env["store"]
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
-    wait_run(store, run_id, timeout=30, until=lambda s: counts(s, run_id)[TaskStatus.succeeded] >= 2)
+    wait_run(store, run_id, timeout=30, until=lambda s: counts(s, run_id)[TaskStatus.success] >= 2)
     out = celery_cli(env, "purge", "-f")
     assert out.returncode == 0 and "Purged" in out.stdout, out.stdout + out.stderr
     purged_at = time.monotonic()
@@ -187,7 +187,7 @@ def test_with_the_watchdog_off_a_purged_run_shows_stalled_without_an_eta(env: di
     env["worker"](concurrency=1, BACKFILL_WATCHDOG="false")
     store = env["store"]
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
-    wait_run(store, run_id, timeout=30, until=lambda s: counts(s, run_id)[TaskStatus.succeeded] >= 2)
+    wait_run(store, run_id, timeout=30, until=lambda s: counts(s, run_id)[TaskStatus.success] >= 2)
     assert celery_cli(env, "purge", "-f").returncode == 0
     monkeypatch.setenv("BACKFILL_STALL_AFTER", "5")  # the CLI's own threshold, so the test is short
     deadline = time.monotonic() + 60
@@ -221,7 +221,7 @@ def test_rabbitmq_broker_sigkilled_worker_mid_run_completes(env: dict, monkeypat
     store = env["store"]
     first = env["worker"](concurrency=2, BACKFILL_BROKER_URL=broker, BACKFILL_TASK_QUEUE=queue)
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
-    wait_run(store, run_id, timeout=60, until=lambda s: counts(s, run_id)[TaskStatus.succeeded] >= 5
+    wait_run(store, run_id, timeout=60, until=lambda s: counts(s, run_id)[TaskStatus.success] >= 5
              and counts(s, run_id)[TaskStatus.running] > 0)
     first.kill()
     killed_at = time.monotonic()

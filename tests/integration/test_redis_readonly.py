@@ -74,7 +74,7 @@ def test_redis_read_only_for_10s_under_a_running_worker_keeps_every_outcome(env:
                             BACKFILL_TEST_CELERY_CONF=json.dumps({"broker_channel_error_retry": False}))
     store = env["store"]
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
-    wait_run(store, run_id, timeout=60, until=lambda s: Counter(s.states(run_id).values())[TaskStatus.succeeded] >= 5)
+    wait_run(store, run_id, timeout=60, until=lambda s: Counter(s.states(run_id).values())[TaskStatus.success] >= 5)
     with read_only(env["redis"]):
         read_only_at = time.monotonic()
         time.sleep(READ_ONLY_SECONDS)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from backfill.report.facts import report_status
 from backfill.state import RunStatus
 from tests.integration.engine_harness import WEEK, cli, enqueue, history, wait_run
 from tests.support.chromium import Chromium
@@ -43,7 +44,7 @@ def test_the_log_of_a_failed_test_week_matches_run_state_and_html_shows_failures
     log = md.stdout
     assert f"## Run 1 of 1: {run_id} (failed)" in log
     assert "70 tasks in 4 waves over 7 game dates" in log
-    assert (f"| all |  | **{states['succeeded']}** | **{states['failed']}** | **{states['blocked']}** |") in log
+    assert (f"| all |  | **{states['success']}** | **{states['failed']}** | **{states['blocked']}** |") in log
     assert "| dependency_gap | upcoming_player_game_context | 7 |" in log  # the digest, by category
     assert "`phase3->phase4`" in log and "still paused" not in log  # released when the run finished
     assert f"backfill retry {run_id} --wait" in log
@@ -51,7 +52,7 @@ def test_the_log_of_a_failed_test_week_matches_run_state_and_html_shows_failures
 
     data = json.loads(cli(env, "report", run_id, "--json").stdout)
     run = data["runs"][0]
-    assert {k: v for k, v in run["counts"].items() if v} == dict(states)
+    assert {k: v for k, v in run["counts"].items() if v} == {report_status(k): v for k, v in states.items()}
     assert sum(w["tasks"] for w in run["timeline"]["wave"]) == 70
     # The heat map's cells are the warehouse's latest status per partition, read here directly.
     latest: dict[tuple[str, str], str] = {}

@@ -112,9 +112,9 @@ def test_strict_gap_fails_exactly_the_tasks_whose_windows_hold_it_and_gaps_says_
     assert {d for d, s in got["player_shot_zone_analysis"].items() if s == "failed"} == psz_bad
     assert {d for d, s in got["player_daily_cache"].items() if s == "blocked"} == psz_bad
     assert {d for d, s in got["player_daily_cache"].items() if s == "failed"} == set(days) - psz_bad
-    assert set(got["team_defense_zone_analysis"].values()) == {"succeeded"}
+    assert set(got["team_defense_zone_analysis"].values()) == {"success"}
     assert {d for d, s in got["player_composite_factors"].items() if s == "blocked"} == psz_bad
-    assert {d for d, s in got["player_composite_factors"].items() if s == "succeeded"} == set(days) - psz_bad
+    assert {d for d, s in got["player_composite_factors"].items() if s == "success"} == set(days) - psz_bad
     assert set(got["ml_feature_store"].values()) == {"blocked"}
     results = env["store"].results(run_id)
     for r in results.values():
@@ -140,7 +140,7 @@ def test_strict_gap_fails_exactly_the_tasks_whose_windows_hold_it_and_gaps_says_
     again = cli(env, "retry", run_id)
     assert again.exit_code == 0, again.output
     assert wait_run(env["store"], run_id, timeout=300).status is RunStatus.succeeded
-    assert set(env["store"].states(run_id).values()) == {TaskStatus.succeeded}
+    assert set(env["store"].states(run_id).values()) == {TaskStatus.success}
 
 
 def test_no_strict_runs_the_same_tasks_as_partial_with_their_coverage(broken: dict) -> None:
