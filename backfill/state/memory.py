@@ -23,6 +23,7 @@ from backfill.planner.model import TaskKey
 from backfill.state.base import (
     Begin,
     BeginDecision,
+    PauseKind,
     RunRecord,
     RunStatus,
     Settled,
@@ -217,6 +218,11 @@ class MemoryStateStore(StateStore):
                 return Begin(BeginDecision.busy, 0)
             if run.remaining.get(task_id, 0) > 0:
                 return Begin(BeginDecision.early, 0)
+            if record.get("status") == RunStatus.paused.value:  # nothing new starts: back to the ready set
+                run.states[task_id] = TaskStatus.pending.value
+                run.inflight.pop(task_id, None)
+                run.ready[task_id] = run.prio.get(task_id, 0.0)
+                return Begin(BeginDecision.paused, 0)
             moment = self.clock()
             attempt = run.attempts[task_id] = run.attempts.get(task_id, 0) + 1
             run.states[task_id] = TaskStatus.running.value
@@ -419,6 +425,36 @@ class MemoryStateStore(StateStore):
     def unclaim(self, run_id: str, name: str) -> None:
         with self._lock:
             self._expiring.pop(f"guard:{run_id}:{name}", None)
+
+    _PAUSE_RANK = {PauseKind.window: 1, PauseKind.gate: 2, PauseKind.manual: 3}
+
+    def pause_run(self, run_id: str, kind: PauseKind, by: str, reason: str, at: float) -> bool:
+        with self._lock:  # scripts.PAUSE
+            record = self._records.get(run_id)
+            if record is None:
+                return False
+            status = record.get("status")
+            if status == RunStatus.paused.value:
+                current = PauseKind(record.get("pause_kind") or PauseKind.window.value)
+                if self._PAUSE_RANK[kind] <= self._PAUSE_RANK[current]:
+                    return False
+            elif status != RunStatus.running.value:
+                return False
+            record.update(status=RunStatus.paused.value, pause_kind=kind.value, paused_by=by, pause_reason=reason,
+                          paused_at=repr(at))
+            return True
+
+    def unpause_run(self, run_id: str, kinds: Sequence[PauseKind]) -> bool:
+        with self._lock:  # scripts.UNPAUSE
+            record = self._records.get(run_id)
+            if record is None or record.get("status") != RunStatus.paused.value:
+                return False
+            if record.get("pause_kind", "") not in {k.value for k in kinds}:
+                return False
+            record.update(status=RunStatus.running.value, progress_at=repr(float(int(self.clock()))))
+            for field in ("paused_at", "paused_by", "pause_kind", "pause_reason"):
+                record.pop(field, None)
+            return True
 
     def task(self, run_id: str, task_id: str) -> Task | None:
         with self._lock:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from backfill.planner import Task
-from backfill.state import BeginDecision, RunRecord, RunStatus, StateStore, TaskStatus
+from backfill.state import BeginDecision, PauseKind, RunRecord, RunStatus, StateStore, TaskStatus
 
 D1, D2, D3 = (dt.date(2024, 1, d) for d in (10, 11, 12))
 Advance = Callable[[float], None]
@@ -382,3 +382,26 @@ class StateContract:
         assert store.tasks_by_id("r1", ["d", "zz"]) == {"d": GRAPH[3]}
         assert store.tasks_by_id("r1", []) == {} and store.results_by_id("r1", []) == {}
         assert store.blocked_by("r1", []) == {} and store.partition_states("r1", []) == {}
+
+    # -- pause --------------------------------------------------------------------------------
+    def test_a_paused_run_starts_nothing_and_a_stronger_pause_wins(self, store: StateStore) -> None:
+        start(store)
+        assert set(store.pump("r1", 1)) == {"a"}  # the first by priority, in flight
+        assert store.pause_run("r1", PauseKind.window, "window", "outside 22:00-07:00", 100.0)
+        run = store.get_run("r1")
+        assert run is not None and run.status is RunStatus.paused and run.pause_kind == "window"
+        assert run.paused_at == 100.0 and run.paused_by == "window" and run.pause_reason == "outside 22:00-07:00"
+        begin = store.begin_task("r1", "a", "host:1", 30)
+        assert begin.decision is BeginDecision.paused
+        assert store.states("r1")["a"] is TaskStatus.pending and "a" in store.ready("r1")
+        assert store.pump("r1", 10) == []  # a paused run sends nothing
+        assert not store.pause_run("r1", PauseKind.window, "window", "again", 101.0)  # not stronger
+        assert store.pause_run("r1", PauseKind.manual, "cli:me", "night", 102.0)  # manual over window
+        assert not store.unpause_run("r1", [PauseKind.window])  # the window may not lift a manual pause
+        assert store.unpause_run("r1", [PauseKind.manual])
+        run = store.get_run("r1")
+        assert run is not None and run.status is RunStatus.running and run.paused_at is None and run.pause_kind == ""
+        assert "a" in store.pump("r1", 10)
+        assert not store.unpause_run("r1", [PauseKind.manual])  # not paused any more
+        store.update_run("r1", status=RunStatus.failed)
+        assert not store.pause_run("r1", PauseKind.manual, "cli:me", "late", 103.0)  # a finished run stays finished
