@@ -56,6 +56,10 @@ def started(store: MemoryStateStore, plan: Plan, *, window: int = 4, warehouse: 
     return record.run_id, worker
 
 
+def unreachable() -> DuckDBWarehouse:
+    raise ConnectionError("warehouse unreachable")
+
+
 def history_rows(wh: DuckDBWarehouse, run_id: str) -> list[dict[str, object]]:
     return wh.query(f"SELECT * FROM {HISTORY} WHERE run_id = @r ORDER BY task_id, data_date", {"r": run_id})
 
@@ -366,3 +370,30 @@ def load_schedule(warehouse: DuckDBWarehouse, table: str, rows: list[dict[str, o
                                   ("season", "STRING"), ("season_type", "STRING"), ("home_team", "STRING"),
                                   ("away_team", "STRING")))
     warehouse.insert_rows(table, rows)
+
+
+def test_resume_of_a_cancelled_run_runs_what_the_cancel_stopped(store: MemoryStateStore, plan: Plan) -> None:
+    run_id, worker = started(store, plan)
+    for _ in range(5):
+        worker.finish(*worker.begin())  # type: ignore[misc]
+    engine.cancel(store, worker.dispatcher, run_id, worker.triggers)
+    worker.drain()  # messages whose revoke a worker missed: begin refuses each of them
+    cancelled = {t for t, s in store.states(run_id).items() if s is TaskStatus.cancelled}
+    assert len(cancelled) == len(plan) - 5
+    assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings) == len(cancelled)
+    assert worker.triggers is not None and worker.triggers.paused() == {"phase3->phase4"}
+    worker.drain()
+    run = store.get_run(run_id)
+    assert run is not None and run.status is RunStatus.succeeded and run.seq == 1 and run.cancelled_at is None
+    assert set(store.attempts(run_id).values()) == {1}  # the five done before the cancel did not run again
+
+
+def test_resume_of_a_run_with_nothing_left_finishes_it(store: MemoryStateStore, plan: Plan) -> None:
+    run_id, worker = started(store, plan)
+    worker.warehouse = unreachable
+    worker.drain()  # every task settled, but the finish step could not reach the warehouse
+    run = store.get_run(run_id)
+    assert run is not None and run.status is RunStatus.running and store.open_count(run_id) == 0
+    assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings) == 0
+    run = store.get_run(run_id)
+    assert run is not None and run.status is RunStatus.succeeded
