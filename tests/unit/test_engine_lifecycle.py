@@ -397,3 +397,40 @@ def test_resume_of_a_run_with_nothing_left_finishes_it(store: MemoryStateStore, 
     assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings) == 0
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.succeeded
+
+
+def test_one_history_flusher_at_a_time_and_written_rows_are_forgotten(store: MemoryStateStore, plan: Plan,
+                                                                       warehouse: DuckDBWarehouse) -> None:
+    run_id, worker = started(store, plan, history_flush_tasks=1000)
+    for _ in range(3):
+        worker.finish(*worker.begin())  # type: ignore[misc]
+    assert len(store.unflushed(run_id)) == 3
+    assert store.try_lock(run_id, "flush", 60)  # another worker is flushing
+    assert engine.flush_history(store, warehouse, run_id) == 0 and not warehouse.table_exists(HISTORY)
+    store.unlock(run_id, "flush")
+    assert engine.flush_history(store, warehouse, run_id) == 3 and store.unflushed(run_id) == {}
+    assert engine.flush_history(store, warehouse, run_id) == 0  # nothing new: nothing written again
+    assert len(history_rows(warehouse, run_id)) == 3
+
+
+def test_progress_counts_each_status_overall_and_per_phase_and_season(store: MemoryStateStore, plan: Plan,
+                                                                     clock: ManualClock) -> None:
+    run_id, worker = started(store, plan)
+    broken = next(t for t in plan.tasks() if t.processor == "games" and t.season == "2023-24")
+    worker.outcomes[broken.id] = fails()
+    for _ in range(6):
+        clock.advance(10)
+        worker.finish(*worker.begin())  # type: ignore[misc]
+    info = engine.progress(store, run_id)
+    assert info is not None
+    states = store.states(run_id)
+    counts = Counter(s.value for s in states.values())
+    assert {k: v for k, v in info["counts"].items() if v} == dict(counts)
+    settled = 6 + counts["blocked"]  # the failure's dependents settled with it, as blocked
+    assert counts["blocked"] > 0 and info["settled"] == settled and info["total"] == len(plan)
+    assert info["done"] == counts["succeeded"] == 5
+    assert info["rate_per_minute"] == pytest.approx(5.0)  # 5 done in the 60 s since the start
+    assert info["eta_seconds"] == pytest.approx((len(plan) - settled) / (5 / 60))
+    groups = {(g["season"], g["phase"]): g for g in info["by_phase_season"]}
+    assert sum(g["failed"] + g["blocked"] for g in groups.values()) == counts["failed"] + counts["blocked"]
+    assert groups[("2023-24", 3)]["failed"] == 1 and set(groups) == {(s, 3) for s in ("2021-22", "2022-23", "2023-24")}
