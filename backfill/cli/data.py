@@ -18,8 +18,8 @@ class _PipelineCommands(click.Group):
 
     def _plugin(self, ctx: click.Context) -> tuple[str, PipelinePlugin]:
         obj = ctx.find_object(CliContext)
-        if obj is None:  # `data` invoked on its own (tests): nothing configured, nothing to offer
-            return "", PipelinePlugin()
+        if obj is None:  # parsed without running the group (help, a parse-only check): the defaults
+            obj = CliContext.build(home=None, warehouse=None, redis_url=None, debug=False)
         spec = obj.spec(str(obj.pipeline_dir()))
         return str(spec.path), plugin_of(spec)
 
