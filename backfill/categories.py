@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 
 CRITICAL = "critical"
-CATEGORIES = ("quota", "transient", "dependency_gap", "empty_output", "schema_drift", "partial_data",
-              "registry_gap", "processor_error", CRITICAL)
+# `duplicate_key`: a written partition holds two rows with one declared key; never `success`.
+CATEGORIES = ("quota", "transient", "dependency_gap", "empty_output", "duplicate_key", "schema_drift",
+              "partial_data", "registry_gap", "processor_error", CRITICAL)
 ALIASES = {"auth_config": CRITICAL, "auth": CRITICAL, "config": CRITICAL, "permission": CRITICAL}
 # A warehouse error that says nobody may or can do this, whatever the date: configuration, not data.
 _CRITICAL_MESSAGE = re.compile(

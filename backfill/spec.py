@@ -158,6 +158,7 @@ class RawTable:
     partition: str | None = None
     game: str | None = None
     team: str | None = None
+    key: tuple[str, ...] = ()  # columns that identify one row: the import and `validate` refuse repeats
 
 
 @dataclass(frozen=True)
@@ -276,13 +277,14 @@ def load_spec(path: str | Path) -> PipelineSpec:
 def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
     """The spec from its parsed YAML: each section checked by its own function, in file order, so the
     first problem is the one reported."""
-    raw_tables = _raw_tables(data.get("raw_tables") or {}, where)
+    raw_tables = {str(name): _parse_raw_table(str(name), opts or {}, where)
+                  for name, opts in (data.get("raw_tables") or {}).items()}
     schedule_table, run_history, hooks, plugin = _top_settings(data, where)
     names = list(data["processors"].keys())
     procs: dict[str, Processor] = {}
     targets: dict[str, str] = {}
     for name in names:
-        procs[name] = _processor(name, data["processors"], raw_tables, targets, file.parent, where)
+        procs[name] = _processor(name, data["processors"], raw_tables, run_history, targets, file.parent, where)
     order = _order(names, procs, where)
     try:
         pipeline_acceptance = parse_pipeline_acceptance(data.get("acceptance"),
@@ -293,26 +295,6 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
                         raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
                         order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks,
                         acceptance=pipeline_acceptance, plugin=plugin)
-
-
-def _raw_tables(section: Mapping[str, Any], where: _Where) -> dict[str, RawTable]:
-    raw_tables: dict[str, RawTable] = {}
-    for name, opts in section.items():
-        opts = opts or {}
-        extra = sorted(set(opts) - {"partition", "game", "team"})
-        if extra:
-            raise where.fail(None, f"raw table {name}: unknown setting(s) {', '.join(extra)} "
-                                   "(known: game, partition, team)")
-        try:
-            check_table_name(name)
-            cols = {k: opts.get(k) for k in ("partition", "game", "team")}
-            for k, v in cols.items():
-                if v is not None:
-                    check_identifier(v, f"{k} column")
-        except BadInput as exc:
-            raise where.fail(None, f"raw table {name}: {exc.message}") from exc
-        raw_tables[name] = RawTable(name, cols["partition"], cols["game"], cols["team"])
-    return raw_tables
 
 
 def _top_settings(data: Mapping[str, Any], where: _Where) -> tuple[str, str, tuple[str, ...], str | None]:
@@ -340,8 +322,8 @@ def _is_ref(value: Any) -> bool:
     return isinstance(value, str) and value.count(":") == 1 and all(value.split(":"))
 
 
-def _processor(name: Any, section: Mapping[str, Any], raw_tables: Mapping[str, RawTable], targets: dict[str, str],
-               base: Path, where: _Where) -> Processor:
+def _processor(name: Any, section: Mapping[str, Any], raw_tables: Mapping[str, RawTable], run_history: str,
+               targets: dict[str, str], base: Path, where: _Where) -> Processor:
     """One `processors:` entry; records its target in `targets` (two processors may not write one table)."""
     raw = section[name]
     try:
@@ -359,6 +341,7 @@ def _processor(name: Any, section: Mapping[str, Any], raw_tables: Mapping[str, R
     target, partition, required, columns, key, cluster = _table_settings(name, raw, where)
     if target in targets:
         raise where.fail(name, f"target {target} is also written by {targets[target]}")
+    _refuse_input_target(target, raw_tables, run_history, where, name)
     targets[target] = name
     batch = raw.get("batch_size")
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
@@ -413,7 +396,7 @@ def _kind_settings(name: str, raw: Mapping[str, Any], base: Path,
     """Exactly one of `sql:`, `python:`, `http:`; returns the SQL file's path and the http settings."""
     sql = raw.get("sql")
     # A missing SQL file is reported by preflight and fails only this processor's tasks.
-    sql_path = (base / sql).resolve() if sql is not None else None
+    sql_path = _inside(base, sql, where, name) if sql is not None else None
     kinds = [k for k in ("sql", "python", "http") if raw.get(k) is not None]
     if len(kinds) != 1:
         raise where.fail(name, "needs exactly one of `sql: file.sql`, `python: package.module:function` or "
@@ -481,6 +464,56 @@ def _order(names: list[str], procs: Mapping[str, Processor], where: _Where) -> t
             if d.source != n and order.index(d.source) > order.index(n):
                 raise where.fail(n, f"depends on {d.source}, which is in a later phase")
     return order
+
+
+def _refuse_input_target(target: str, raw_tables: Mapping[str, RawTable], run_history: str, where: _Where,
+                         name: str) -> None:
+    """A backfill replaces its target's partitions: a target that is an input or the run history
+    would overwrite what the pipeline reads, or its own record of what it did."""
+    if target in raw_tables:
+        raise where.fail(name, f"target {target} is a raw input table (raw_tables:); a backfill would overwrite "
+                               "its own inputs: write to a table of its own")
+    if target == run_history:
+        raise where.fail(name, f"target {target} is the run-history table; write to a table of its own")
+
+
+def _inside(base: Path, relative: Any, where: _Where, name: str) -> Path:
+    """A path the spec names, resolved inside the pipeline folder (a spec never reads elsewhere)."""
+    if not isinstance(relative, str) or not relative.strip():
+        raise where.fail(name, f"sql: must be a file name inside the pipeline folder, got {relative!r}")
+    folder = base.resolve()
+    path = (folder / relative).resolve()
+    if not path.is_relative_to(folder):
+        raise where.fail(name, f"sql: {relative} points outside the pipeline folder {folder}; keep SQL files "
+                               "inside it (e.g. sql/NAME.sql)")
+    return path
+
+
+_RAW_KEYS = ("partition", "game", "team", "key")
+
+
+def _parse_raw_table(name: str, opts: Any, where: _Where) -> RawTable:
+    """One `raw_tables:` entry: its partition, game and team columns, and its key."""
+    if not isinstance(opts, Mapping):
+        raise where.fail(None, f"raw table {name}: expected a mapping of {', '.join(_RAW_KEYS)}, got {opts!r}")
+    extra = sorted(set(opts) - set(_RAW_KEYS))
+    if extra:
+        raise where.fail(None, f"raw table {name}: unknown setting(s) {', '.join(extra)} "
+                               f"(known: {', '.join(sorted(_RAW_KEYS))})")
+    key = opts.get("key") or ()
+    if isinstance(key, str) or not isinstance(key, (list, tuple)):
+        raise where.fail(None, f"raw table {name}: key must be a list of columns, e.g. [game_id, player_id], "
+                               f"got {key!r}")
+    try:
+        check_table_name(name)
+        cols = {k: opts.get(k) for k in ("partition", "game", "team")}
+        for k, v in cols.items():
+            if v is not None:
+                check_identifier(v, f"{k} column")
+        columns = tuple(check_identifier(c, "key column") for c in key)
+    except BadInput as exc:
+        raise where.fail(None, f"raw table {name}: {exc.message}") from exc
+    return RawTable(name, cols["partition"], cols["game"], cols["team"], columns)
 
 
 def _parse_expect(raw: Any, deps: list[Dependency], columns: tuple[Column, ...], where: _Where,
