@@ -65,6 +65,9 @@ class Settings(BaseSettings):
                                description="seconds without progress (and nothing running) before a run is stalled")
     watchdog: bool = Field(default=True, description="workers sweep active runs: expired leases, stalled runs")
     watchdog_interval: float = Field(default=5.0, ge=0.5, le=600, description="seconds between a worker's sweeps")
+    dispatcher: str = Field(default="workers.factory:open_dispatcher", pattern=r"^[\w.]+:\w+$",
+                            description="module:function that builds the engine's Dispatcher from these settings "
+                                        "(the CLI reaches Celery only through it)")
     task_queue: str = Field(default="celery", min_length=1, max_length=200,
                             description="the broker queue run tasks go to (one per deployment sharing a broker)")
     dispatch_window: int = Field(default=64, ge=1, le=100000,

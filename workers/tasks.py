@@ -218,6 +218,10 @@ class CeleryDispatcher:
         for i in range(0, len(ids), 500):
             self.app.control.revoke(ids[i:i + 500])
 
+    def workers_answering(self, timeout: float = 1.0) -> bool:
+        """Whether any worker answers a ping within `timeout` seconds (the CLI's "no worker yet" hint)."""
+        return bool(self.app.control.ping(timeout=timeout))
+
 
 def _failure(task: PlanTask, attempt: int, category: str, message: str, started: float) -> dict[str, Any]:
     from backfill.executor import TaskResult
