@@ -98,6 +98,21 @@ def _upstream_holes(rows: list[dict[str, Any]], history: RunHistory, names: tupl
     return [{"processor": p, "date": d.isoformat()} for p, d in sorted(named) if (p, d) in done]
 
 
+def needs_upstream(rows: list[dict[str, Any]], procs: list[str],
+                   ranges: tuple[tuple[dt.date, dt.date], ...]) -> bool:
+    """Whether the fill command must carry `--with-upstream`: a strict `dependency_gap` names an
+    upstream partition that the command's own selection (these processors over these ranges)
+    would not plan, so without the flag the same dates fail the same way again."""
+    for r in rows:
+        if "dependency_gap" not in r["reason"]:
+            continue
+        for m in _PARTITION.finditer(r["reason"]):
+            day = dt.date.fromisoformat(m.group(2))
+            if m.group(1) not in procs or not any(lo <= day <= hi for lo, hi in ranges):
+                return True
+    return False
+
+
 def _reason(record: dict[str, Any] | None) -> str:
     if record is None:
         return "never ran"
@@ -158,11 +173,14 @@ def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, d
                             hint="recompute them with: " + " && ".join(report.commands))
 
 
-def _open(obj: CliContext) -> tuple[Warehouse, bool]:
-    """A DuckDB file is opened per operation (workers may own it between tasks)."""
+def _open(obj: CliContext, *, read_only: bool = True) -> tuple[Warehouse, bool]:
+    """The warehouse of a command that only reads: never created (a missing file is "no warehouse at
+    PATH", exit 3), and a DuckDB file is opened read-only (a file the user may not write still opens)
+    and per operation (workers may own it between tasks). `validate` writes scratch tables for its
+    spot checks, so it asks for `read_only=False`, still never creating the file."""
     url = obj.settings.warehouse_url
     if url.startswith("duckdb:"):
-        return open_warehouse(url, hold=False), True
+        return open_warehouse(url, create=False, hold=False, read_only=read_only), True
     return obj.warehouse(), False
 
 
@@ -182,17 +200,18 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
     spec = obj.spec(pipeline)
     parsed = parse_ranges(start, end, ranges)
     phase_set = parse_phases(phases)
-    names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors)) or None)
+    names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors, "--processors")) or None)
     warehouse, close = _open(obj)
     if stale:
         try:
-            report_stale(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None, pipeline, as_json)
+            report_stale(warehouse, spec, parsed, names, frozenset(_csv(seasons, "--seasons")) or None, pipeline,
+                         as_json)
         finally:
             if close:
                 warehouse.close()
         return
     try:
-        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None)
+        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons, "--seasons")) or None)
     finally:
         if close:
             warehouse.close()
@@ -206,7 +225,8 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         if pipeline:
             where = f"--pipeline {pipeline} {where}"
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
-        fill = f"`backfill enqueue {where} --processors {','.join(procs)}`"
+        upstream_flag = " --with-upstream" if needs_upstream(result["gaps"], procs, parsed) else ""
+        fill = f"`backfill enqueue {where} --processors {','.join(procs)}{upstream_flag}`"
         holes = result["upstream"]
         if holes:
             dates = sorted({h["date"] for h in holes})
