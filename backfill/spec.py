@@ -15,13 +15,13 @@ from typing import Any
 
 import yaml
 
-from backfill.errors import BadInput, SpecError
-from backfill.validate.criteria import (
+from backfill.acceptance import (
     PipelineAcceptance,
     ProcessorAcceptance,
     parse_pipeline_acceptance,
     parse_processor_acceptance,
 )
+from backfill.errors import BadInput, SpecError
 from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
 
 WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date")

@@ -204,8 +204,8 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
     warehouse, close = _open(obj)
     if stale:
         try:
-            report_stale(warehouse, spec, parsed, names, frozenset(_csv(seasons, "--seasons")) or None, pipeline,
-                         as_json)
+            chosen = frozenset(_csv(seasons, "--seasons")) or None
+            report_stale(warehouse, spec, parsed, names, chosen, pipeline, as_json)
         finally:
             if close:
                 warehouse.close()

@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from backfill.acceptance import Criteria, effective
 from backfill.calendar import Calendar
 from backfill.checks import DEFAULT_STALE_RUNNING_SECONDS, Emptiness
 from backfill.keys import describe_duplicates, duplicates_sql
 from backfill.spec import PipelineSpec, Processor
-from backfill.validate.criteria import Criteria, effective
 from backfill.validate.spotcheck import sample_partitions, spot_check
 from backfill.validate.staleness import as_date, find_stale, game_date_runs, stamp
 from backfill.warehouse import Warehouse

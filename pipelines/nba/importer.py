@@ -131,8 +131,8 @@ class ImportSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"directory": self.directory, "files": self.files, "rows": self.rows,
                 "rows_per_season": self.rows_per_season, "before_per_season": self.before_per_season,
-                "shrunk": self.shrunk, "deduplicated": self.deduplicated,
-                "skipped": self.skipped, "skipped_by_reason": self.skipped_by_reason,
+                "shrunk": self.shrunk, "deduplicated": self.deduplicated, "skipped": self.skipped,
+                "skipped_by_reason": self.skipped_by_reason,
                 "skipped_total": self.skipped_total, "seconds": round(self.seconds, 3)}
 
 
