@@ -344,3 +344,19 @@ def test_no_captured_output_holds_a_traceback(world: dict) -> None:
     captured = sorted(world["outputs"].glob("*.txt"))
     assert len(captured) >= len(CASES), "runs after every case"
     assert [p.name for p in captured if "Traceback" in p.read_text()] == []
+
+
+def test_the_troubleshooting_page_lists_every_case() -> None:
+    page = (REPO / "docs" / "troubleshooting.md").read_text()
+    assert [c.id for c in CASES if f"`{c.id}`" not in page] == []
+
+
+def test_a_run_knows_its_pipeline_from_any_working_directory(world: dict, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no pipelines/nba here: only the run's record can name the folder
+    assert not (tmp_path / "pipelines").exists()
+    out = invoke(["report", "bf-settled", "--json"], world["env"])
+    assert out.exit_code == 0, out.stderr
+    assert '"bf-settled"' in out.stdout
+    elsewhere = invoke(["report", "bf-settled", "--json", "--pipeline", str(tmp_path / "none")], world["env"])
+    assert elsewhere.exit_code == 2 and "no pipeline spec at" in elsewhere.stderr, "--pipeline overrides"
