@@ -67,7 +67,7 @@ def gap_fix(gaps: Sequence[Gap]) -> str:
     gone = [g for g in gaps if g.reason == ROWS_GONE]
     if gone and len(gone) == len(gaps):
         return f"refill {gone[0].processor} with `enqueue --processors {gone[0].processor} --force` over those dates"
-    return "enqueue again with --with-upstream to run them first"
+    return "add --with-upstream to plan them"
 
 
 class Emptiness:
