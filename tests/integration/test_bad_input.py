@@ -306,8 +306,9 @@ def test_bad_input_is_one_line_its_exit_code_and_changes_nothing(world: dict, ca
 
 def test_read_only_commands_create_nothing_at_a_missing_path(world: dict) -> None:
     missing = world["root"] / "missing"
-    for command in ("gaps_no_warehouse", "validate_no_warehouse", "report_no_warehouse", "plan_no_warehouse"):
-        assert (world["outputs"] / f"{command}.txt").exists(), "runs after the cases that point there"
+    for case in (c for c in CASES if c.id.endswith("_no_warehouse")):
+        out = invoke(case.argv(world["where"]), world["env"])
+        assert out.exit_code == 3 and f"no warehouse at {missing}/wh.duckdb" in out.stderr, out.stderr
     assert not missing.exists(), sorted(p.name for p in missing.rglob("*"))
 
 
@@ -360,3 +361,25 @@ def test_a_run_knows_its_pipeline_from_any_working_directory(world: dict, tmp_pa
     assert '"bf-settled"' in out.stdout
     elsewhere = invoke(["report", "bf-settled", "--json", "--pipeline", str(tmp_path / "none")], world["env"])
     assert elsewhere.exit_code == 2 and "no pipeline spec at" in elsewhere.stderr, "--pipeline overrides"
+
+
+def test_commands_that_only_read_open_the_warehouse_read_only(world: dict) -> None:
+    """Another process reading the file (read-only, as a second reader or a backup would) does not
+    stop `gaps`, `plan` or `report`: they open it read-only too, so they also open a file the user
+    may read but not write. A read-write open would wait for the lock instead."""
+    import subprocess
+
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; "
+                               f"c = duckdb.connect({str(world['wh'])!r}, read_only=True); "
+                               "print('held', flush=True); time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        for argv in (["gaps", *_ME, *WEEK], ["plan", *_ME, *WEEK], ["report", "bf-settled", "--json"]):
+            argv = [a.format(**world["where"]) for a in argv]
+            began = time.monotonic()
+            out = invoke(argv, world["env"])
+            assert out.exit_code in (0, 1), (argv, out.stderr)
+            assert time.monotonic() - began < 30, "waited for a lock: not opened read-only"
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)

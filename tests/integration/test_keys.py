@@ -151,3 +151,32 @@ def test_the_real_season_with_two_rows_repeated_is_refused_then_deduplicated(tmp
     assert con.execute("SELECT COUNT(*) - COUNT(DISTINCT (game_id, player_id)) FROM nba_raw.player_boxscores"
                        ).fetchone() == (0,)
     con.close()
+
+
+def test_validate_counts_an_empty_bootstrap_date_as_allowed_never_as_present(tmp_path: Path,
+                                                                             league_template: Path) -> None:
+    from click.testing import CliRunner
+
+    from backfill.cli import cli as backfill
+    from tests.support.nba import run_in_process
+
+    wh = tmp_path / "wh.duckdb"
+    shutil.copyfile(league_template, wh)
+    spec = load_spec(REPO / "pipelines" / "nba")
+    names = ("team_defense_game_summary", "team_defense_zone_analysis")
+    with DuckDBWarehouse(wh) as w:
+        cal = Calendar.from_warehouse(w, spec.schedule_table)
+        days = cal.game_dates_between(dt.date(2023, 10, 24), dt.date(2023, 10, 27))
+        run_in_process(w, spec, cal, PlanRequest(ranges=((days[0], days[-1]),), processors=frozenset(names)),
+                       "bootstrap")
+        w.execute("DELETE FROM nba_precompute.team_defense_zone_analysis WHERE game_date = @d", {"d": days[0]})
+    result = CliRunner().invoke(backfill, ["--warehouse", f"duckdb:///{wh}", "validate", "--pipeline",
+                                           str(REPO / "pipelines" / "nba"), "--start", str(days[0]), "--end",
+                                           str(days[-1]), "--processors", names[1], "--json", "--spot-checks", "0"])
+    completeness = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "completeness")
+    assert completeness["passed"], "an empty bootstrap date is allowed"
+    n = len(days)
+    assert completeness["figures"] == [f"{n - 1} of {n} (processor, game date) partitions present over {n} game "
+                                       "dates; 1 bootstrap date(s) empty, as allowed"]
+    assert completeness["data"][names[1]]["2023-24"] == {"game_dates": n, "with_rows": n - 1, "bootstrap_empty": 1,
+                                                         "missing": 0}
