@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -76,6 +76,24 @@ class Settings(BaseSettings):
                                      description="settled tasks that trigger a bulk run-history write")
     history_flush_seconds: float = Field(default=10.0, ge=0,
                                          description="oldest unwritten settled task age that triggers a write")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url_parses(cls, value: SecretStr) -> SecretStr:
+        """A broker URL whose port is not a number must stop every command at once, before a run is
+        recorded in Redis that no message can ever reach (kombu would raise deep inside a send)."""
+        url = value.get_secret_value()
+        if url:
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - parsing the port is the check
+            except ValueError as exc:
+                raise ValueError(f"{redact_url(url)} is not a broker URL ({exc}); expected "
+                                 "amqp://user:password@host:5672// or redis://[:password@]host:port/db") from None
+            if not parts.scheme or not parts.netloc:
+                raise ValueError(f"{redact_url(url)} is not a broker URL; expected amqp://user:password@host:5672// "
+                                 "or redis://[:password@]host:port/db")
+        return value
 
     @property
     def warehouse_url(self) -> str:

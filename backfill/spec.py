@@ -259,7 +259,7 @@ def load_spec(path: str | Path) -> PipelineSpec:
     file = p / "pipeline.yaml" if p.is_dir() else p
     if not file.exists():
         raise SpecError(f"no pipeline spec at {file}", hint="pass --pipeline DIR with a pipeline.yaml in it")
-    text = file.read_text(encoding="utf-8")
+    text = _spec_text(file)
     where = _Where(file, text)
     data = yaml.safe_load(text) or {}
     if not isinstance(data, Mapping) or not isinstance(data.get("processors"), Mapping):
@@ -272,6 +272,20 @@ def load_spec(path: str | Path) -> PipelineSpec:
     if isinstance(boot, bool) or not isinstance(boot, int) or boot < 0:
         raise where.fail(None, f"bootstrap_days must be a whole number >= 0, got {boot!r}")
     return _build(data, file, where)
+
+
+def _spec_text(file: Path) -> str:
+    """The spec's text: a folder, an unreadable or a non-UTF-8 file is one line, not a traceback."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise SpecError(f"{file} is a folder, not a pipeline spec", hint="pass --pipeline DIR with a pipeline.yaml "
+                                                                          "in it") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{file} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                        hint="save it as UTF-8, e.g. `iconv -f cp1252 -t utf-8`") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {file}: {exc.strerror or exc}") from None
 
 
 def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:

@@ -35,7 +35,8 @@ class CliContext:
         except ValidationError as exc:
             first = exc.errors()[0]
             field_name = str(first["loc"][0]) if first.get("loc") else "setting"
-            raise BadInput(f"invalid setting {field_name} (BACKFILL_{field_name.upper()}): {first['msg']}",
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise BadInput(f"invalid setting {field_name} (BACKFILL_{field_name.upper()}): {message}",
                            hint="fix the flag or environment variable") from None
         return cls(settings=settings, debug=debug)
 

@@ -98,6 +98,21 @@ def _upstream_holes(rows: list[dict[str, Any]], history: RunHistory, names: tupl
     return [{"processor": p, "date": d.isoformat()} for p, d in sorted(named) if (p, d) in done]
 
 
+def needs_upstream(rows: list[dict[str, Any]], procs: list[str],
+                   ranges: tuple[tuple[dt.date, dt.date], ...]) -> bool:
+    """Whether the fill command must carry `--with-upstream`: a strict `dependency_gap` names an
+    upstream partition that the command's own selection (these processors over these ranges)
+    would not plan, so without the flag the same dates fail the same way again."""
+    for r in rows:
+        if "dependency_gap" not in r["reason"]:
+            continue
+        for m in _PARTITION.finditer(r["reason"]):
+            day = dt.date.fromisoformat(m.group(2))
+            if m.group(1) not in procs or not any(lo <= day <= hi for lo, hi in ranges):
+                return True
+    return False
+
+
 def _reason(record: dict[str, Any] | None) -> str:
     if record is None:
         return "never ran"
@@ -210,7 +225,8 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         if pipeline:
             where = f"--pipeline {pipeline} {where}"
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
-        fill = f"`backfill enqueue {where} --processors {','.join(procs)}`"
+        upstream_flag = " --with-upstream" if needs_upstream(result["gaps"], procs, parsed) else ""
+        fill = f"`backfill enqueue {where} --processors {','.join(procs)}{upstream_flag}`"
         holes = result["upstream"]
         if holes:
             dates = sorted({h["date"] for h in holes})
