@@ -24,7 +24,7 @@ from rich.table import Table
 
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
-from backfill.cli.selection import _csv, parse_phases, parse_ranges, reading_options
+from backfill.cli.selection import _csv, parse_phases, parse_ranges, parse_season_types, reading_options
 from backfill.errors import BadInput, PlanError, ProblemsFound
 from backfill.runhistory import RunHistory
 from backfill.warehouse import Warehouse, open_warehouse
@@ -34,7 +34,8 @@ NEVER_RUN = "never_run"  # the counts key for gaps without any run-history row
 
 
 def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.date], ...],
-              names: tuple[str, ...], seasons: frozenset[str] | None) -> dict[str, Any]:
+              names: tuple[str, ...], seasons: frozenset[str] | None,
+              season_types: frozenset[str] | None = None) -> dict[str, Any]:
     """The `--json` document: every gap with its season and latest status, and the counts."""
     calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
     if not calendar.seasons:
@@ -52,9 +53,9 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         found.update(history.gaps(calendar, names, lo, hi))
         game_dates.update(calendar.game_dates_between(lo, hi))
         days.update(lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1))
-    if seasons:
-        found = {(p, d) for p, d in found if calendar.season_of(d) in seasons}
-        game_dates = {d for d in game_dates if calendar.season_of(d) in seasons}
+    if seasons or season_types:
+        found = {(p, d) for p, d in found if calendar.selected(d, seasons, season_types)}
+        game_dates = {d for d in game_dates if calendar.selected(d, seasons, season_types)}
     lo = min(a for a, _ in ranges)
     hi = max(b for _, b in ranges)
     latest = {(r["processor_name"], r["data_date"]): r for r in history.latest(lo, hi, names)} if found else {}
@@ -137,7 +138,7 @@ def render_gaps(result: dict[str, Any], names: tuple[str, ...], console: Console
 
 def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.date], ...],
                  names: tuple[str, ...], seasons: frozenset[str] | None, pipeline: str | None,
-                 as_json: bool) -> None:
+                 as_json: bool, season_types: frozenset[str] | None = None) -> None:
     """`gaps --stale`: print the stale partitions; exit 1 with the recompute commands when there are any."""
     from backfill.validate.render import render_stale
     from backfill.validate.staleness import find_stale
@@ -147,7 +148,7 @@ def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, d
         unknown = sorted(seasons - set(calendar.seasons))
         if unknown:
             raise PlanError(f"unknown season(s) {', '.join(unknown)}: the schedule has {', '.join(calendar.seasons)}")
-    report = find_stale(spec, calendar, warehouse, names, ranges, seasons, pipeline)
+    report = find_stale(spec, calendar, warehouse, names, ranges, seasons, pipeline, season_types)
     if as_json:
         click.echo(json.dumps(report.to_json(calendar)))
     else:
@@ -173,7 +174,8 @@ def _open(obj: CliContext) -> tuple[Warehouse, bool]:
                                             "and the enqueue commands that recompute them.")
 @click.pass_obj
 def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | None, ranges: tuple[str, ...],
-         phases: str | None, processors: str | None, seasons: str | None, as_json: bool, stale: bool) -> None:
+         phases: str | None, processors: str | None, seasons: str | None, season_types: str | None, as_json: bool,
+         stale: bool) -> None:
     """(processor, game date) partitions with no successful latest run; exit 1 when there are any.
 
     Off-days and the All-Star break are never gaps. Fill them by enqueueing the same selection:
@@ -183,16 +185,17 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
     parsed = parse_ranges(start, end, ranges)
     phase_set = parse_phases(phases)
     names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors)) or None)
+    types = parse_season_types(season_types)
     warehouse, close = _open(obj)
     if stale:
         try:
-            report_stale(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None, pipeline, as_json)
+            report_stale(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None, pipeline, as_json, types)
         finally:
             if close:
                 warehouse.close()
         return
     try:
-        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None)
+        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None, types)
     finally:
         if close:
             warehouse.close()
@@ -205,8 +208,14 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         where = " ".join(f"--range {a}:{b}" for a, b in parsed)
         if pipeline:
             where = f"--pipeline {pipeline} {where}"
+        if seasons:
+            where += f" --seasons {','.join(_csv(seasons))}"
+        if types:
+            where += f" --season-types {','.join(sorted(types))}"
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
-        fill = f"`backfill enqueue {where} --processors {','.join(procs)}`"
+        # --with-upstream: a gap whose windows read upstream partitions that never ran (a week
+        # enqueued without its upstream) fails `dependency_gap` again without them.
+        fill = f"`backfill enqueue {where} --processors {','.join(procs)} --with-upstream`"
         holes = result["upstream"]
         if holes:
             dates = sorted({h["date"] for h in holes})

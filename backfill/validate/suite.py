@@ -105,12 +105,15 @@ class _Table:
 def validate(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, processors: Sequence[str],
              ranges: Sequence[tuple[dt.date, dt.date]], seasons: Sequence[str] | None = None, *,
              seed: int | None = None, spot_checks: int | None = None,
-             pipeline_flag: str | None = None) -> Report:
-    """Run every check over the selection; the report passes only when every criterion holds."""
+             pipeline_flag: str | None = None, season_types: Sequence[str] | None = None) -> Report:
+    """Run every check over the selection; the report passes only when every criterion holds.
+
+    `seasons` and `season_types` narrow the ranges' game dates the way a run's own selection
+    did, so validating a `--seasons 2022-23` run judges that season only.
+    """
     began = time.monotonic()
-    season_set = set(seasons) if seasons else None
     picked = sorted({d for lo, hi in ranges for d in calendar.game_dates_between(lo, hi)
-                     if season_set is None or calendar.season_of(d) in season_set})
+                     if calendar.selected(d, seasons, season_types)})
     seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
     run = _Run(spec, warehouse, calendar, list(processors), picked)
     checks = [Check(name, title) for name, title in CHECKS]
@@ -123,7 +126,7 @@ def validate(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, proce
         run.coverage(by_name["coverage"])
         n = spec.acceptance.spot_checks if spot_checks is None else spot_checks
         run.spot_checks(by_name["spot_checks"], n, seed)
-        stale = find_stale(spec, calendar, warehouse, processors, ranges, seasons, pipeline_flag)
+        stale = find_stale(spec, calendar, warehouse, processors, ranges, seasons, pipeline_flag, season_types)
         check = by_name["staleness"]
         check.figures.append(f"{stale.checked - len(stale.stale)} of {stale.checked} written partitions current"
                              + (f" ({stale.unversioned} written before code versions were recorded)"
