@@ -32,7 +32,8 @@ from backfill.checks import DEFAULT_STALE_RUNNING_SECONDS, Emptiness
 from backfill.spec import PipelineSpec, Processor
 from backfill.validate.criteria import Criteria, effective
 from backfill.validate.spotcheck import sample_partitions, spot_check
-from backfill.validate.staleness import as_date, find_stale, game_date_runs, stamp
+from backfill.validate.staleness import as_date, find_stale, game_date_runs, recompute_commands, stamp
+from backfill.validate.verify import verify_done
 from backfill.warehouse import Warehouse
 
 EXAMPLES = 5
@@ -138,6 +139,15 @@ def validate(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, proce
             check.findings.append(Finding(name, f"{len(items)} stale partition(s): {items[0].reasons[0]}",
                                           [s.date for s in items]))
         check.data = {"commands": stale.commands, "stale": len(stale.stale), "unversioned": stale.unversioned}
+        # Partitions the history calls done whose rows are gone or short: `enqueue` skips them,
+        # so the findings above come with the --force commands that refill them (gaps --verify).
+        holes = verify_done(spec, calendar, warehouse, list(processors), picked)
+        if holes:
+            emptied: dict[str, list[dt.date]] = defaultdict(list)
+            for h in holes:
+                emptied[h.processor].append(h.date)
+            by_name["completeness"].data["refill"] = recompute_commands(
+                {n: emptied[n] for n in spec.order if n in emptied}, calendar, pipeline_flag)
     else:
         by_name["completeness"].findings.append(Finding(None, "the selection holds no game dates of the schedule"))
     used = sorted({label for d in picked if (label := calendar.season_of(d))})

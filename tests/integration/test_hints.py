@@ -79,3 +79,43 @@ def test_a_season_by_season_run_is_reported_and_validated_on_its_own_season(env:
     markdown = cli(env, "report", run_id)
     assert markdown.exit_code == 0 and "latest validation of this selection failed" not in markdown.stdout
     assert "`backfill validate" not in markdown.stdout  # the passing validation covers the selection
+
+
+def test_gaps_verify_finds_deleted_and_short_partitions_and_its_commands_refill_them(env: dict) -> None:
+    env["worker"]()
+    selection = ("--start", "2023-10-24", "--end", "2023-10-27", "--phases", "3")
+    enqueue(env, "--wait", selection=selection)
+    clean = cli(env, "gaps", *selection, "--verify")
+    assert clean.exit_code == 0, clean.output  # right after a good run: nothing is reported
+    wh = DuckDBWarehouse(env["wh"])
+    wh.execute("DELETE FROM nba_analytics.player_game_summary WHERE game_date = DATE '2023-10-25'")
+    wh.execute("DELETE FROM nba_analytics.player_game_summary WHERE game_date = DATE '2023-10-26' "
+               "AND player_lookup IN (SELECT player_lookup FROM nba_analytics.player_game_summary "
+               "WHERE game_date = DATE '2023-10-26' ORDER BY player_lookup LIMIT 5)")
+    wh.close()
+    assert cli(env, "gaps", *selection).exit_code == 0  # the run history alone still says done
+
+    found = cli(env, "gaps", *selection, "--verify", "--json")
+    assert found.exit_code == 1
+    gaps = {(g["processor"], g["date"]): g for g in json.loads(found.stdout)["gaps"]}
+    assert set(gaps) == {("player_game_summary", "2023-10-25"), ("player_game_summary", "2023-10-26")}, gaps
+    assert gaps[("player_game_summary", "2023-10-25")]["rows"] == 0
+    short = gaps[("player_game_summary", "2023-10-26")]
+    assert short["rows"] == short["recorded_rows"] - 5
+
+    validated = cli(env, "validate", *selection, "--spot-checks", "0")
+    assert validated.exit_code == 1 and suggested(validated.output, "enqueue") == [
+        ["enqueue", "--range", "2023-10-25:2023-10-26", "--processors", "player_game_summary", "--force", "--wait"]]
+    shown = cli(env, "gaps", *selection, "--verify")
+    assert shown.exit_code == 1 and "empty now" in shown.output, shown.output
+    refill = suggested(shown.output, "enqueue")
+    assert refill == [["enqueue", "--range", "2023-10-25:2023-10-26", "--processors", "player_game_summary",
+                       "--force", "--wait"]], shown.output
+    assert cli(env, *refill[0]).exit_code == 0
+    assert cli(env, "gaps", *selection, "--verify").exit_code == 0
+    [stale] = suggested(shown.output, "gaps")  # what read the refilled dates is stale now
+    listed = cli(env, *stale)
+    assert listed.exit_code == 1, listed.output
+    [recompute] = suggested(listed.output, "enqueue")
+    assert cli(env, *recompute).exit_code == 0, recompute
+    assert cli(env, *stale).exit_code == 0
