@@ -76,6 +76,43 @@ def _answers(url: str, timeout: float = 2.0) -> bool:
         client.close()
 
 
+def why_unreachable(url: str, timeout: float = 2.0) -> CannotConnect | None:
+    """None when Redis at `url` answers PING; else what is wrong, named so the fix is clear: a wrong
+    or missing password, a TLS mismatch, or nothing answering at all are three different next steps."""
+    shown = redact_url(url)
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+        return None
+    except redis.AuthenticationError as exc:
+        if not redis.connection.parse_url(url).get("password"):
+            return CannotConnect(f"Redis at {shown} requires a password and the URL has none",
+                                 hint="add it to BACKFILL_REDIS_URL / --redis-url: redis://:PASSWORD@host:port/db")
+        return CannotConnect(f"Redis at {shown} refused the password ({exc})",
+                             hint="put the right password in BACKFILL_REDIS_URL / --redis-url: "
+                                  "redis://:PASSWORD@host:port/db")
+    except redis.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "auth" in str(exc).lower():
+            return CannotConnect(f"Redis at {shown} requires a password and the URL has none",
+                                 hint="add it to BACKFILL_REDIS_URL / --redis-url: redis://:PASSWORD@host:port/db")
+        return CannotConnect(f"Redis at {shown} answered with an error ({exc})",
+                             hint="check that the URL names a Redis server")
+    except redis.RedisError as exc:
+        text = f"{exc} {exc.__cause__ or exc.__context__ or ''}"
+        if url.startswith("rediss://") and ("SSL" in text or "TLS" in text or "record" in text.lower()
+                                             or isinstance(exc, redis.TimeoutError)):
+            return CannotConnect(f"TLS handshake with Redis at {shown} failed ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:160]})",
+                                 hint="a server without TLS needs redis://, not rediss://; with TLS, check its "
+                                      "certificate and port")
+        return CannotConnect(f"Redis at {shown} does not answer ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:160]})",
+                             hint="start it or fix host and port in BACKFILL_REDIS_URL / --redis-url, or unset it "
+                                  "to use a local Redis")
+    finally:
+        client.close()
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -148,9 +185,9 @@ def ensure_redis(settings: Settings) -> str:
         except ValueError as exc:
             raise BadInput(f"not a Redis URL: {redact_url(url)}",
                            hint=f"{exc}; expected redis://[:password@]host:port/db or rediss://...") from None
-        if not _answers(url):
-            raise CannotConnect(f"Redis at {redact_url(url)} does not answer",
-                                hint="check BACKFILL_REDIS_URL / --redis-url, or unset it to use a local Redis")
+        problem = why_unreachable(url)
+        if problem is not None:
+            raise problem
         return url
     return _ensure_local(settings)
 

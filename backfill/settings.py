@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     alert_backoff_seconds: float = Field(default=0.5, ge=0, le=60)
     http_token: SecretStr = Field(default=SecretStr(""),
                                   description="bearer token sent to `http:` processors (never printed)")
+    triggers_token: SecretStr = Field(default=SecretStr(""),
+                                      description="bearer token `backfill triggers serve` requires (never printed)")
     http_auth: str = Field(default="", pattern="^(|google)$",
                            description="`google`: a Google ID token for Cloud Run `http:` processors (google-auth)")
     stale_running_seconds: float = Field(
@@ -104,9 +106,9 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    # The host and port as written: `parts.port` raises on `:notaport` or `:99999`, and a URL
+    # that is wrong must still be shown (redacted) in the message that says it is wrong.
+    host = parts.netloc.rpartition("@")[2]
     user = parts.username or ""
     netloc = f"{user}:***@{host}" if user else f":***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

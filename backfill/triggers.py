@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import redis
@@ -164,6 +165,18 @@ class Triggers:
         out.sort(key=lambda lease: -lease["until"])
         return out
 
+    def live_leases(self, name: str) -> list[dict[str, Any]]:
+        """The live leases on `name`, like `leases` but read-only (no pruning): for askers that
+        must not write, such as `triggers check` and `triggers serve` under a read-only account."""
+        out: list[dict[str, Any]] = []
+        for holder in self._holders(name):
+            data = {_text(k): _text(v) for k, v in self.client.hgetall(self._lease(name, holder)).items()}
+            if data:
+                out.append({"holder": data.get("holder", holder), "reason": data.get("reason", ""),
+                            "since": float(data.get("since", 0) or 0), "until": float(data.get("until", 0) or 0)})
+        out.sort(key=lambda lease: -lease["until"])
+        return out
+
     def is_enabled(self, name: str) -> bool:
         return not self.leases(name)
 
@@ -192,6 +205,70 @@ def _text(value: bytes | str) -> str:
 
 
 Unreachable = Literal["open", "closed", "raise"]
+
+
+@dataclass(frozen=True)
+class TriggerAnswer:
+    """The answer to "may the live pipeline fire `name` now?", as `triggers check` and `triggers serve` give it.
+
+    `may_fire` is the decision after `on_unreachable` was applied; `reachable` False means no
+    backfill Redis answered (or none is configured), so the decision is the caller's policy,
+    not a fact. `leases` are the live pauses (holder, reason, since, until; ISO-8601 UTC).
+    """
+
+    name: str
+    may_fire: bool
+    reachable: bool
+    on_unreachable: str
+    leases: tuple[dict[str, Any], ...] = ()
+    error: str = ""
+
+    @property
+    def exit_code(self) -> int:
+        """0 may fire, 1 paused, 3 no answer from Redis and the policy is to fail closed."""
+        if not self.reachable:
+            return 0 if self.may_fire else 3
+        return 0 if self.may_fire else 1
+
+    @property
+    def http_status(self) -> int:
+        """200 may fire, 423 Locked while paused, 503 no answer from Redis under a fail-closed policy."""
+        return {0: 200, 1: 423}.get(self.exit_code, 503)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"trigger": self.name, "may_fire": self.may_fire, "paused": bool(self.leases),
+                "reachable": self.reachable, "on_unreachable": self.on_unreachable,
+                "leases": list(self.leases), "error": self.error or None}
+
+    def one_line(self) -> str:
+        """What a person reads: the decision, and while paused who holds it, why and until when."""
+        if not self.reachable:
+            verdict = "may fire" if self.may_fire else "treated as paused"
+            return f"{self.name}: {verdict} -- {self.error} (--on-unreachable {self.on_unreachable})"
+        if self.may_fire:
+            return f"{self.name}: may fire (no backfill holds a pause on it)"
+        held = "; ".join(f"{lease['holder']} until {lease['until']}"
+                         + (f" ({lease['reason']})" if lease.get("reason") else "") for lease in self.leases)
+        return f"{self.name}: paused by {held}"
+
+
+def ask(name: str, client: redis.Redis | None, *, on_unreachable: Literal["open", "closed"] = "closed",
+        where: str = "") -> TriggerAnswer:
+    """Whether `name` may fire now, read from `client` (None: no backfill Redis is configured).
+
+    Read-only: it never prunes, pauses or starts anything, so a live orchestrator asking
+    every minute changes nothing. `where` (a redacted URL) goes into the error text.
+    """
+    if client is None:
+        return TriggerAnswer(name, on_unreachable == "open", False, on_unreachable,
+                             error="no backfill Redis configured (BACKFILL_REDIS_URL or --redis-url)")
+    try:
+        leases = Triggers(client).live_leases(name)
+    except redis.RedisError as exc:
+        return TriggerAnswer(name, on_unreachable == "open", False, on_unreachable,
+                             error=f"Redis at {where or 'the configured URL'} does not answer ({type(exc).__name__})")
+    shown = tuple({**lease, "since": _iso(lease["since"]), "until": _iso(lease["until"])} for lease in leases)
+    return TriggerAnswer(name, not leases, True, on_unreachable, shown)
 
 
 def downstream_enabled(name: str, redis_url: str | None = None, *, on_unreachable: Unreachable = "open",

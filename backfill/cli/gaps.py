@@ -189,11 +189,14 @@ def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, d
                             hint="recompute them with `" + " && ".join(report.commands) + "`")
 
 
-def _open(obj: CliContext) -> tuple[Warehouse, bool]:
-    """A DuckDB file is opened per operation (workers may own it between tasks)."""
+def _open(obj: CliContext, *, read_only: bool = True) -> tuple[Warehouse, bool]:
+    """The warehouse of a command that only reads: never created (a missing file is "no warehouse at
+    PATH", exit 3), and a DuckDB file is opened read-only (a file the user may not write still opens)
+    and per operation (workers may own it between tasks). `validate` writes scratch tables for its
+    spot checks, so it asks for `read_only=False`, still never creating the file."""
     url = obj.settings.warehouse_url
     if url.startswith("duckdb:"):
-        return open_warehouse(url, hold=False), True
+        return open_warehouse(url, create=False, hold=False, read_only=read_only), True
     return obj.warehouse(), False
 
 
@@ -216,18 +219,19 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
     spec = obj.spec(pipeline)
     parsed = parse_ranges(start, end, ranges)
     phase_set = parse_phases(phases)
-    names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors)) or None)
+    names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors, "--processors")) or None)
     types = parse_season_types(season_types)
+    chosen = frozenset(_csv(seasons, "--seasons")) or None
     warehouse, close = _open(obj)
     if stale:
         try:
-            report_stale(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None, pipeline, as_json, types)
+            report_stale(warehouse, spec, parsed, names, chosen, pipeline, as_json, types)
         finally:
             if close:
                 warehouse.close()
         return
     try:
-        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None, types, verify, pipeline)
+        result = find_gaps(warehouse, spec, parsed, names, chosen, types, verify, pipeline)
     finally:
         if close:
             warehouse.close()
@@ -241,7 +245,7 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         if pipeline:
             where = f"--pipeline {pipeline} {where}"
         if seasons:
-            where += f" --seasons {','.join(_csv(seasons))}"
+            where += f" --seasons {','.join(sorted(chosen or ()))}"
         if types:
             where += f" --season-types {','.join(sorted(types))}"
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
+from backfill.cli.windows import window_from, window_options, windows_summary
 from backfill.planner import Plan
 
 
@@ -97,12 +98,17 @@ def render_cost(cost: Any, console: Console) -> None:
               help="Also check tables, columns per season and the schedule, as enqueue does (exit 2 on problems).")
 @click.option("--cost", "with_cost", is_flag=True,
               help="BigQuery only: dry-run one task per processor and season and estimate bytes and on-demand cost.")
+@window_options
 @click.pass_obj
 def plan(obj: Any, pipeline: str | None, as_json: bool, run_preflight: bool, with_cost: bool,
-         **selection: Any) -> None:
-    """Show the waves, tasks and estimates of a backfill, without running anything."""
+         window: str | None, tz: str | None, days: str | None, **selection: Any) -> None:
+    """Show the waves, tasks and estimates of a backfill, without running anything.
+
+    With --window, also how many of those windows the estimated wall time needs from now.
+    """
     from backfill.cli.preflight import check_request, refuse_on_problems
 
+    hours = window_from(window, tz, days)
     spec = obj.spec(pipeline)
     request = build_request(default_concurrency=obj.settings.concurrency, **selection)
     problems = check_request(spec, obj.warehouse(), request) if run_preflight else []
@@ -115,9 +121,14 @@ def plan(obj: Any, pipeline: str | None, as_json: bool, run_preflight: bool, wit
         from backfill.cost import estimate_cost
 
         cost = estimate_cost(result, spec, obj.warehouse(), calendar)
+    windows = windows_summary(hours, result.estimates.wall_seconds) if hours else None
     if as_json:
-        click.echo(json.dumps({**result.to_json(), **({"cost": cost.to_json()} if cost else {})}))
+        click.echo(json.dumps({**result.to_json(), **({"cost": cost.to_json()} if cost else {}),
+                               **({"windows": windows} if windows else {})}))
     else:
         render_plan(result, Console())
         if cost:
             render_cost(cost, Console())
+        if windows:
+            Console().print(f"[bold]Windows[/bold]: wall {_duration(result.estimates.wall_seconds)} needs "
+                            f"{windows['text']}")

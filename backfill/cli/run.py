@@ -24,7 +24,7 @@ from backfill.cli.context import CliContext
 from backfill.cli.plan import _duration, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
-from backfill.errors import BadInput, ProblemsFound
+from backfill.errors import BadInput, ProblemsFound, SpecError
 from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
@@ -356,6 +356,11 @@ def cancel(obj: CliContext, run_id: str, settle: float) -> None:
     finished task of the run is recorded in the run history, so `gaps` and `resume` see it.
     """
     session = Session(obj)
+    settled = session.store.get_run(run_id)
+    if settled is not None and not settled.status.active:
+        # Revoking again and rewriting its history would change a run that already ended.
+        click.echo(f"run {run_id} already ended {settled.status.value}; nothing to cancel, nothing changed")
+        return
     rec = engine.cancel(session.store, session.dispatcher, run_id, session.triggers)
     click.echo(f"run {run_id} {rec.status.value}")
     deadline = time.monotonic() + settle
@@ -376,6 +381,10 @@ def cancel(obj: CliContext, run_id: str, settle: float) -> None:
 def retry(obj: CliContext, run_id: str, wait: bool) -> None:
     """Run a finished run's failed, partial, blocked and revoked tasks again (after fixing the cause)."""
     session = Session(obj)
+    record = session.store.get_run(run_id)
+    if record is not None and record.status is RunStatus.cancelled:
+        raise BadInput(f"run {run_id} was cancelled; retry redoes only the failed tasks of a run that ended",
+                       hint=f"continue it with `backfill resume {run_id}`")
     n = engine.retry(session.store, session.dispatcher, run_id, session.triggers, session.settings)
     click.echo(f"run {run_id}: retrying {n} failed/partial/blocked/revoked task(s)")
     if wait:
@@ -384,24 +393,35 @@ def retry(obj: CliContext, run_id: str, wait: bool) -> None:
 
 @click.command("resume")
 @click.argument("run_id")
+@click.option("--pipeline", default=None,
+              help="Pipeline folder, only when Redis lost the run (its record names it otherwise).")
 @wait_option
 @click.pass_obj
-def resume(obj: CliContext, run_id: str, wait: bool) -> None:
+def resume(obj: CliContext, run_id: str, pipeline: str | None, wait: bool) -> None:
     """Continue a run after its queue or its Redis state was lost; finished tasks are not redone."""
     session = Session(obj)
     if session.store.get_run(run_id) is not None:
         n = engine.resume(session.store, session.dispatcher, run_id, session.triggers, session.settings)
         click.echo(f"run {run_id}: resumed {n} unfinished task(s)")
     else:
-        n = rebuild(obj, session, run_id)
+        n = rebuild(obj, session, run_id, pipeline)
         click.echo(f"run {run_id}: rebuilt from run history; {n} task(s) still to do")
     if wait:
         wait_and_exit(session, run_id, Console(stderr=True))
 
 
-def rebuild(obj: CliContext, session: Session, run_id: str) -> int:
-    """Redis lost the run: re-plan its stored request, skipping what the run history says succeeded."""
-    spec_default = obj.spec(None)
+def rebuild(obj: CliContext, session: Session, run_id: str, pipeline: str | None = None) -> int:
+    """Redis lost the run: re-plan its stored request, skipping what the run history says succeeded.
+
+    The run's ledger is in the pipeline's run-history table, so without Redis's record the folder
+    comes from --pipeline (or the configured default); the ledger then names the run's own folder.
+    """
+    try:
+        spec_default = obj.spec(pipeline)
+    except SpecError as exc:
+        raise BadInput(f"run {run_id} is not in Redis, and {exc.message}",
+                       hint=f"pass the folder it was enqueued with: `backfill resume {run_id} --pipeline DIR`"
+                       ) from None
     warehouse = session.warehouse()
     record = engine.load_request(warehouse, spec_default.run_history_table, run_id)
     if record is None:

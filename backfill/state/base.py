@@ -40,10 +40,25 @@ class RunStatus(StrEnum):
     failed = "failed"  # finished, with failed or blocked tasks: `retry` picks those up
     partial = "partial"  # finished, nothing failed, but some dates hold less than expected (`gaps` says what)
     cancelled = "cancelled"
+    paused = "paused"  # unfinished, nothing new starts: by hand (`backfill pause`), outside its window, or a gate
 
     @property
     def active(self) -> bool:
+        """Not finished: it holds its locks and trigger pauses, and the watchdog looks after it."""
+        return self in (RunStatus.running, RunStatus.paused)
+
+    @property
+    def dispatching(self) -> bool:
+        """New tasks may start (a paused run sends none and refuses queued ones)."""
         return self is RunStatus.running
+
+
+class PauseKind(StrEnum):
+    """Why a run is paused; who may lift it."""
+
+    manual = "manual"  # `backfill pause`: only `backfill resume` lifts it
+    window = "window"  # outside its execution window: the watchdog lifts it when the window opens
+    gate = "gate"  # a season's validation failed: `retry` after a fix, or `resume --accept`
 
 
 class BeginDecision(StrEnum):
@@ -55,6 +70,7 @@ class BeginDecision(StrEnum):
     unknown = "unknown"  # the run is not in this store (Redis lost it): do nothing
     busy = "busy"  # another attempt holds a live lease: this delivery is a duplicate
     early = "early"  # an upstream task is unsettled (a stale message from before a retry): not yet
+    paused = "paused"  # the run is paused: the task went back to the ready set, to be sent on resume
 
 
 @dataclass(frozen=True)
@@ -125,6 +141,10 @@ class RunRecord:
     healed_at: float | None = None
     heal_reason: str = ""
     seasons: str = ""  # the run's seasons, comma-separated, the preferred first (broker priority)
+    paused_at: float | None = None  # set while status is `paused`
+    paused_by: str = ""  # who paused it: cli:user@host, `window`, `gate`
+    pause_kind: str = ""  # a PauseKind value
+    pause_reason: str = ""
 
     def to_mapping(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -152,7 +172,9 @@ class RunRecord:
                    history_table=m.get("history_table", DEFAULT_RUN_HISTORY_TABLE),
                    progress_at=opt("progress_at"), resent=int(m.get("resent", 0) or 0),
                    healed=int(m.get("healed", 0) or 0), healed_at=opt("healed_at"),
-                   heal_reason=m.get("heal_reason", ""), seasons=m.get("seasons", ""))
+                   heal_reason=m.get("heal_reason", ""), seasons=m.get("seasons", ""),
+                   paused_at=opt("paused_at"), paused_by=m.get("paused_by", ""), pause_kind=m.get("pause_kind", ""),
+                   pause_reason=m.get("pause_reason", ""))
 
 
 class StateStore(ABC):
@@ -314,6 +336,19 @@ class StateStore(ABC):
     @abstractmethod
     def unclaim(self, run_id: str, name: str) -> None:
         """Give a guard back when the guarded step failed, so its retry can do it."""
+
+    @abstractmethod
+    def pause_run(self, run_id: str, kind: PauseKind, by: str, reason: str, at: float) -> bool:
+        """Atomically: a `running` run becomes `paused` (kind, by, reason, since `at`); True if it did.
+
+        A paused run may be paused again by a stronger kind (manual over window or gate, gate
+        over window), which then decides who lifts it. Nothing new is dispatched while paused,
+        and `begin_task` returns any queued task to the ready set instead of starting it.
+        """
+
+    @abstractmethod
+    def unpause_run(self, run_id: str, kinds: Sequence[PauseKind]) -> bool:
+        """Atomically: a `paused` run whose pause is one of `kinds` is `running` again; True if it was."""
 
     @abstractmethod
     def task(self, run_id: str, task_id: str) -> Task | None: ...

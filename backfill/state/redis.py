@@ -24,6 +24,7 @@ from backfill.state import scripts
 from backfill.state.base import (
     Begin,
     BeginDecision,
+    PauseKind,
     RunRecord,
     RunStatus,
     Settled,
@@ -124,6 +125,8 @@ class RedisStateStore(StateStore):
         self._live = client.register_script(scripts.LIVE_LEASES)
         self._renew = client.register_script(scripts.RENEW)
         self._drop = client.register_script(scripts.DROP_UNFLUSHED)
+        self._pause = client.register_script(scripts.PAUSE)
+        self._unpause = client.register_script(scripts.UNPAUSE)
 
     @classmethod
     def from_url(cls, url: str) -> RedisStateStore:
@@ -340,6 +343,12 @@ class RedisStateStore(StateStore):
 
     def unclaim(self, run_id: str, name: str) -> None:
         self.client.delete(self.guard_key.format(run_id, name))
+
+    def pause_run(self, run_id: str, kind: PauseKind, by: str, reason: str, at: float) -> bool:
+        return bool(self._pause(args=[self._p(run_id), kind.value, by, reason, repr(at)]))
+
+    def unpause_run(self, run_id: str, kinds: Sequence[PauseKind]) -> bool:
+        return bool(self._unpause(args=[self._p(run_id), *(k.value for k in kinds)]))
 
     def task(self, run_id: str, task_id: str) -> Task | None:
         raw = self.client.hget(self.tasks_key.format(run_id), task_id)

@@ -47,6 +47,13 @@ if st ~= 'pending' and st ~= 'running' then return {'finished', 0} end
 local lease = P .. ':lease:' .. tid
 if redis.call('EXISTS', lease) == 1 and ARGV[6] ~= '1' then return {'busy', 0} end
 if tonumber(redis.call('HGET', P .. ':remaining', tid) or '0') > 0 then return {'early', 0} end
+if run[1] == 'paused' then
+  -- Nothing new starts while paused: back to the ready set, sent again when the run resumes.
+  redis.call('HSET', P .. ':states', tid, 'pending')
+  redis.call('ZREM', P .. ':inflight', tid)
+  redis.call('ZADD', P .. ':ready', redis.call('HGET', P .. ':prio', tid) or 0, tid)
+  return {'paused', 0}
+end
 local task = redis.call('HGET', P .. ':tasks', tid)
 local n = redis.call('HINCRBY', P .. ':attempts', tid, 1)
 redis.call('HSET', P .. ':states', tid, 'running')
@@ -189,6 +196,38 @@ DROP_UNFLUSHED = """
 for i = 1, #ARGV, 2 do
   local score = redis.call('ZSCORE', KEYS[1], ARGV[i])
   if score and tonumber(score) == tonumber(ARGV[i + 1]) then redis.call('ZREM', KEYS[1], ARGV[i]) end
+end
+return 0
+"""
+
+# ARGV: prefix, kind, by, reason, at. running -> paused; a paused run takes a stronger kind
+# (manual > gate > window). Returns 1 if the run is now paused under this kind.
+PAUSE = """
+local P = ARGV[1]
+local st = redis.call('HGET', P, 'status')
+local rank = {window = 1, gate = 2, manual = 3}
+if st == 'paused' then
+  local cur = redis.call('HGET', P, 'pause_kind') or 'window'
+  if (rank[ARGV[2]] or 0) <= (rank[cur] or 0) then return 0 end
+elseif st ~= 'running' then
+  return 0
+end
+redis.call('HSET', P, 'status', 'paused', 'pause_kind', ARGV[2], 'paused_by', ARGV[3], 'pause_reason', ARGV[4],
+           'paused_at', ARGV[5])
+return 1
+"""
+
+# ARGV: prefix, kinds... paused with one of the kinds -> running. Returns 1 if it was.
+UNPAUSE = """
+local P = ARGV[1]
+if redis.call('HGET', P, 'status') ~= 'paused' then return 0 end
+local cur = redis.call('HGET', P, 'pause_kind') or ''
+for i = 2, #ARGV do
+  if ARGV[i] == cur then
+    redis.call('HSET', P, 'status', 'running', 'progress_at', redis.call('TIME')[1])
+    redis.call('HDEL', P, 'paused_at', 'paused_by', 'pause_kind', 'pause_reason')
+    return 1
+  end
 end
 return 0
 """

@@ -186,3 +186,25 @@ def test_plan_on_the_sample_league(tmp_path: Path) -> None:
     data = json.loads(result.stdout)
     assert data["waves"] and len(data["waves"]) <= 4
     assert {t["processor"] for w in data["waves"] for t in w} >= {"player_game_summary", "ml_feature_store"}
+
+
+def test_plan_counts_the_execution_windows_its_estimate_needs(warehouse_url: str) -> None:
+    from backfill.windows import ExecutionWindow
+
+    args = ("--start", "2022-10-01", "--end", "2024-06-30", "--batch", "1", "--concurrency", "1")
+    wall = json.loads(run(warehouse_url, *args, "--json").stdout)["estimates"]["wall_seconds"]
+    # Windows of 5 s a day (seconds are allowed) make the sample's estimate span several of them.
+    spec = ("03:00:00-03:00:05", "America/New_York", "mon-fri")
+    assert wall > 3 * 5, wall
+    before = dt.datetime.now(dt.UTC)
+    result = run(warehouse_url, *args, "--window", spec[0], "--tz", spec[1], "--days", spec[2], "--json")
+    assert result.exit_code == 0, result.stderr
+    windows = json.loads(result.stdout)["windows"]
+    expected = ExecutionWindow.parse(*spec).finish(dt.timedelta(seconds=wall), before)[0]
+    assert windows["windows"] == expected >= 4
+    assert windows["window"] == {"start": "03:00:00", "end": "03:00:05", "tz": "America/New_York",
+                                 "days": ["mon", "tue", "wed", "thu", "fri"]}
+    human = " ".join(run(warehouse_url, *args, "--window", spec[0], "--tz", spec[1], "--days", spec[2]).stdout.split())
+    assert f"needs {expected} windows of 03:00:00-03:00:05 America/New_York mon,tue,wed,thu,fri, ending about" in human
+    assert "--window '3am-7am' is not HH:MM-HH:MM" in one_error_line(run(warehouse_url, *args, "--window", "3am-7am"))
+    assert "--tz and --days describe a --window" in one_error_line(run(warehouse_url, *args, "--tz", "UTC"))
