@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 from pydantic import SecretStr
@@ -25,8 +25,9 @@ from backfill.cli.plan import _duration, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
 from backfill.errors import BadInput, ProblemsFound, SpecError
-from backfill.outcome import TaskOutcome
+from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner import Plan, PlanRequest, build_plan
+from backfill.processors.base import load_ref
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
 from backfill.spec import PipelineSpec
@@ -35,8 +36,18 @@ from backfill.state.redis import OUTAGE_ERRORS
 from backfill.warehouse import Warehouse, open_warehouse
 
 
+class WorkerDispatcher(engine.Dispatcher, Protocol):
+    """The engine's Dispatcher, plus the one thing only the CLI asks: does any worker answer yet."""
+
+    def workers_answering(self, timeout: float = 1.0) -> bool: ...
+
+
 class Session:
-    """What the run commands share: a Redis that answers, the state store, and a dispatcher."""
+    """What the run commands share: a Redis that answers, the state store, and a dispatcher.
+
+    The dispatcher comes from the factory `Settings.dispatcher` names (`workers.factory:open_dispatcher`,
+    Celery's): the CLI reaches the broker only through it, never by importing Celery or `workers`.
+    """
 
     def __init__(self, ctx: CliContext) -> None:
         from backfill.localredis import ensure_redis
@@ -44,21 +55,14 @@ class Session:
         url = ensure_redis(ctx.settings)
         self.settings: Settings = ctx.settings.model_copy(update={"redis_url": SecretStr(url)})
         self.store = RedisStateStore.from_url(url)
-        self._app: Any = None
+        self._dispatcher: WorkerDispatcher | None = None
 
     @property
-    def dispatcher(self) -> engine.Dispatcher:
-        from workers.tasks import CeleryDispatcher
-
-        return CeleryDispatcher(self.app)
-
-    @property
-    def app(self) -> Any:
-        if self._app is None:
-            from workers.factory import create_app  # never workers.app: that one reads the environment
-
-            self._app = create_app(self.settings)
-        return self._app
+    def dispatcher(self) -> WorkerDispatcher:
+        if self._dispatcher is None:
+            factory = load_ref(self.settings.dispatcher, "dispatcher factory (BACKFILL_DISPATCHER)", BadInput)
+            self._dispatcher = factory(self.settings)
+        return self._dispatcher
 
     @property
     def observers(self) -> engine.Observers:
@@ -166,6 +170,14 @@ def check_succeeded(info: dict[str, Any]) -> None:
                             hint=f"`backfill gaps` lists them with the reason; fix the raw data "
                                  f"and `backfill retry {info['run_id']}`")
     if info["status"] != RunStatus.succeeded.value:
+        if any(f["category"] == ErrorCategory.dependency_gap for f in info["failures"]) and info.get("request"):
+            # Upstream partitions outside the run never ran: a retry meets the same holes.
+            from backfill.cli.selection import request_flags
+
+            raise ProblemsFound(f"run {info['run_id']} ended {info['status']}: tasks read upstream partitions that "
+                                "this run does not plan and that never succeeded (dependency_gap)",
+                                hint=f"plan them too: `backfill enqueue {request_flags(info['request'])} "
+                                     "--with-upstream --wait`")
         raise ProblemsFound(f"run {info['run_id']} ended {info['status']}",
                             hint=f"see `backfill status {info['run_id']}`; fix and `backfill retry {info['run_id']}`")
 
@@ -210,7 +222,7 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
     for w in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {w}")
     if wait:
-        if not session.app.control.ping(timeout=1.0):
+        if not session.dispatcher.workers_answering(timeout=1.0):
             console.print("[yellow]no worker answers yet[/yellow]: start one with `backfill worker` (waiting)")
         wait_and_exit(session, record.run_id, console)
 
