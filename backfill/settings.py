@@ -26,7 +26,13 @@ class Settings(BaseSettings):
     max_warehouse_jobs: int = Field(default=20, ge=1, le=1000)
     throttle_recover_after: int = Field(default=20, ge=1, le=10000,
                                         description="consecutive successes before the throttle limit creeps up")
+    throttle_probe_seconds: float = Field(default=30.0, gt=0, le=3600,
+                                          description="a success after this long without a limit change raises it "
+                                                      "by one (the throttle probes back up under steady quota errors)")
     max_retries: int = Field(default=5, ge=0, le=50)
+    quota_retry_seconds: float = Field(default=1800.0, gt=0,
+                                       description="a task keeps retrying quota errors and throttle waits for this "
+                                                   "long after the first one, then fails `quota`")
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
     sentry_dsn: SecretStr = Field(default=SecretStr(""))
     environment: str = Field(default="", description="Sentry's environment tag (production, staging ...)")

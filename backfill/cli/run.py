@@ -166,6 +166,14 @@ def check_succeeded(info: dict[str, Any]) -> None:
                             "than expected", hint=f"`backfill gaps` lists them with the reason; fix the raw data "
                                                   f"and `backfill retry {info['run_id']}`")
     if info["status"] != RunStatus.succeeded.value:
+        if any(f["category"] == "dependency_gap" for f in info["failures"]) and info.get("request"):
+            # Upstream partitions outside the run never ran: a retry meets the same holes.
+            from backfill.cli.selection import request_flags
+
+            raise ProblemsFound(f"run {info['run_id']} ended {info['status']}: tasks read upstream partitions that "
+                                "this run does not plan and that never succeeded (dependency_gap)",
+                                hint=f"plan them too: `backfill enqueue {request_flags(info['request'])} "
+                                     "--with-upstream --wait`")
         raise ProblemsFound(f"run {info['run_id']} ended {info['status']}",
                             hint=f"see `backfill status {info['run_id']}`; fix and `backfill retry {info['run_id']}`")
 
