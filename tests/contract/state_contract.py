@@ -423,3 +423,20 @@ class StateContract:
         assert not store.unpause_run("r1", [PauseKind.manual])  # not paused any more
         store.update_run("r1", status=RunStatus.failed)
         assert not store.pause_run("r1", PauseKind.manual, "cli:me", "late", 103.0)  # a finished run stays finished
+
+    # -- seasons ------------------------------------------------------------------------------------
+    def test_a_season_is_settled_once_its_every_task_is_in_each_sequence(self, store: StateStore) -> None:
+        tasks = (task("x", season="2022-23"), task("y", "x", season="2022-23", wave=1), task("z"))
+        start(store, tasks, priorities={})
+        assert not store.season_settled("r1", 0, "2022-23") and not store.season_settled("r1", 0, "2023-24")
+        settle(store, "r1", "x")
+        assert not store.season_settled("r1", 0, "2022-23")
+        settle(store, "r1", "y", TaskStatus.failed, {"status": "failed"})
+        assert store.season_settled("r1", 0, "2022-23") and not store.season_settled("r1", 0, "2023-24")
+        settle(store, "r1", "z")
+        assert store.season_settled("r1", 0, "2023-24")
+        assert store.season_settled("r1", 0, "1999-00")  # no task of that season: nothing to wait for
+        store.schedule("r1", [tasks[1]], {})  # a retry of y: sequence 1
+        assert not store.season_settled("r1", 1, "2022-23") and store.season_settled("r1", 1, "2023-24")
+        settle(store, "r1", "y")
+        assert store.season_settled("r1", 1, "2022-23")

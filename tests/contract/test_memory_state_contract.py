@@ -28,9 +28,9 @@ class TestMemoryStateContract(StateContract):
 
 
 def test_the_contract_calls_every_method_of_the_interface() -> None:
-    """A method added to StateStore without a contract test would let the two stores drift apart."""
+    """A method added to StateStore (abstract or with a default a store overrides) without a contract
+    test would let the two stores drift apart."""
     source = (Path(__file__).parent / "state_contract.py").read_text()
-    methods = [name for name, f in inspect.getmembers(StateStore, inspect.isfunction)
-               if getattr(f, "__isabstractmethod__", False)]
+    methods = [name for name, _ in inspect.getmembers(StateStore, inspect.isfunction) if not name.startswith("_")]
     assert len(methods) > 30
     assert [m for m in methods if f".{m}(" not in source] == []

@@ -18,8 +18,6 @@ from typing import Any
 
 from backfill import engine
 from backfill.calendar import Calendar
-from backfill.engine.events import Observers
-from backfill.engine.history import HistoryFlusher
 from backfill.executor import TaskResult
 from backfill.outcome import TaskOutcome
 from backfill.planner import Plan, PlanRequest, Task, build_plan
@@ -135,6 +133,31 @@ class RecordingTriggers:
         return {name for name, holders in self.held.items() if holders}
 
 
+class RecordingObserver(engine.EngineObserver):
+    """Every event the engine emits, in order: (hook, what it is about)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def on_task_settled(self, event: engine.TaskSettled) -> None:
+        self.events.append(("task_settled", event.task_id))
+
+    def on_season_complete(self, event: engine.SeasonComplete) -> None:
+        self.events.append(("season_complete", event.season))
+
+    def on_run_finished(self, event: engine.RunFinished) -> None:
+        self.events.append(("run_finished", event.status.value))
+
+    def on_stalled(self, event: engine.RunStalled) -> None:
+        self.events.append(("stalled", f"{event.resent}+{event.sent}"))
+
+    def on_retry(self, event: engine.RetryStarted) -> None:
+        self.events.append(("retry", str(event.seq)))
+
+    def hooks(self, name: str) -> list[str]:
+        return [what for hook, what in self.events if hook == name]
+
+
 @dataclass
 class InProcessWorker:
     """Takes messages and does what a worker's `run_task` does with them, one at a time."""
@@ -147,6 +170,14 @@ class InProcessWorker:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     holder: str = "test:1"
     log: list[tuple[str, str]] = field(default_factory=list)  # (begin|settle|skip:<decision>, task id) in order
+    recorder: RecordingObserver = field(default_factory=RecordingObserver)
+    observers: engine.Observers = engine.Observers()
+
+    def __post_init__(self) -> None:
+        """A worker's listeners (`backfill.observers.standard_observers`) without the Redis-bound alerts:
+        the run-history flusher, and a recorder of every event."""
+        if not len(self.observers):
+            self.observers = engine.Observers([engine.HistoryFlusher(self.settings), self.recorder])
 
     def begin(self) -> tuple[Message, int, Task] | None:
         """Take one message and begin its task, leaving it running (a worker that dies here never settles)."""
@@ -163,7 +194,7 @@ class InProcessWorker:
         status = TaskStatus.settled_as(TaskOutcome.parse(out["status"], TaskOutcome.failed))  # as workers/tasks.py
         done = engine.settle(self.store, self.dispatcher, message.run_id, task.id, attempt, status, out,
                              settings=self.settings, warehouse=self.warehouse, triggers=self.triggers, task=task,
-                             observers=Observers([HistoryFlusher(self.settings)]))
+                             observers=self.observers)
         self.log.append(("settle", task.id))
         return done.outcome
 

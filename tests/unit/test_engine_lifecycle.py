@@ -52,7 +52,8 @@ def started(store: MemoryStateStore, plan: Plan, *, window: int = 4, warehouse: 
     """A run of `plan` started through the engine, and a worker ready to take its messages."""
     s = Settings(dispatch_window=window, **settings)  # type: ignore[arg-type]
     worker = InProcessWorker(store, RecordingDispatcher(), s, (lambda: warehouse), RecordingTriggers())
-    record = engine.start_run(store, worker.dispatcher, plan, new_record(plan), worker.triggers, s)
+    record = engine.start_run(store, worker.dispatcher, plan, new_record(plan), worker.triggers, s,
+                              observers=worker.observers)
     return record.run_id, worker
 
 
@@ -96,6 +97,10 @@ def test_a_clean_run_sends_each_task_after_its_upstream_settled_and_writes_histo
     assert Counter((r["task_id"], r["data_date"]) for r in rows) == Counter(
         {(t.id, t.dates[0]): 1 for t in plan.tasks()})
     assert {r["status"] for r in rows} == {"success"} and store.unflushed(run_id) == {}
+    events = worker.recorder
+    assert sorted(events.hooks("task_settled")) == sorted(t.id for t in plan.tasks())
+    assert events.hooks("season_complete") == ["2023-24", "2022-23", "2021-22"]  # each once, the preferred first
+    assert events.events[-1] == ("run_finished", "succeeded") and len(events.hooks("run_finished")) == 1
     assert worker.triggers is not None and worker.triggers.paused() == set()
     again = engine.start_run(store, worker.dispatcher, plan, new_record(plan, "bf-again"))  # the locks went back
     assert again.status is RunStatus.running
@@ -133,7 +138,8 @@ def test_a_partial_task_lets_its_dependents_run_and_the_run_ends_partial(
         (short.processor, short.dates[0]): "partial"}
     assert {r["task_id"] for r in history_rows(warehouse, run_id) if r["status"] == "partial"} == {short.id}
     del worker.outcomes[short.id]
-    assert engine.retry(store, worker.dispatcher, run_id, settings=worker.settings) == 1  # only the partial one
+    assert engine.retry(store, worker.dispatcher, run_id, settings=worker.settings,
+                        observers=worker.observers) == 1  # only the partial one
     worker.drain()
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.succeeded and store.attempts(run_id)[short.id] == 2
@@ -160,14 +166,17 @@ def test_a_failed_task_blocks_exactly_its_dependents_and_retry_completes_the_run
     info = engine.progress(store, run_id)
     assert info is not None and [f["task_id"] for f in info["failures"]] == [broken.id]
 
+    assert worker.recorder.hooks("run_finished") == ["failed"]
     del worker.outcomes[broken.id]  # the fix
-    assert engine.retry(store, worker.dispatcher, run_id, worker.triggers, worker.settings) == len(blocked) + 1
+    assert engine.retry(store, worker.dispatcher, run_id, worker.triggers, worker.settings,
+                        observers=worker.observers) == len(blocked) + 1
     worker.drain()
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.succeeded and run.seq == 1
     assert set(store.states(run_id).values()) == {TaskStatus.success}
     attempts = store.attempts(run_id)
     assert attempts[broken.id] == 2 and all(attempts[t] == 1 for t in blocked)
+    assert worker.recorder.hooks("retry") == ["1"] and worker.recorder.hooks("run_finished") == ["failed", "succeeded"]
     latest = {(r["task_id"], r["attempt"]): r["status"] for r in history_rows(warehouse, run_id)}
     assert latest[(broken.id, 2)] == "success"
 
@@ -179,7 +188,7 @@ def test_a_revoked_task_settles_as_revoked_blocks_its_dependents_and_retries(
     target = next(m for m in worker.dispatcher.queue if engine.dependents(store.tasks(run_id), [m.task_id]))
     worker.dispatcher.queue.remove(target)  # the worker discards the revoked message
     done = engine.settle(store, worker.dispatcher, run_id, target.task_id, None, TaskStatus.revoked, None,
-                         settings=worker.settings, warehouse=worker.warehouse)
+                         settings=worker.settings, warehouse=worker.warehouse, observers=worker.observers)
     assert done.outcome == "ok"
     worker.drain()
     states = store.states(run_id)
@@ -189,7 +198,8 @@ def test_a_revoked_task_settles_as_revoked_blocks_its_dependents_and_retries(
     assert {t for t, s in states.items() if s is TaskStatus.blocked} == blocked
     rows = {r["task_id"]: r["status"] for r in history_rows(warehouse, run_id)}
     assert rows[target.task_id] == "revoked" and all(rows[t] == "blocked" for t in blocked)
-    assert engine.retry(store, worker.dispatcher, run_id, settings=worker.settings) == len(blocked) + 1
+    assert engine.retry(store, worker.dispatcher, run_id, settings=worker.settings,
+                        observers=worker.observers) == len(blocked) + 1
     worker.drain()
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.succeeded
@@ -297,7 +307,7 @@ def test_a_stale_message_from_before_a_retry_waits_for_its_upstream(store: Memor
     worker.outcomes[broken.id] = fails()
     worker.drain()
     del worker.outcomes[broken.id]
-    engine.retry(store, worker.dispatcher, run_id, settings=worker.settings)
+    engine.retry(store, worker.dispatcher, run_id, settings=worker.settings, observers=worker.observers)
     assert store.begin_task(run_id, child.id, "old:1", 30).decision is BeginDecision.early
     worker.drain()
     assert store.states(run_id)[child.id] is TaskStatus.success
@@ -312,7 +322,8 @@ def test_resume_after_the_queue_was_lost_resends_every_unfinished_task_once(
     lost = worker.dispatcher.purge()
     assert lost > 0
     pending = {t for t, s in store.states(run_id).items() if s is TaskStatus.pending}
-    assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings) == len(pending)
+    assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings,
+                         observers=worker.observers) == len(pending)
     assert alive[2].id not in [m.task_id for m in worker.dispatcher.queue]  # running under a live lease
     worker.finish(*alive)
     worker.drain()
@@ -329,8 +340,6 @@ def test_resume_after_run_state_was_lost_rebuilds_from_the_ledger_and_skips_reco
 
     from backfill.cli.context import CliContext
     from backfill.cli.run import rebuild
-    from backfill.engine.events import Observers
-    from backfill.engine.history import HistoryFlusher
     from tests.unit.engine_support import SEASONS, small_spec
     from tests.unit.planner_support import league
 
@@ -341,7 +350,7 @@ def test_resume_after_run_state_was_lost_rebuilds_from_the_ledger_and_skips_reco
     worker = InProcessWorker(store, RecordingDispatcher(), settings, lambda: warehouse)
     record = new_record(plan, pipeline=str(tmp_path), history_table=spec.run_history_table)
     engine.record_request(warehouse, record)
-    engine.start_run(store, worker.dispatcher, plan, record, settings=settings)
+    engine.start_run(store, worker.dispatcher, plan, record, settings=settings, observers=worker.observers)
     worker.drain(limit=12)  # 12 settled, 10 of them flushed to the run history (every 5)
     done = {r["task_id"] for r in history_rows(warehouse, record.run_id) if r["status"] == "success"}
     assert len(done) == 10
@@ -350,7 +359,7 @@ def test_resume_after_run_state_was_lost_rebuilds_from_the_ledger_and_skips_reco
     assert fresh.get_run(record.run_id) is None
     again = InProcessWorker(fresh, RecordingDispatcher(), settings, lambda: warehouse)
     session = SimpleNamespace(store=fresh, dispatcher=again.dispatcher, triggers=None, settings=settings,
-                              warehouse=lambda: warehouse, observers=Observers([HistoryFlusher(settings)]))
+                              warehouse=lambda: warehouse, observers=again.observers)
     n = rebuild(CliContext(settings), session, record.run_id)  # type: ignore[arg-type]
     assert n == len(plan) - len(done)
     assert not done & set(fresh.tasks(record.run_id))
@@ -384,7 +393,8 @@ def test_resume_of_a_cancelled_run_runs_what_the_cancel_stopped(store: MemorySta
     worker.drain()  # messages whose revoke a worker missed: begin refuses each of them
     cancelled = {t for t, s in store.states(run_id).items() if s is TaskStatus.cancelled}
     assert len(cancelled) == len(plan) - 5
-    assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings) == len(cancelled)
+    assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings,
+                         observers=worker.observers) == len(cancelled)
     assert worker.triggers is not None and worker.triggers.paused() == {"phase3->phase4"}
     worker.drain()
     run = store.get_run(run_id)
@@ -398,7 +408,8 @@ def test_resume_of_a_run_with_nothing_left_finishes_it(store: MemoryStateStore, 
     worker.drain()  # every task settled, but the finish step could not reach the warehouse
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.running and store.open_count(run_id) == 0
-    assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings) == 0
+    assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings,
+                         observers=worker.observers) == 0
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.succeeded
 

@@ -33,12 +33,13 @@ def plan(tmp_path: Path) -> Plan:
 def started(store: MemoryStateStore, plan: Plan) -> tuple[str, InProcessWorker]:
     settings = Settings(**SETTINGS)  # type: ignore[arg-type]
     worker = InProcessWorker(store, RecordingDispatcher(), settings)
-    return engine.start_run(store, worker.dispatcher, plan, new_record(plan), settings=settings).run_id, worker
+    return engine.start_run(store, worker.dispatcher, plan, new_record(plan), settings=settings,
+                            observers=worker.observers).run_id, worker
 
 
 def sweep(store: MemoryStateStore, worker: InProcessWorker,
           warehouse: engine.WarehouseSource = lambda: None) -> dict[str, int]:
-    return engine.sweep(store, worker.dispatcher, worker.settings, warehouse)
+    return engine.sweep(store, worker.dispatcher, worker.settings, warehouse, observers=worker.observers)
 
 
 def test_a_dead_workers_task_is_resent_once_its_lease_expires(store: MemoryStateStore, plan: Plan,
@@ -102,6 +103,7 @@ def test_a_run_whose_messages_were_lost_is_stalled_then_healed_once(store: Memor
     assert sweep(store, worker) == {"runs": 1, "resent": 0, "healed": 1, "finished": 0}
     assert sorted(m.task_id for m in worker.dispatcher.sent[sent_before:]) == sorted(lost)
     assert sweep(store, worker)["healed"] == 0  # healed once, not on every pass
+    assert worker.recorder.hooks("stalled") == [f"{len(lost)}+0"]  # told once: all re-sent, nothing new to send
     run = store.get_run(run_id)
     assert run is not None and run.healed == 1 and "not picked up" in run.heal_reason
     worker.drain()
