@@ -14,6 +14,7 @@ BIN = Path(sys.executable).parent
 CONTRACTS = ("Core (spec, calendar, planner, processors, checks, warehouse, executor) imports no shell",
              "The library reaches Celery, workers and pipelines only by name",
              "Nothing in the library below the CLI imports it",
+             "The engine and run state import none of their listeners",
              "No import cycles")
 
 
