@@ -14,15 +14,14 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from backfill.calendar import Calendar
+from backfill.calendar import Calendar, as_date
 from backfill.engine import ledger_table, trigger_names
 from backfill.errors import BadInput
 from backfill.report.facts import Campaign, Coverage, RunFacts, Selection, TaskFact, merged_ranges
 from backfill.report.validations import Validation, load_validations, record_validation
-from backfill.runhistory import RunHistory
+from backfill.runhistory import RunHistory, stamp
 from backfill.spec import PipelineSpec
 from backfill.state import RedisStateStore, TaskStatus
-from backfill.validate.staleness import as_date, stamp
 from backfill.warehouse import Warehouse
 
 _HISTORY_STATUS = {"success": "succeeded", "partial": "partial", "failed": "failed", "blocked": "blocked",
