@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def _context(app: Celery) -> Any:
-    return app.backfill_context()  # type: ignore[attr-defined]
+    return app.backfill_context()
 
 
 def parse_task_message_id(celery_id: str) -> tuple[str, str] | None:

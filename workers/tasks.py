@@ -186,7 +186,8 @@ def backoff_seconds(attempt: int, base: float) -> float:
     Capped at 60 x the base (2 min by default): quota windows are per minute, so waiting
     longer only idles the run.
     """
-    return min(BACKOFF_CAP_SECONDS, base * 60, base * 2 ** max(0, attempt - 1)) * random.uniform(0.5, 1.5)
+    capped: float = min(BACKOFF_CAP_SECONDS, base * 60, base * 2 ** max(0, attempt - 1))  # int ** int is Any to mypy
+    return capped * random.uniform(0.5, 1.5)
 
 
 class CeleryDispatcher:
@@ -341,17 +342,20 @@ def register(app: Celery, settings: Settings, warehouse_factory: Callable[[Wareh
                 by_pid[pid] = WorkerContext(settings, warehouse_factory)
             return by_pid[pid]
 
-    app.backfill_context = context  # type: ignore[attr-defined]
+    app.backfill_context = context
 
-    @app.task(name="backfill.run_task", bind=True, max_retries=None, shared=False, ignore_result=True)
+    # Registered by calling app.task(...) on each function (what the decorator does), so the
+    # functions keep their types: Celery ships no annotations.
     def run_task_(self: Task, run_id: str, task_id: str, pressure_since: float | None = None) -> dict[str, Any]:
         return run_task(context(), app, self, run_id, task_id, pressure_since)
 
-    @app.task(name="backfill.noop", shared=False)
     def noop(i: int) -> int:
         """The plain-Celery baseline of the orchestration benchmark."""
         return i
 
-    @app.task(name="backfill.noop_done", shared=False)
     def noop_done(results: list[int]) -> int:
         return len(results)
+
+    app.task(name="backfill.run_task", bind=True, max_retries=None, shared=False, ignore_result=True)(run_task_)
+    app.task(name="backfill.noop", shared=False)(noop)
+    app.task(name="backfill.noop_done", shared=False)(noop_done)

@@ -100,7 +100,7 @@ def render_cost(cost: Any, console: Console) -> None:
               help="BigQuery only: dry-run one task per processor and season and estimate bytes and on-demand cost.")
 @window_options
 @click.pass_obj
-def plan(obj: Any, pipeline: str | None, as_json: bool, run_preflight: bool, with_cost: bool,
+def plan(obj: Any, /, pipeline: str | None, as_json: bool, run_preflight: bool, with_cost: bool,
          window: str | None, tz: str | None, days: str | None, **selection: Any) -> None:
     """Show the waves, tasks and estimates of a backfill, without running anything.
 

@@ -193,7 +193,7 @@ def check_succeeded(info: dict[str, Any]) -> None:
 @click.option("--dry-run", is_flag=True, help="Print the plan and enqueue nothing.")
 @wait_option
 @click.pass_obj
-def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: bool, options: tuple[str, ...],
+def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict: bool, options: tuple[str, ...],
             dry_run: bool, wait: bool, **selection: Any) -> None:
     """Plan a backfill and send it to the workers; prints the run id."""
     run_options = parse_options(options)

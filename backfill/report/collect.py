@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from backfill.calendar import Calendar
+from backfill.calendar import Calendar, as_date
 from backfill.engine import ledger_table, trigger_names
 from backfill.errors import BadInput
 from backfill.outcome import ErrorCategory, TaskOutcome
@@ -31,10 +31,9 @@ from backfill.report.facts import (
     report_status,
 )
 from backfill.report.validations import Validation, load_validations, record_validation
-from backfill.runhistory import RunHistory
+from backfill.runhistory import RunHistory, stamp
 from backfill.spec import PipelineSpec
 from backfill.state import RedisStateStore, RunStatus, TaskStatus
-from backfill.validate.staleness import as_date, stamp
 from backfill.warehouse import Warehouse
 
 _WORST = (TaskOutcome.failed, TaskOutcome.revoked, TaskOutcome.blocked, TaskOutcome.partial, TaskOutcome.cancelled,

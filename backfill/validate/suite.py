@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from backfill.acceptance import Criteria, effective
-from backfill.calendar import Calendar
+from backfill.calendar import Calendar, as_date
 from backfill.checks import DEFAULT_STALE_RUNNING_SECONDS, Emptiness
 from backfill.keys import describe_duplicates, duplicates_sql
 from backfill.outcome import TaskOutcome
+from backfill.runhistory import stamp
 from backfill.spec import PipelineSpec, Processor
 from backfill.validate.spotcheck import sample_partitions, spot_check
-from backfill.validate.staleness import as_date, find_stale, game_date_runs, recompute_commands, stamp
+from backfill.validate.staleness import find_stale, game_date_runs, recompute_commands
 from backfill.validate.verify import verify_done
 from backfill.warehouse import Warehouse
 

@@ -16,11 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from backfill.calendar import Calendar
+from backfill.calendar import Calendar, as_date
 from backfill.checks import Emptiness
 from backfill.runhistory import DONE_STATUSES, RunHistory
 from backfill.spec import PipelineSpec
-from backfill.validate.staleness import as_date
 from backfill.warehouse import Warehouse
 
 

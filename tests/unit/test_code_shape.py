@@ -1,7 +1,8 @@
 """The code's shape, checked like its behaviour: the import layers and the absence of import cycles
-(import-linter, contracts in .importlinter), and ruff with its complexity limit (ruff.toml: C901
-at 20, PLR0915 at 60 statements), so `scripts/test` fails when a layer leaks or a function grows
-past the limit. The architecture these hold is described in docs/architecture.md."""
+(import-linter, contracts in .importlinter), ruff with its complexity limit (ruff.toml: C901 at
+20, PLR0915 at 60 statements), and mypy --strict on backfill/ and workers/ (mypy.ini), so
+`scripts/test` fails when a layer leaks, a function grows past the limit or a type goes loose.
+The architecture these hold is described in docs/architecture.md."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ BIN = Path(sys.executable).parent
 CONTRACTS = ("Core (spec, calendar, planner, processors, checks, warehouse, executor) imports no shell",
              "The library reaches Celery, workers and pipelines only by name",
              "Nothing in the library below the CLI imports it",
+             "The engine and run state import none of their listeners",
              "No import cycles")
 
 
@@ -41,3 +43,8 @@ def test_the_contracts_see_the_real_import_graph(tmp_path: Path) -> None:
 def test_ruff_clean_within_the_complexity_limit() -> None:
     out = run(BIN / "ruff", "check", "backfill", "workers", "pipelines", "tests", "scripts", "benchmarks")
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+
+
+def test_mypy_strict_finds_nothing_in_backfill_and_workers() -> None:
+    out = run(BIN / "mypy", "--strict", "backfill", "workers")
+    assert out.returncode == 0 and "Success: no issues found" in out.stdout, out.stdout[-4000:] + out.stderr[-2000:]
