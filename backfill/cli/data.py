@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backfill.cli.context import CliContext
-from backfill.errors import BadInput
+from backfill.cli.selection import _csv
 
 
 @click.group()
@@ -26,12 +26,9 @@ def _seasons(text: str | None) -> tuple[str, ...]:
     from pipelines.nba.load import check_season
     from pipelines.nba.sample import DEFAULT_SEASONS
 
-    if not text:
+    if text is None:
         return DEFAULT_SEASONS
-    seasons = tuple(check_season(s) for s in text.split(",") if s.strip())
-    if not seasons:
-        raise BadInput(f"--seasons {text!r} names no season: write seasons like 2022-23,2023-24")
-    return seasons
+    return tuple(check_season(s) for s in _csv(text, "--seasons"))
 
 
 def _rows_table(title: str, rows: dict[str, int], per_season: dict[str, dict[str, int]]) -> Table:
