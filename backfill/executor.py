@@ -19,8 +19,8 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from backfill.alerts.categories import CATEGORIES, CRITICAL, category_of
 from backfill.calendar import Calendar, as_date
+from backfill.categories import CATEGORIES, CRITICAL, category_of
 from backfill.checks import DateCheck, Emptiness, UpstreamCheck, describe_gaps, gap_fix
 from backfill.errors import BackfillError, QuotaExceeded, TransientWarehouseError, WarehouseError
 from backfill.fingerprint import code_version
@@ -33,7 +33,7 @@ from backfill.spec import PipelineSpec, Processor
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
 
-ERROR_CATEGORIES = CATEGORIES  # the one classification (backfill.alerts.categories): history, status, alerts
+ERROR_CATEGORIES = CATEGORIES  # the one classification (backfill.categories): history, status, alerts
 TASK_STATUSES = ("success", "partial", "failed")
 # Categories that no date can fix on its own: bisecting would only repeat the same failure.
 _NOT_DATE_SPECIFIC = (CRITICAL,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,22 @@ class CliContext:
 
     def spec(self, pipeline: str | None) -> PipelineSpec:
         return load_spec(pipeline or self.settings.pipeline)
+
+    def pipeline_dir(self, pipeline: str | None = None) -> Path:
+        """The given or configured pipeline directory when it holds a pipeline.yaml, else the package
+        installed under that path's name (`pipelines/nba` -> `pipelines.nba`, the reference pipeline),
+        so `backfill demo` and `backfill data` work from any directory."""
+        configured = Path(pipeline or self.settings.pipeline)
+        if (configured / "pipeline.yaml").exists() or configured.is_file():
+            return configured.resolve()
+        if not configured.is_absolute() and all(part.isidentifier() for part in configured.parts):
+            try:
+                found = importlib.util.find_spec(".".join(configured.parts))
+            except ImportError:
+                found = None
+            if found is not None and found.origin:
+                return Path(found.origin).resolve().parent
+        return configured
 
     def close(self) -> None:
         if self._warehouse is not None:

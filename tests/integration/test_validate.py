@@ -256,7 +256,7 @@ def test_an_edited_sql_makes_exactly_its_partitions_and_their_readers_stale_unti
         == {"code changed"}
     assert report["counts"]["by_processor"]["player_game_summary"] == 0
     human = run(wh, "gaps", "--pipeline", str(pipeline), *SEASON, "--stale")
-    assert human.exit_code == 1 and "recompute them with: backfill enqueue" in human.stderr
+    assert human.exit_code == 1 and "recompute them with `backfill enqueue" in human.stderr
 
     rewritten: set[tuple[str, dt.date]] = set()
     for command in report["commands"]:

@@ -8,7 +8,6 @@ import datetime as dt
 import pytest
 
 from backfill.checks import ROWS_GONE, Gap, gap_fix
-from backfill.cli.gaps import needs_upstream
 from backfill.cli.selection import _csv, parse_phases
 from backfill.errors import BadInput
 from backfill.keys import duplicates_in, keep_last
@@ -64,14 +63,3 @@ def _gap(processor: str, reason: str) -> dict[str, str]:
     return {"processor": processor, "date": "2023-11-09", "reason": reason}
 
 
-def test_gaps_adds_with_upstream_only_when_the_named_upstream_is_outside_the_selection() -> None:
-    week = ((dt.date(2023, 11, 8), dt.date(2023, 11, 14)),)
-    outside = [_gap("team_defense_zone_analysis", "failed: dependency_gap: upstream partitions missing: "
-                                                  "team_defense_game_summary@2023-11-08 (never ran)")]
-    assert needs_upstream(outside, ["team_defense_zone_analysis"], week)
-    inside = outside + [_gap("team_defense_game_summary", "failed: processor_error: boom")]
-    assert not needs_upstream(inside, ["team_defense_game_summary", "team_defense_zone_analysis"], week)
-    earlier = [_gap("team_defense_zone_analysis", "failed: dependency_gap: upstream partitions missing: "
-                                                  "team_defense_game_summary@2023-11-01 (never ran)")]
-    assert needs_upstream(earlier, ["team_defense_game_summary", "team_defense_zone_analysis"], week)
-    assert not needs_upstream([_gap("ml_feature_store", "never ran")], ["ml_feature_store"], week)
