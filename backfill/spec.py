@@ -8,6 +8,7 @@ and the processor, so a typo never reaches a warehouse.
 from __future__ import annotations
 
 import graphlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -497,7 +498,9 @@ def _inside(base: Path, relative: Any, where: _Where, name: str) -> Path:
     if not isinstance(relative, str) or not relative.strip():
         raise where.fail(name, f"sql: must be a file name inside the pipeline folder, got {relative!r}")
     folder = base.resolve()
-    path = (folder / relative).resolve()
+    # Lexically: `..` may not climb out, while a link placed inside the folder (a file shared with
+    # another pipeline) is the folder's own content and is followed when the file is read.
+    path = Path(os.path.normpath(folder / relative))
     if not path.is_relative_to(folder):
         raise where.fail(name, f"sql: {relative} points outside the pipeline folder {folder}; keep SQL files "
                                "inside it (e.g. sql/NAME.sql)")

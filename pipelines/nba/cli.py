@@ -15,7 +15,7 @@ from rich.table import Table
 
 from backfill.cli.context import CliContext
 from backfill.cli.plugin import Demo, PipelinePlugin, emit_json, rows_table
-from backfill.errors import BadInput
+from backfill.cli.selection import _csv
 from backfill.warehouse import Warehouse
 from pipelines.nba.load import check_season
 from pipelines.nba.sample import DEFAULT_SEASONS
@@ -41,12 +41,10 @@ def _load_demo_season(warehouse: Warehouse, season: str) -> None:
 
 
 def _seasons(text: str | None) -> tuple[str, ...]:
-    if not text:
+    """Left out: the default four; given, every item must be a season (`2023-24,` is refused)."""
+    if text is None:
         return DEFAULT_SEASONS
-    seasons = tuple(check_season(s) for s in text.split(",") if s.strip())
-    if not seasons:
-        raise BadInput(f"--seasons {text!r} names no season: write seasons like 2022-23,2023-24")
-    return seasons
+    return tuple(check_season(s) for s in _csv(text, "--seasons"))
 
 
 @click.command()

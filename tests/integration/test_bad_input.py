@@ -238,6 +238,8 @@ CASES = [
          "unknown processor(s) no_such_processor"),
     Case("seasons_empty", ("validate", *_ME, *WEEK, "--seasons", ","), 2, "--seasons ',' has an empty item"),
     Case("seasons_unknown", ("plan", *_ME, *WEEK, "--seasons", "2031-32"), 2, "2031-32"),
+    Case("sample_seasons_trailing_comma", ("data", "sample", "--seasons", "2023-24,"), 2,
+         "--seasons '2023-24,' has an empty item"),
     Case("sample_seasons_badly_written", ("data", "sample", "--seasons", "2023"), 2, "write seasons like 2023-24"),
     # -- dates and ranges --------------------------------------------------------------------------
     Case("date_not_a_date", ("plan", *_ME, "--start", "2023-13-01", "--end", "2023-12-01"), 2, "2023-13-01"),

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from click.testing import CliRunner, Result
 
@@ -104,8 +105,9 @@ def test_bad_pipeline_exits_2_with_one_line(warehouse_url: str, tmp_path: Path) 
 
 
 def test_empty_warehouse_exits_2_and_says_to_load_data(tmp_path: Path) -> None:
-    line = one_error_line(run(f"duckdb:///{tmp_path / 'empty.duckdb'}", "--start", "2023-11-01",
-                              "--end", "2023-11-07"))
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()  # a missing file is exit 3 (`no warehouse at`), not created
+    line = one_error_line(run(f"duckdb:///{empty}", "--start", "2023-11-01", "--end", "2023-11-07"))
     assert "backfill data sample" in line
 
 

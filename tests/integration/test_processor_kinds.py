@@ -34,8 +34,9 @@ def byo_spec(port: int | None = None, tmp: Path | None = None) -> PipelineSpec:
         return load_spec(BYO)
     assert tmp is not None
     text = (BYO / "pipeline.yaml").read_text().replace("127.0.0.1:8765", f"127.0.0.1:{port}")
-    text = text.replace("sql: ../../pipelines/nba/sql/", f"sql: {REPO}/pipelines/nba/sql/")
-    (tmp / "byo").mkdir(exist_ok=True)
+    (tmp / "byo" / "sql").mkdir(parents=True, exist_ok=True)
+    sql = "team_offense_game_summary.sql"
+    (tmp / "byo" / "sql" / sql).write_text((REPO / "pipelines" / "nba" / "sql" / sql).read_text())
     (tmp / "byo" / "pipeline.yaml").write_text(text)
     (tmp / "byo" / "processors.py").write_text((BYO / "processors.py").read_text())
     return load_spec(tmp / "byo")

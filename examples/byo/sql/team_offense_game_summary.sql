@@ -1,0 +1,1 @@
+../../../pipelines/nba/sql/team_offense_game_summary.sql
