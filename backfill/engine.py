@@ -28,12 +28,22 @@ from backfill.planner.model import TaskKey
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
 from backfill.spec import DEFAULT_RUN_HISTORY_TABLE
-from backfill.state import RunRecord, RunStatus, Settled, StateStore, TaskStatus
+from backfill.state import PauseKind, RunRecord, RunStatus, Settled, StateStore, TaskStatus
 from backfill.state.base import now
 from backfill.warehouse import Warehouse, schema
+from backfill.windows import ExecutionWindow
 
 log = logging.getLogger(__name__)
+# A run's trigger pause: a lease of an hour (Settings.trigger_lease_seconds), renewed by the
+# watchdog every minute (Settings.trigger_renew_seconds) while the run has an unsettled task of
+# that phase or an earlier one; it expires by itself within the hour after a run dies.
 TRIGGER_TTL_SECONDS = 3600.0
+TRIGGER_RENEW_SECONDS = 60.0
+Clock = Callable[[], dt.datetime]
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
 FLUSH_LOCK_SECONDS = 120.0
 SETTLED_KINDS = (TaskStatus.succeeded, TaskStatus.failed, TaskStatus.revoked, TaskStatus.blocked)
 WarehouseSource = Callable[[], Warehouse | None]
@@ -105,10 +115,84 @@ def _lock(store: StateStore, run_id: str, tasks: Sequence[Task]) -> None:
     raise RunConflict("could not lock the partitions of this run", hint="try again")
 
 
-def _pause_triggers(triggers: TriggerPauser | None, run_id: str, tasks: Sequence[Task]) -> None:
+def _pause_triggers(triggers: TriggerPauser | None, run_id: str, tasks: Sequence[Task],
+                    ttl: float = TRIGGER_TTL_SECONDS) -> None:
     if triggers is not None:
         for name in trigger_names(tasks):
-            triggers.pause(name, run_id, TRIGGER_TTL_SECONDS, reason=f"backfill run {run_id}")
+            triggers.pause(name, run_id, ttl, reason=f"backfill run {run_id}")
+
+
+def trigger_holds(store: StateStore, run_id: str, run: RunRecord) -> tuple[list[str], list[str]]:
+    """(keep, release): the run's triggers it must hold, and the ones it may let go.
+
+    `phase{N}->phase{N+1}` is held while the run has a task of phase N or earlier that is not
+    settled (an earlier phase feeds phase N's windows too). After a cancel, "settled" is not
+    enough: a cancelled, failed or blocked task of those phases is an incomplete write the
+    live side's windows would read, so the pause is kept until the writes are complete
+    (`resume`) or someone releases it (`cancel --release-triggers`, `triggers resume --all`).
+    """
+    tasks = store.tasks(run_id)
+    states = store.states(run_id)
+    if run.status is RunStatus.cancelled:
+        open_phases = {t.phase for i, t in tasks.items()
+                       if states.get(i) not in (TaskStatus.succeeded, TaskStatus.skipped)}
+    else:
+        open_phases = {t.phase for i, t in tasks.items() if i in states and not states[i].finished}
+    low = min(open_phases, default=None)
+    names = {t.phase: n for t in tasks.values() for n in trigger_names([t])}
+    keep = [names[p] for p in sorted(names) if low is not None and low <= p]
+    return keep, [names[p] for p in sorted(names) if names[p] not in keep]
+
+
+def keep_triggers(store: StateStore, run_id: str, triggers: TriggerPauser | None, settings: Settings,
+                  run: RunRecord | None = None, *, force: bool = False) -> list[str] | None:
+    """Renew the pauses the run must hold, release the others; at most once per
+    `trigger_renew_seconds` per run across every watchdog (a Redis mutex), unless `force`.
+
+    Only renews: a pause someone force-released (`triggers resume --all`) stays released, as
+    the operator asked. Returns the triggers still held, or None when skipped (renewed lately).
+    """
+    run = run or store.get_run(run_id)
+    if triggers is None or run is None:
+        return None
+    if not force and not store.try_lock(run_id, "triggers", settings.trigger_renew_seconds * 0.9):
+        return None
+    keep, release = trigger_holds(store, run_id, run)
+    held = [name for name in keep if triggers.renew(name, run_id, settings.trigger_lease_seconds)]
+    for name in release:
+        triggers.release(name, run_id)
+    return held
+
+
+def window_of(run: RunRecord) -> ExecutionWindow | None:
+    data = run.request.get("window")
+    return ExecutionWindow.from_json(data) if data else None
+
+
+def apply_window(store: StateStore, dispatcher: Dispatcher, run: RunRecord, settings: Settings,
+                 at: dt.datetime) -> str | None:
+    """Hold a windowed run to its window at `at`: pause it when the window is shut, resume it
+    (and send what is ready) when it opens. Returns "paused", "resumed" or None (nothing to do).
+
+    A pause by hand or by a gate is never lifted here: only its own kind.
+    """
+    window = window_of(run)
+    if window is None:
+        return None
+    if window.is_open(at):
+        if run.status is RunStatus.paused and run.pause_kind == PauseKind.window.value:
+            if store.unpause_run(run.run_id, [PauseKind.window]):
+                send(store, dispatcher, run.run_id, store.pump(run.run_id, settings.dispatch_window))
+                log.info("run %s: its window %s opened; resumed", run.run_id, window.describe())
+                return "resumed"
+        return None
+    if run.status is RunStatus.running:
+        opens = window.next_open(at).astimezone(window.zone)
+        reason = f"outside its window {window.describe()}; opens {opens:%a %Y-%m-%d %H:%M} {window.tz}"
+        if store.pause_run(run.run_id, PauseKind.window, "window", reason, at.timestamp()):
+            log.info("run %s: %s", run.run_id, reason)
+            return "paused"
+    return None
 
 
 def _release_triggers(triggers: TriggerPauser | None, run_id: str, tasks: Iterable[Task]) -> None:
@@ -142,8 +226,10 @@ def season_priorities(store: StateStore, run_id: str, task_ids: Sequence[str]) -
 
 
 def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: RunRecord,
-              triggers: TriggerPauser | None = None, settings: Settings | None = None) -> RunRecord:
-    """Lock, store, pause triggers, schedule every task, send the first window.
+              triggers: TriggerPauser | None = None, settings: Settings | None = None,
+              clock: Clock = utcnow) -> RunRecord:
+    """Lock, store, pause triggers, schedule every task, send the first tasks (none when the
+    run's execution window is shut: it starts paused, and the watchdog resumes it at opening).
 
     Refuses (RunConflict) if another run owns a partition.
     """
@@ -158,7 +244,8 @@ def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: Run
     store.create_run(record, tasks)
     order = plan.request.order
     store.schedule(record.run_id, tasks, {t.id: priority(t, order) for t in tasks})
-    _pause_triggers(triggers, record.run_id, tasks)
+    _pause_triggers(triggers, record.run_id, tasks, settings.trigger_lease_seconds)
+    apply_window(store, dispatcher, record, settings, clock())
     send(store, dispatcher, record.run_id, store.pump(record.run_id, settings.dispatch_window))
     if not tasks:
         finish(store, record.run_id, None, triggers)
@@ -324,20 +411,33 @@ def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers
     return status
 
 
-def cancel(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None) -> RunRecord:
-    """Stop new work at once: the flag first (tasks check it atomically before starting), then revoke."""
+def cancel(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
+           *, release_triggers: bool = False, settings: Settings | None = None) -> RunRecord:
+    """Stop new work at once: the flag first (tasks check it atomically before starting), then revoke.
+
+    Trigger pauses: a trigger whose earlier-phase writes this run left incomplete stays paused
+    (the watchdog renews it; `trigger_holds` says which) until `resume` completes them or it is
+    released; `release_triggers` releases every one of them now.
+    """
+    settings = settings or Settings()
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis", hint="`backfill runs` lists the known runs")
     if run.status.active:
         store.update_run(run_id, status=RunStatus.cancelled, cancelled_at=now(), finished_at=now())
-    store.deactivate(run_id)
     states = store.states(run_id)
     store.set_states(run_id, {i: TaskStatus.cancelled for i, s in states.items() if s == TaskStatus.pending})
     dispatcher.revoke(store.queued(run_id))
     tasks = store.tasks(run_id)
     store.release_locks(run_id, task_keys(tasks.values()))
-    _release_triggers(triggers, run_id, tasks.values())
+    held: list[str] | None = None
+    if not release_triggers and triggers is not None:
+        held = keep_triggers(store, run_id, triggers, settings, store.get_run(run_id), force=True)
+    if held:
+        store.activate(run_id)  # the watchdog keeps renewing them, and lets go once released
+    else:
+        store.deactivate(run_id)
+        _release_triggers(triggers, run_id, tasks.values())
     return store.get_run(run_id) or run
 
 
@@ -357,13 +457,16 @@ def record_finished(store: StateStore, warehouse: Warehouse, run_id: str) -> int
 
 
 def _restart(store: StateStore, dispatcher: Dispatcher, run: RunRecord, chosen: Sequence[Task],
-             triggers: TriggerPauser | None, settings: Settings) -> int:
+             triggers: TriggerPauser | None, settings: Settings, clock: Clock = utcnow) -> int:
     """Reset `chosen` to pending, recount what each waits for, and pump."""
     order = str(run.request.get("order", "recent-first"))
     store.update_run(run.run_id, seq=run.seq + 1, status=RunStatus.running, finished_at="", cancelled_at="",
-                     progress_at=now())
+                     progress_at=now(), paused_at="", paused_by="", pause_kind="", pause_reason="")
     store.schedule(run.run_id, chosen, {t.id: priority(t, order) for t in chosen})
-    _pause_triggers(triggers, run.run_id, chosen)
+    _pause_triggers(triggers, run.run_id, chosen, settings.trigger_lease_seconds)
+    restarted = store.get_run(run.run_id)
+    if restarted is not None:
+        apply_window(store, dispatcher, restarted, settings, clock())
     send(store, dispatcher, run.run_id, store.pump(run.run_id, settings.dispatch_window))
     return len(chosen)
 
@@ -390,14 +493,42 @@ def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Trig
     return _restart(store, dispatcher, run, chosen, triggers, settings or Settings())
 
 
+def pause(store: StateStore, run_id: str, by: str, reason: str = "") -> RunRecord:
+    """Pause a run by hand: running tasks finish, nothing new starts, its trigger pauses and
+    partition locks are kept, the watchdog does not call it stalled. `resume` continues it."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise BadInput(f"no run {run_id} in Redis", hint="`backfill runs` lists the known runs")
+    if not run.status.active:
+        raise BadInput(f"run {run_id} is {run.status.value}, not running",
+                       hint="only a running run can be paused; `backfill retry` or `resume` restarts a finished one")
+    if run.status is RunStatus.paused and run.pause_kind == PauseKind.manual.value:
+        return run
+    store.pause_run(run_id, PauseKind.manual, by, reason or "paused by hand", now())
+    return store.get_run(run_id) or run
+
+
 def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
-           settings: Settings | None = None) -> int:
-    """Continue a run Redis still knows but whose queue was lost: every unfinished task is sent
+           settings: Settings | None = None, *, clock: Clock = utcnow) -> int:
+    """Continue a run: a paused one from where it stopped (what was ready is sent, inside its
+    window); one Redis still knows but whose queue was lost by sending every unfinished task
     again, except one running under a live lease (its worker is alive and will settle it)."""
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis")
     settings = settings or Settings()
+    if run.status is RunStatus.paused:
+        store.unpause_run(run_id, list(PauseKind))
+        reap(store, dispatcher, run_id)
+        keep_triggers(store, run_id, triggers, settings, force=True)
+        resumed = store.get_run(run_id)
+        if resumed is not None:
+            apply_window(store, dispatcher, resumed, settings, clock())
+        sent = store.pump(run_id, settings.dispatch_window)
+        send(store, dispatcher, run_id, sent)
+        if store.open_count(run_id) <= 0:
+            finish(store, run_id, None, triggers, settings=settings)
+        return sum(1 for s in store.states(run_id).values() if not s.finished)
     store.reap(run_id)
     states = store.states(run_id)
     tasks = store.tasks(run_id)
@@ -426,8 +557,8 @@ def stall(store: StateStore, run_id: str, stall_after: float, run: RunRecord | N
     """`{since, reason}` when an active run made no progress for `stall_after` seconds, has nothing
     running under a live lease, and no message sent (or retry due) within that time; else None."""
     run = run or store.get_run(run_id)
-    if run is None or not run.status.active or store.open_count(run_id) <= 0:
-        return None
+    if run is None or not run.status.dispatching or store.open_count(run_id) <= 0:
+        return None  # a paused run waits on purpose: it is not stalled
     moment = now()
     last = max(run.progress_at or run.created_at, run.healed_at or 0.0, run.created_at)
     if moment - last < stall_after or store.live_leases(run_id) > 0:
@@ -463,15 +594,23 @@ def heal(store: StateStore, dispatcher: Dispatcher, run_id: str, settings: Setti
 
 
 def sweep(store: StateStore, dispatcher: Dispatcher, settings: Settings, warehouse: WarehouseSource,
-          triggers: TriggerPauser | None = None) -> dict[str, int]:
-    """One watchdog pass over every active run: reap expired leases, heal stalls, finish what is done."""
+          triggers: TriggerPauser | None = None, clock: Clock = utcnow) -> dict[str, int]:
+    """One watchdog pass over every active run: hold it to its window, renew its trigger pauses,
+    reap expired leases, heal stalls, finish what is done. A cancelled run stays on the list only
+    while it keeps a trigger paused over incomplete writes."""
     out = {"runs": 0, "resent": 0, "healed": 0, "finished": 0}
     for run_id in store.active_runs():
         run = store.get_run(run_id)
+        if run is not None and run.status is RunStatus.cancelled:
+            if triggers is None or keep_triggers(store, run_id, triggers, settings, run) == []:
+                store.deactivate(run_id)
+            continue
         if run is None or not run.status.active:
             store.deactivate(run_id)
             continue
         out["runs"] += 1
+        apply_window(store, dispatcher, run, settings, clock())
+        keep_triggers(store, run_id, triggers, settings, run)
         out["resent"] += reap(store, dispatcher, run_id)
         if store.open_count(run_id) <= 0:
             if finish(store, run_id, warehouse(), triggers, settings=settings) is not None:
@@ -563,6 +702,21 @@ def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[
     flight = store.inflight(run_id) if run.status.active else {}
     waiting_retry = sum(1 for t, due in flight.items() if due > moment and states.get(t) is TaskStatus.pending)
     stalled = stall(store, run_id, stall_after, run) if run.status.active else None
+    window = window_of(run)
+    eta: float | None = None
+    if rate > 0 and run.status.dispatching and not stalled:
+        eta = remaining / rate
+        if window is not None:  # the work left, spread over the windows still to come
+            at = dt.datetime.fromtimestamp(moment, dt.UTC)
+            eta = (window.finish(dt.timedelta(seconds=eta), at)[1] - at).total_seconds()
+    paused = ({"since": run.paused_at, "by": run.paused_by, "kind": run.pause_kind, "reason": run.pause_reason}
+              if run.status is RunStatus.paused else None)
+    hours = None
+    if window is not None:
+        at = dt.datetime.fromtimestamp(moment, dt.UTC)
+        hours = {**window.to_json(), "open": window.is_open(at),
+                 "opens": window.next_open(at).isoformat(timespec="seconds"),
+                 "closes": window.next_close(at).isoformat(timespec="seconds")}
     failures = [{"task_id": tid, "category": r.get("error_category"), "message": r.get("error_message")}
                 for tid, r in sorted(results.items()) if states.get(tid) == TaskStatus.failed]
     partials = [{"task_id": tid, "category": results[tid].get("error_category"),
@@ -574,7 +728,7 @@ def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[
         "seq": run.seq, "waves": run.waves, "total": len(states), "done": done,
         "settled": settled, "counts": counts, "elapsed_seconds": round(elapsed, 1),
         "rate_per_minute": round(rate * 60, 2),
-        "eta_seconds": round(remaining / rate, 1) if rate > 0 and run.status.active and not stalled else None,
+        "eta_seconds": round(eta, 1) if eta is not None else None, "paused": paused, "window": hours,
         "in_flight": len(flight), "waiting_retry": waiting_retry,
         "progress_at": run.progress_at, "stalled": stalled,
         "healed": {"count": run.healed, "at": run.healed_at, "reason": run.heal_reason or None},

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -65,6 +65,10 @@ class Settings(BaseSettings):
                                description="seconds without progress (and nothing running) before a run is stalled")
     watchdog: bool = Field(default=True, description="workers sweep active runs: expired leases, stalled runs")
     watchdog_interval: float = Field(default=5.0, ge=0.5, le=600, description="seconds between a worker's sweeps")
+    trigger_lease_seconds: float = Field(default=3600.0, ge=2, le=7 * 24 * 3600,
+                                         description="a run's pause of a downstream trigger: the lease it holds")
+    trigger_renew_seconds: float = Field(default=60.0, ge=0.5, le=3600,
+                                         description="how often the watchdog renews a run's trigger pauses")
     task_queue: str = Field(default="celery", min_length=1, max_length=200,
                             description="the broker queue run tasks go to (one per deployment sharing a broker)")
     dispatch_window: int = Field(default=64, ge=1, le=100000,
@@ -73,6 +77,15 @@ class Settings(BaseSettings):
                                      description="settled tasks that trigger a bulk run-history write")
     history_flush_seconds: float = Field(default=10.0, ge=0,
                                          description="oldest unwritten settled task age that triggers a write")
+
+    @model_validator(mode="after")
+    def _renew_inside_lease(self) -> Settings:
+        # Renewed less than three times per lease, one slow sweep (a Redis hiccup, a busy worker)
+        # would be enough to let a trigger pause lapse while the run still writes.
+        if self.trigger_renew_seconds * 3 > self.trigger_lease_seconds:
+            raise ValueError(f"trigger_renew_seconds ({self.trigger_renew_seconds:g}) must be at most a third of "
+                             f"trigger_lease_seconds ({self.trigger_lease_seconds:g})")
+        return self
 
     @property
     def warehouse_url(self) -> str:

@@ -219,6 +219,10 @@ class StateStore(ABC):
     def deactivate(self, run_id: str) -> None: ...
 
     @abstractmethod
+    def activate(self, run_id: str) -> None:
+        """Put a run back on the watchdog's worklist (a cancelled run that still holds a trigger pause)."""
+
+    @abstractmethod
     def acquire_locks(self, run_id: str, keys: Iterable[TaskKey]) -> str | None:
         """Lock every (processor, date) for the run, all or nothing; returns a conflicting holder's run id."""
 
