@@ -91,13 +91,10 @@ def priority(task: Task, order: str) -> float:
     Depth before date keeps a season's upstream phases ahead of its downstream ones, so the
     critical path of the preferred season is never starved by its own leaves.
     """
-    try:
-        year = int(task.season[:4])
-    except ValueError:
-        year = 0
-    season_rank = (3000 - year) if order == "recent-first" else year
+    from backfill.gates import season_rank
+
     first = task.dates[0].toordinal() if task.dates else 0
-    return season_rank * 1e9 + task.wave * 1e6 + (first % 1_000_000)
+    return season_rank(task.season, order) * 1e9 + task.wave * 1e6 + (first % 1_000_000)
 
 
 def _lock(store: StateStore, run_id: str, tasks: Sequence[Task]) -> None:
@@ -241,6 +238,10 @@ def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: Run
     record.status = RunStatus.running
     record.progress_at = now()
     record.seasons = ",".join(sorted({t.season for t in tasks}, reverse=plan.request.order == "recent-first"))
+    if record.request.get("gate"):
+        from backfill.gates import arm
+
+        arm(record, tasks, plan.request.order)
     store.create_run(record, tasks)
     order = plan.request.order
     store.schedule(record.run_id, tasks, {t.id: priority(t, order) for t in tasks})
@@ -292,6 +293,7 @@ def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str,
     if done.outcome != "ok":
         return done
     send(store, dispatcher, run_id, done.send)
+    gate(store, dispatcher, run_id, done.open, settings, warehouse)
     from backfill.alerts.notify import on_task_settled  # before finish: a season's digest precedes the final one
 
     on_task_settled(store, run_id, task_id, status, result, settings, warehouse)
@@ -307,6 +309,39 @@ def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str,
         except Exception:  # the next settle or the finish writes them; a task must not fail for it
             log.warning("run %s: run-history flush failed; will retry", run_id, exc_info=True)
     return done
+
+
+def gate(store: StateStore, dispatcher: Dispatcher, run_id: str, open_count: int, settings: Settings,
+         warehouse: WarehouseSource, *, force: bool = False) -> str | None:
+    """A gated run whose gated season just completed: validate it, then let the next season
+    through or pause the run (`backfill.gates`). Once per season and sequence (a claim), unless
+    `force` (a `resume` after a fix by hand). Returns "passed", "failed" or None (nothing to do)."""
+    from backfill import gates
+
+    run = store.get_run(run_id)
+    if run is None or not gates.due(run, open_count) or not gates.season_done(store, run):
+        return None
+    guard = f"gate:{run.seq}:{run.gate_season}"
+    if not force and not store.claim(run_id, guard, 600.0):
+        return None
+    wh = warehouse()
+    if wh is None:
+        store.unclaim(run_id, guard)
+        return None
+    try:
+        flush_history(store, wh, run_id, wait=FLUSH_LOCK_SECONDS)  # success rates read the run history
+        passed, summary, findings = gates.validate_season(store, run, wh)
+    except Exception:
+        store.unclaim(run_id, guard)
+        raise
+    if passed:
+        gates.advance(store, run, summary)
+        send(store, dispatcher, run_id, store.pump(run_id, settings.dispatch_window))
+        log.info("run %s: %s; the next season starts", run_id, summary)
+    else:
+        gates.close(store, run, summary, findings, now())
+    store.complete(run_id, guard)
+    return "passed" if passed else "failed"
 
 
 # -- the run history: bulk writes, never one per task ---------------------------------------
@@ -477,8 +512,8 @@ def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Trig
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis", hint=f"`backfill resume {run_id}` rebuilds it from run history")
-    if run.status.active:
-        raise BadInput(f"run {run_id} is still running", hint="retry it once it has finished")
+    if run.status is RunStatus.running:
+        raise BadInput(f"run {run_id} is still running", hint="retry it once it has finished, or `backfill pause` it")
     states = store.states(run_id)
     tasks = store.tasks(run_id)
     partial = partial_tasks(store, run_id, states)
@@ -509,7 +544,8 @@ def pause(store: StateStore, run_id: str, by: str, reason: str = "") -> RunRecor
 
 
 def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
-           settings: Settings | None = None, *, clock: Clock = utcnow) -> int:
+           settings: Settings | None = None, *, clock: Clock = utcnow, accept: bool = False,
+           warehouse: WarehouseSource = lambda: None) -> int:
     """Continue a run: a paused one from where it stopped (what was ready is sent, inside its
     window); one Redis still knows but whose queue was lost by sending every unfinished task
     again, except one running under a live lease (its worker is alive and will settle it)."""
@@ -518,6 +554,16 @@ def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
         raise BadInput(f"no run {run_id} in Redis")
     settings = settings or Settings()
     if run.status is RunStatus.paused:
+        from backfill import gates
+
+        if gates.is_gate_paused(run):
+            if accept:
+                gates.advance(store, run, f"season {run.gate_season} accepted without validation (--accept)")
+            else:  # validate again (fixed by hand): still failing keeps it paused, saying why
+                store.unpause_run(run_id, [PauseKind.gate])
+                if gate(store, dispatcher, run_id, store.open_count(run_id), settings, warehouse,
+                        force=True) == "failed":
+                    return 0
         store.unpause_run(run_id, list(PauseKind))
         reap(store, dispatcher, run_id)
         keep_triggers(store, run_id, triggers, settings, force=True)

@@ -181,10 +181,13 @@ def check_succeeded(info: dict[str, Any]) -> None:
               help="Passed to every processor of the run (e.g. backfill_mode=true); repeatable.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and enqueue nothing.")
 @window_options
+@click.option("--gate", type=click.Choice(["validate"]), default=None,
+              help="Write one season at a time and validate it before the next starts; a failed validation "
+                   "pauses the run (`resume` after a fix and `retry`, or `resume --accept`).")
 @wait_option
 @click.pass_obj
 def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: bool, options: tuple[str, ...],
-            dry_run: bool, wait: bool, window: str | None, tz: str | None, days: str | None,
+            dry_run: bool, wait: bool, window: str | None, tz: str | None, days: str | None, gate: str | None,
             **selection: Any) -> None:
     """Plan a backfill and send it to the workers; prints the run id.
 
@@ -207,7 +210,8 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
         return
     record = RunRecord(run_id=engine.new_run_id(), pipeline=_pipeline_path(obj, pipeline),
                        request={**request.to_json(), **({"options": run_options} if run_options else {}),
-                                **({"window": hours.to_json()} if hours else {})},
+                                **({"window": hours.to_json()} if hours else {}),
+                                **({"gate": gate} if gate else {})},
                        alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
     prepare_targets(spec, warehouse, plan)
     engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings)
@@ -426,14 +430,21 @@ def retry(obj: CliContext, run_id: str, wait: bool) -> None:
 
 @click.command("resume")
 @click.argument("run_id")
+@click.option("--accept", is_flag=True,
+              help="A run paused by a season gate: go on to the next season without validating this one again.")
 @wait_option
 @click.pass_obj
-def resume(obj: CliContext, run_id: str, wait: bool) -> None:
-    """Continue a run after its queue or its Redis state was lost; finished tasks are not redone."""
+def resume(obj: CliContext, run_id: str, accept: bool, wait: bool) -> None:
+    """Continue a paused run, or one whose queue or Redis state was lost; finished tasks are not redone.
+
+    A run paused by a season gate is validated again first (after a fix by hand) and stays
+    paused if that still fails; --accept goes on without it.
+    """
     session = Session(obj)
     found = session.store.get_run(run_id)
     if found is not None:
-        n = engine.resume(session.store, session.dispatcher, run_id, session.triggers, session.settings)
+        n = engine.resume(session.store, session.dispatcher, run_id, session.triggers, session.settings,
+                          accept=accept, warehouse=lambda: session.warehouse())
         after = session.store.get_run(run_id)
         click.echo(f"run {run_id}: resumed {n} unfinished task(s)"
                    + (f" from a {found.pause_kind} pause" if found.status is RunStatus.paused else ""))
