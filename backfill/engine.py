@@ -476,6 +476,15 @@ def cancel(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
     return store.get_run(run_id) or run
 
 
+def release_kept_triggers(store: StateStore, run_id: str, triggers: TriggerPauser | None) -> list[str]:
+    """Release the trigger pauses a cancelled run kept over its incomplete writes; returns the names it held."""
+    tasks = store.tasks(run_id)
+    released = [name for name in trigger_names(tasks.values())
+                if triggers is not None and triggers.release(name, run_id)]
+    store.deactivate(run_id)
+    return released
+
+
 def record_finished(store: StateStore, warehouse: Warehouse, run_id: str) -> int:
     """Write the run history of every settled task of the run, in one bulk write.
 

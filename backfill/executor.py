@@ -23,12 +23,13 @@ from backfill.alerts.categories import CATEGORIES, CRITICAL, category_of
 from backfill.calendar import Calendar, as_date
 from backfill.checks import DateCheck, Emptiness, UpstreamCheck, describe_gaps
 from backfill.errors import BackfillError, QuotaExceeded, TransientWarehouseError, WarehouseError
+from backfill.fingerprint import code_version
 from backfill.hooks import PostWrite, load_hook
+from backfill.keys import describe_duplicates, partition_figures_sql
 from backfill.planner.model import Task
 from backfill.processors import Invocation, Kind, kind_of
 from backfill.settings import Settings
 from backfill.spec import PipelineSpec, Processor
-from backfill.validate.staleness import code_version
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
 
@@ -65,7 +66,7 @@ class TaskResult:
     attempt: int = 1
     status_by_date: dict[dt.date, str] = field(default_factory=dict)
     issues_by_date: dict[dt.date, list[str]] = field(default_factory=dict)  # [category, message]
-    code_version: str | None = None  # the processor's code fingerprint (backfill.validate.staleness)
+    code_version: str | None = None  # the processor's code fingerprint (backfill.fingerprint)
 
     @property
     def ok(self) -> bool:
@@ -336,10 +337,10 @@ def _inspect(result: TaskResult, outcome: _Outcome, task: Task, warehouse: Wareh
              dates: list[dt.date], strict: bool, run_id: str) -> None:
     """Rows per date against what the processor expects, NULLs, raw coverage per game and team, hooks."""
     required = sorted(set(proc.required_columns) | {c.name for c in table.columns if c.required})
-    nulls = ", ".join(f"COUNTIF({c} IS NULL) AS null_{c}" for c in required)
-    rows = warehouse.query(
-        f"SELECT {table.partition} AS d, COUNT(*) AS n{', ' + nulls if nulls else ''} FROM {table.name} "
-        f"WHERE {table.partition} IN UNNEST(@dates) GROUP BY 1", {"dates": sorted(result.dates)})
+    rows = warehouse.query(partition_figures_sql(table.name, table.partition, proc.key,
+                                                 {f"null_{c}": f"{c} IS NULL" for c in required},
+                                                 f"{table.partition} IN UNNEST(@dates)"),
+                           {"dates": sorted(result.dates)})
     by_date = {as_date(r["d"]): r for r in rows}
     result.rows_by_date = {d: int(by_date[d]["n"]) if d in by_date else 0 for d in result.dates}
     result.rows = sum(result.rows_by_date.values())
@@ -349,6 +350,7 @@ def _inspect(result: TaskResult, outcome: _Outcome, task: Task, warehouse: Wareh
             if missing:
                 outcome.mark(d, "partial", "partial_data", f"{table.name}.{c}: {missing} NULL value(s) in a "
                                                            "required column")
+        _mark_duplicates(outcome, d, by_date.get(d), table.name, proc.key)
     emptiness = Emptiness(spec, cal)
     # Bootstrap dates of lookback processors may have few or no rows: expectations start after.
     settled = [d for d in dates if not emptiness.may_be_empty(proc.name, d)]
@@ -369,6 +371,18 @@ def _inspect(result: TaskResult, outcome: _Outcome, task: Task, warehouse: Wareh
         if report is not None:
             result.warnings.extend(report.warnings)
             result.unresolved_players += report.unresolved
+
+
+def _mark_duplicates(outcome: _Outcome, d: dt.date, figures: Mapping[str, Any] | None, table: str,
+                     key: Sequence[str]) -> None:
+    """A date whose written rows repeat a declared key failed, whatever else it holds: counted twice
+    is worse than missing, because nothing downstream can tell."""
+    found = figures or {}
+    dups = int(found.get("dup_keys") or 0)
+    if dups:
+        outcome.mark(d, "failed", "duplicate_key",
+                     describe_duplicates(table, key, dups, int(found.get("dup_rows") or 0), found.get("dup_example"))
+                     + "; fix the processor so each key has one row, then rerun these dates")
 
 
 def _check_expectations(outcome: _Outcome, warehouse: Warehouse, spec: PipelineSpec, proc: Processor,

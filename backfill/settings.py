@@ -119,9 +119,9 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
+    # The host and port as written: `parts.port` raises on `:notaport` or `:99999`, and a URL
+    # that is wrong must still be shown (redacted) in the message that says it is wrong.
+    host = parts.netloc.rpartition("@")[2]
     user = parts.username or ""
     netloc = f"{user}:***@{host}" if user else f":***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

@@ -15,13 +15,13 @@ from typing import Any
 
 import yaml
 
-from backfill.errors import BadInput, SpecError
-from backfill.validate.criteria import (
+from backfill.acceptance import (
     PipelineAcceptance,
     ProcessorAcceptance,
     parse_pipeline_acceptance,
     parse_processor_acceptance,
 )
+from backfill.errors import BadInput, SpecError
 from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
 
 WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date")
@@ -158,6 +158,7 @@ class RawTable:
     partition: str | None = None
     game: str | None = None
     team: str | None = None
+    key: tuple[str, ...] = ()  # columns that identify one row: the import and `validate` refuse repeats
 
 
 @dataclass(frozen=True)
@@ -272,22 +273,8 @@ def load_spec(path: str | Path) -> PipelineSpec:
 
 def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
     base = file.parent
-    raw_tables: dict[str, RawTable] = {}
-    for name, opts in (data.get("raw_tables") or {}).items():
-        opts = opts or {}
-        extra = sorted(set(opts) - {"partition", "game", "team"})
-        if extra:
-            raise where.fail(None, f"raw table {name}: unknown setting(s) {', '.join(extra)} "
-                                   "(known: game, partition, team)")
-        try:
-            check_table_name(name)
-            cols = {k: opts.get(k) for k in ("partition", "game", "team")}
-            for k, v in cols.items():
-                if v is not None:
-                    check_identifier(v, f"{k} column")
-        except BadInput as exc:
-            raise where.fail(None, f"raw table {name}: {exc.message}") from exc
-        raw_tables[name] = RawTable(name, cols["partition"], cols["game"], cols["team"])
+    raw_tables = {str(name): _parse_raw_table(str(name), opts or {}, where)
+                  for name, opts in (data.get("raw_tables") or {}).items()}
     schedule_table = data.get("schedule_table", DEFAULT_SCHEDULE_TABLE)
     run_history = data.get("run_history_table", DEFAULT_RUN_HISTORY_TABLE)
     hooks = data.get("post_write") or ()
@@ -335,6 +322,7 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
                              else "cluster: at most 4 columns (BigQuery's limit)")
         if target in targets:
             raise where.fail(name, f"target {target} is also written by {targets[target]}")
+        _refuse_input_target(target, raw_tables, run_history, where, name)
         targets[target] = name
         batch = raw.get("batch_size")
         if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
@@ -344,7 +332,7 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
             raise where.fail(name, f"estimate_seconds must be a number >= 0, got {est!r}")
         sql = raw.get("sql")
         # A missing SQL file is reported by preflight and fails only this processor's tasks.
-        sql_path = (base / sql).resolve() if sql is not None else None
+        sql_path = _inside(base, sql, where, name) if sql is not None else None
         kinds = [k for k in ("sql", "python", "http") if raw.get(k) is not None]
         if len(kinds) != 1:
             raise where.fail(name, "needs exactly one of `sql: file.sql`, `python: package.module:function` or "
@@ -428,6 +416,56 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
                         raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
                         order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks,
                         acceptance=pipeline_acceptance)
+
+
+def _refuse_input_target(target: str, raw_tables: Mapping[str, RawTable], run_history: str, where: _Where,
+                         name: str) -> None:
+    """A backfill replaces its target's partitions: a target that is an input or the run history
+    would overwrite what the pipeline reads, or its own record of what it did."""
+    if target in raw_tables:
+        raise where.fail(name, f"target {target} is a raw input table (raw_tables:); a backfill would overwrite "
+                               "its own inputs: write to a table of its own")
+    if target == run_history:
+        raise where.fail(name, f"target {target} is the run-history table; write to a table of its own")
+
+
+def _inside(base: Path, relative: Any, where: _Where, name: str) -> Path:
+    """A path the spec names, resolved inside the pipeline folder (a spec never reads elsewhere)."""
+    if not isinstance(relative, str) or not relative.strip():
+        raise where.fail(name, f"sql: must be a file name inside the pipeline folder, got {relative!r}")
+    folder = base.resolve()
+    path = (folder / relative).resolve()
+    if not path.is_relative_to(folder):
+        raise where.fail(name, f"sql: {relative} points outside the pipeline folder {folder}; keep SQL files "
+                               "inside it (e.g. sql/NAME.sql)")
+    return path
+
+
+_RAW_KEYS = ("partition", "game", "team", "key")
+
+
+def _parse_raw_table(name: str, opts: Any, where: _Where) -> RawTable:
+    """One `raw_tables:` entry: its partition, game and team columns, and its key."""
+    if not isinstance(opts, Mapping):
+        raise where.fail(None, f"raw table {name}: expected a mapping of {', '.join(_RAW_KEYS)}, got {opts!r}")
+    extra = sorted(set(opts) - set(_RAW_KEYS))
+    if extra:
+        raise where.fail(None, f"raw table {name}: unknown setting(s) {', '.join(extra)} "
+                               f"(known: {', '.join(sorted(_RAW_KEYS))})")
+    key = opts.get("key") or ()
+    if isinstance(key, str) or not isinstance(key, (list, tuple)):
+        raise where.fail(None, f"raw table {name}: key must be a list of columns, e.g. [game_id, player_id], "
+                               f"got {key!r}")
+    try:
+        check_table_name(name)
+        cols = {k: opts.get(k) for k in ("partition", "game", "team")}
+        for k, v in cols.items():
+            if v is not None:
+                check_identifier(v, f"{k} column")
+        columns = tuple(check_identifier(c, "key column") for c in key)
+    except BadInput as exc:
+        raise where.fail(None, f"raw table {name}: {exc.message}") from exc
+    return RawTable(name, cols["partition"], cols["game"], cols["team"], columns)
 
 
 def _parse_expect(raw: Any, deps: list[Dependency], columns: tuple[Column, ...], where: _Where,

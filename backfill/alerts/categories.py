@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 CRITICAL = "critical"
-CATEGORIES = ("quota", "transient", "dependency_gap", "empty_output", "schema_drift", "partial_data",
-              "registry_gap", "processor_error", CRITICAL)
+# `duplicate_key`: a written partition holds two rows with one declared key; never `success`.
+CATEGORIES = ("quota", "transient", "dependency_gap", "empty_output", "duplicate_key", "schema_drift",
+              "partial_data", "registry_gap", "processor_error", CRITICAL)
 DIGEST_ONLY = frozenset({"registry_gap", "partial_data"})
 ALIASES = {"auth_config": CRITICAL, "auth": CRITICAL, "config": CRITICAL, "permission": CRITICAL}
 # A warehouse error that says nobody may or can do this, whatever the date: configuration, not data.

@@ -39,9 +39,12 @@ class CliContext:
         return cls(settings=settings, debug=debug)
 
     def warehouse(self, *, create: bool = False) -> Warehouse:
-        """The configured warehouse; only commands that load data may create a new DuckDB file."""
+        """The configured warehouse; only commands that load data may create (or write) a DuckDB file:
+        the others open it read-only, so a file they may not write still opens."""
         if self._warehouse is None:
-            self._warehouse = open_warehouse(self.settings.warehouse_url, create=create)
+            url = self.settings.warehouse_url
+            extra = {"read_only": True} if url.startswith("duckdb:") and not create else {}
+            self._warehouse = open_warehouse(url, create=create, **extra)
         return self._warehouse
 
     def spec(self, pipeline: str | None) -> PipelineSpec:

@@ -76,10 +76,13 @@ def sample(obj: CliContext, seasons: str | None, seed: int, allow_shrink: bool, 
 @click.argument("directory", type=click.Path(file_okay=False, path_type=str))
 @click.option("--allow-shrink", is_flag=True,
               help="Replace a season even when a table would lose more than 5% of its rows.")
+@click.option("--dedupe", is_flag=True,
+              help="Keep the last copy of rows that repeat a raw table's key (default: refuse the import).")
 @click.option("--json", "as_json", is_flag=True, help="Print a stable JSON object.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.pass_obj
-def import_nba_command(obj: CliContext, directory: str, allow_shrink: bool, as_json: bool, quiet: bool) -> None:
+def import_nba_command(obj: CliContext, directory: str, allow_shrink: bool, dedupe: bool, as_json: bool,
+                       quiet: bool) -> None:
     """Import player_logs/, playoff_player_logs/ and prop_lines/ CSVs from DIRECTORY.
 
     Every file is validated before the warehouse is opened: a bad file is exit 2 and changes nothing.
@@ -87,7 +90,7 @@ def import_nba_command(obj: CliContext, directory: str, allow_shrink: bool, as_j
     from pipelines.nba.importer import read_nba, stderr_progress, write_nba
 
     progress = None if quiet else stderr_progress
-    data = read_nba(directory, progress)
+    data = read_nba(directory, progress, dedupe=dedupe)
     summary = write_nba(obj.warehouse(create=True), data, allow_shrink=allow_shrink, progress=progress)
     if as_json:
         _emit({"command": "import-nba", **summary.to_dict()})
@@ -97,6 +100,8 @@ def import_nba_command(obj: CliContext, directory: str, allow_shrink: bool, as_j
                               summary.rows_per_season))
     for line in summary.shrunk:
         console.print(f"shrunk (--allow-shrink): {line}")
+    for table, n in summary.deduplicated.items():
+        console.print(f"--dedupe: {n:,} repeated row(s) of {table} dropped (the last copy of each key kept)")
     if summary.skipped:
         skipped = Table(title=f"{summary.skipped_total:,} rows skipped")
         skipped.add_column("file")

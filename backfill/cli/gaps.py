@@ -158,11 +158,14 @@ def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, d
                             hint="recompute them with: " + " && ".join(report.commands))
 
 
-def _open(obj: CliContext) -> tuple[Warehouse, bool]:
-    """A DuckDB file is opened per operation (workers may own it between tasks)."""
+def _open(obj: CliContext, *, read_only: bool = True) -> tuple[Warehouse, bool]:
+    """The warehouse of a command that only reads: never created (a missing file is "no warehouse at
+    PATH", exit 3), and a DuckDB file is opened read-only (a file the user may not write still opens)
+    and per operation (workers may own it between tasks). `validate` writes scratch tables for its
+    spot checks, so it asks for `read_only=False`, still never creating the file."""
     url = obj.settings.warehouse_url
     if url.startswith("duckdb:"):
-        return open_warehouse(url, hold=False), True
+        return open_warehouse(url, create=False, hold=False, read_only=read_only), True
     return obj.warehouse(), False
 
 
@@ -182,17 +185,18 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
     spec = obj.spec(pipeline)
     parsed = parse_ranges(start, end, ranges)
     phase_set = parse_phases(phases)
-    names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors)) or None)
+    names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors, "--processors")) or None)
     warehouse, close = _open(obj)
     if stale:
         try:
-            report_stale(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None, pipeline, as_json)
+            chosen = frozenset(_csv(seasons, "--seasons")) or None
+            report_stale(warehouse, spec, parsed, names, chosen, pipeline, as_json)
         finally:
             if close:
                 warehouse.close()
         return
     try:
-        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons)) or None)
+        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons, "--seasons")) or None)
     finally:
         if close:
             warehouse.close()

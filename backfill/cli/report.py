@@ -17,6 +17,15 @@ import click
 from backfill.cli.context import CliContext
 from backfill.cli.gaps import _open
 from backfill.errors import BadInput, ProblemsFound
+from backfill.spec import PipelineSpec
+from backfill.state.base import StateStore
+
+
+def spec_of_run(obj: CliContext, store: StateStore, run_id: str) -> PipelineSpec:
+    """The spec of the pipeline a run was enqueued with (its record names the folder), so commands
+    about a run work from any working directory; the configured default when Redis has no record."""
+    record = store.get_run(run_id)
+    return obj.spec(record.pipeline if record is not None and record.pipeline else None)
 
 
 def _writable(path: Path | None, flag: str) -> None:
@@ -57,10 +66,10 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
             raise BadInput(f"--since {since!r} is not a date (YYYY-MM-DD)") from None
     _writable(html_file, "--html")
     _writable(markdown_file, "--markdown")
-    spec = obj.spec(pipeline)
-    session = Session(obj)
-    warehouse, close = _open(obj)
+    # The warehouse first: a wrong path is "no warehouse at PATH" before anything else starts.
+    warehouse, close = _open(obj, read_only=not run_validate)  # --validate records its verdict
     try:
+        session = Session(obj)
         ids = list(run_ids)
         if not ids and day is None:
             latest = session.store.list_runs()
@@ -68,6 +77,7 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
                 raise BadInput("no runs in Redis yet: name a run id or pass --since DATE",
                                hint="`backfill runs` lists the runs")
             ids = [latest[0].run_id]
+        spec = obj.spec(pipeline) if pipeline or not ids else spec_of_run(obj, session.store, ids[0])
         if day is not None:
             ids += [r for r in runs_since(session.store, warehouse, spec.run_history_table, day) if r not in ids]
             if not ids:

@@ -25,7 +25,7 @@ from backfill.cli.plan import _duration, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
 from backfill.cli.windows import window_from, window_options
-from backfill.errors import BadInput, ProblemsFound
+from backfill.errors import BadInput, ProblemsFound, SpecError
 from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
@@ -393,6 +393,20 @@ def cancel(obj: CliContext, run_id: str, settle: float, release_triggers: bool) 
     on later, `backfill pause` keeps everything instead.
     """
     session = Session(obj)
+    settled = session.store.get_run(run_id)
+    if settled is not None and not settled.status.active:
+        # Revoking again and rewriting its history would change a run that already ended; only
+        # the trigger pauses a cancelled run kept are released, when asked.
+        if release_triggers:
+            released = engine.release_kept_triggers(session.store, run_id, session.triggers)
+            click.echo(f"run {run_id} already ended {settled.status.value}; trigger pauses released "
+                       f"(--release-triggers): {', '.join(released) or 'none were held'}")
+            return
+        click.echo(f"run {run_id} already ended {settled.status.value}; nothing to cancel, nothing changed")
+        for p in session.trigger_pauses(run_id):
+            click.echo(f"trigger {p['trigger']} stays paused until {p['until']} "
+                       f"(`backfill cancel {run_id} --release-triggers` releases it)")
+        return
     rec = engine.cancel(session.store, session.dispatcher, run_id, session.triggers,
                         release_triggers=release_triggers, settings=session.settings)
     click.echo(f"run {run_id} {rec.status.value}")
@@ -422,6 +436,10 @@ def cancel(obj: CliContext, run_id: str, settle: float, release_triggers: bool) 
 def retry(obj: CliContext, run_id: str, wait: bool) -> None:
     """Run a finished run's failed, partial, blocked and revoked tasks again (after fixing the cause)."""
     session = Session(obj)
+    record = session.store.get_run(run_id)
+    if record is not None and record.status is RunStatus.cancelled:
+        raise BadInput(f"run {run_id} was cancelled; retry redoes only the failed tasks of a run that ended",
+                       hint=f"continue it with `backfill resume {run_id}`")
     n = engine.retry(session.store, session.dispatcher, run_id, session.triggers, session.settings)
     click.echo(f"run {run_id}: retrying {n} failed/partial/blocked/revoked task(s)")
     if wait:
@@ -432,9 +450,11 @@ def retry(obj: CliContext, run_id: str, wait: bool) -> None:
 @click.argument("run_id")
 @click.option("--accept", is_flag=True,
               help="A run paused by a season gate: go on to the next season without validating this one again.")
+@click.option("--pipeline", default=None,
+              help="Pipeline folder, only when Redis lost the run (its record names it otherwise).")
 @wait_option
 @click.pass_obj
-def resume(obj: CliContext, run_id: str, accept: bool, wait: bool) -> None:
+def resume(obj: CliContext, run_id: str, accept: bool, pipeline: str | None, wait: bool) -> None:
     """Continue a paused run, or one whose queue or Redis state was lost; finished tasks are not redone.
 
     A run paused by a season gate is validated again first (after a fix by hand) and stays
@@ -451,15 +471,24 @@ def resume(obj: CliContext, run_id: str, accept: bool, wait: bool) -> None:
         if after is not None and after.status is RunStatus.paused:
             click.echo(f"run {run_id} waits: {after.pause_reason}", err=True)
     else:
-        n = rebuild(obj, session, run_id)
+        n = rebuild(obj, session, run_id, pipeline)
         click.echo(f"run {run_id}: rebuilt from run history; {n} task(s) still to do")
     if wait:
         wait_and_exit(session, run_id, Console(stderr=True))
 
 
-def rebuild(obj: CliContext, session: Session, run_id: str) -> int:
-    """Redis lost the run: re-plan its stored request, skipping what the run history says succeeded."""
-    spec_default = obj.spec(None)
+def rebuild(obj: CliContext, session: Session, run_id: str, pipeline: str | None = None) -> int:
+    """Redis lost the run: re-plan its stored request, skipping what the run history says succeeded.
+
+    The run's ledger is in the pipeline's run-history table, so without Redis's record the folder
+    comes from --pipeline (or the configured default); the ledger then names the run's own folder.
+    """
+    try:
+        spec_default = obj.spec(pipeline)
+    except SpecError as exc:
+        raise BadInput(f"run {run_id} is not in Redis, and {exc.message}",
+                       hint=f"pass the folder it was enqueued with: `backfill resume {run_id} --pipeline DIR`"
+                       ) from None
     warehouse = session.warehouse()
     record = engine.load_request(warehouse, spec_default.run_history_table, run_id)
     if record is None:

@@ -45,12 +45,24 @@ def parse_ranges(start: str | None, end: str | None, ranges: tuple[str, ...]) ->
     return tuple(out)
 
 
-def _csv(value: str | None) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+def _csv(value: str | None, flag: str = "list") -> list[str]:
+    """A comma-separated flag value. Not given: no filter. Given, it must name something in every
+    item: `--phases ""` or `--phases 3,` meaning "every phase" by accident is refused."""
+    if value is None:
+        return []
+    items = [v.strip() for v in value.split(",")]
+    if not value.strip() or any(not v for v in items):
+        raise BadInput(f"{flag} {value!r} has an empty item: write names or numbers separated by commas, "
+                       f"e.g. {_EXAMPLES.get(flag, 'a,b')}", hint=f"leave {flag} out to select everything")
+    return items
+
+
+_EXAMPLES = {"--phases": "3,4", "--processors": "player_game_summary,team_offense_game_summary",
+             "--seasons": "2022-23,2023-24", "--season-types": "regular,playoffs"}
 
 
 def parse_phases(value: str | None) -> frozenset[int] | None:
-    items = _csv(value)
+    items = _csv(value, "--phases")
     if not items:
         return None
     try:
@@ -108,8 +120,9 @@ def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...]
         raise PlanError(f"--{exc}") from None
     return PlanRequest(
         ranges=parse_ranges(start, end, ranges), phases=parse_phases(phases),
-        processors=frozenset(_csv(processors)) or None, seasons=frozenset(_csv(seasons)) or None,
-        season_types=frozenset(_csv(season_types)) or None, order=order,
+        processors=frozenset(_csv(processors, "--processors")) or None,
+        seasons=frozenset(_csv(seasons, "--seasons")) or None,
+        season_types=frozenset(_csv(season_types, "--season-types")) or None, order=order,
         concurrency=concurrency or default_concurrency, force=force, batch=chosen, with_upstream=with_upstream)
 
 

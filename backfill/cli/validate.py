@@ -44,11 +44,11 @@ def validate(obj: CliContext, pipeline: str | None, start: str | None, end: str 
     spec = obj.spec(pipeline)
     parsed = parse_ranges(start, end, ranges)
     phase_set = parse_phases(phases)
-    names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors)) or None)
-    season_list = _csv(seasons)
+    names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors, "--processors")) or None)
+    season_list = _csv(seasons, "--seasons")
     if markdown_file is not None and not markdown_file.parent.is_dir():
         raise BadInput(f"--markdown {markdown_file}: the directory {markdown_file.parent} does not exist")
-    warehouse, close = _open(obj)
+    warehouse, close = _open(obj, read_only=False)
     try:
         calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
         if not calendar.seasons:

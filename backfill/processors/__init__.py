@@ -6,6 +6,7 @@ bisection of a failed batch, and the outcome checks after, which count rows in t
 rather than trusting what the processor says it wrote.
 """
 
-from backfill.processors.base import Invocation, Kind, Reply, kind_of
+from backfill.processors.base import Invocation, Kind, Reply
+from backfill.processors.registry import kind_of
 
 __all__ = ["Invocation", "Kind", "Reply", "kind_of"]

@@ -56,18 +56,6 @@ class Kind(Protocol):
     def write(self, inv: Invocation) -> Reply: ...
 
 
-def kind_of(processor: Processor) -> Kind:
-    from backfill.processors.http import HttpKind
-    from backfill.processors.python import PythonKind
-    from backfill.processors.sql import SqlKind
-
-    if processor.http is not None:
-        return HttpKind(processor.http)
-    if processor.python is not None:
-        return PythonKind(processor.python, processor.base_dir)
-    return SqlKind(processor.sql_text())
-
-
 def load_ref(ref: str, what: str, error: Callable[..., BackfillError], base_dir: str = "") -> Callable[..., Any]:
     """Import the function a `package.module:function` reference names (`what` says what it is for, as in
     "python processor"); a module beside pipeline.yaml is found too when `base_dir` is given. A reference

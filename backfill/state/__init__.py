@@ -1,4 +1,4 @@
-"""Live run state: the StateStore interface and its Redis implementation."""
+"""Live run state: the StateStore interface, its Redis implementation and an in-memory one for tests."""
 
 from backfill.state.base import (
     Begin,
@@ -10,7 +10,8 @@ from backfill.state.base import (
     StateStore,
     TaskStatus,
 )
+from backfill.state.memory import MemoryStateStore
 from backfill.state.redis import RedisStateStore
 
-__all__ = ["Begin", "BeginDecision", "PauseKind", "RedisStateStore", "RunRecord", "RunStatus", "Settled", "StateStore",
-           "TaskStatus"]
+__all__ = ["Begin", "BeginDecision", "MemoryStateStore", "PauseKind", "RedisStateStore", "RunRecord", "RunStatus",
+           "Settled", "StateStore", "TaskStatus"]

@@ -1,8 +1,7 @@
-"""Post-backfill validation: acceptance criteria, the users' four checks, spot checks and staleness.
+"""Post-backfill validation: the users' four checks, acceptance criteria, spot checks and staleness.
 
-Nothing is imported here on purpose: `backfill.spec` reads `backfill.validate.criteria` while it
-loads, and the executor reads `backfill.validate.staleness`; importing the suite from this
-package's `__init__` would make both circular. Import the module you need:
-`criteria` (the `acceptance:` vocabulary), `suite` (run the checks), `spotcheck`, `staleness`,
-`render` (tables, Markdown, JSON).
+Nothing is imported here on purpose: importing the suite from this package's `__init__` would
+load the warehouse checks for whoever needs one small module. Import the module you need:
+`suite` (run the checks), `spotcheck`, `staleness`, `render` (tables, Markdown, JSON). The
+`acceptance:` vocabulary the spec loads is core, in `backfill.acceptance`.
 """

@@ -16,42 +16,19 @@ dates form one command, and the commands run one after the other (`--wait &&`).
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from backfill.calendar import Calendar, as_date
+from backfill.fingerprint import code_version
 from backfill.planner.model import TaskKey
 from backfill.runhistory import stamp
-from backfill.spec import PipelineSpec, Processor
+from backfill.spec import PipelineSpec
 from backfill.warehouse import Warehouse
 
 WRITTEN = ("success", "partial")  # statuses whose attempt wrote the partition's current rows
-
-
-def code_version(proc: Processor) -> str:
-    """A fingerprint of everything that decides what a processor writes.
-
-    Its code (SQL text, or the python / http reference and options) and the spec entry parts
-    that shape the output (target, partition, columns, key, upstream windows). Descriptions,
-    estimates, batch sizes, `expect:` and `acceptance:` change no row, so they are left out:
-    editing them marks nothing stale.
-    """
-    sql = ""
-    if proc.sql is not None:
-        try:
-            sql = proc.sql.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            sql = "<unreadable>"
-    parts = {"sql": sql, "python": proc.python, "http": proc.http, "options": dict(proc.options),
-             "target": proc.target, "partition": proc.partition, "key": list(proc.key),
-             "columns": [[c.name, c.type] for c in proc.columns],
-             "depends_on": [[d.source, d.window.describe()] for d in proc.depends_on]}
-    blob = json.dumps(parts, sort_keys=True, default=str).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

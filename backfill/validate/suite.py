@@ -27,10 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from backfill.acceptance import Criteria, effective
 from backfill.calendar import Calendar
 from backfill.checks import DEFAULT_STALE_RUNNING_SECONDS, Emptiness
+from backfill.keys import describe_duplicates, duplicates_sql
 from backfill.spec import PipelineSpec, Processor
-from backfill.validate.criteria import Criteria, effective
 from backfill.validate.spotcheck import sample_partitions, spot_check
 from backfill.validate.staleness import as_date, find_stale, game_date_runs, stamp
 from backfill.warehouse import Warehouse
@@ -38,7 +39,8 @@ from backfill.warehouse import Warehouse
 EXAMPLES = 5
 CHECKS = (("completeness", "1. completeness"), ("row_counts", "2. row counts"), ("success_rate", "3. success rate"),
           ("nulls", "4a. required columns non-NULL"), ("ranges", "4b. values in range"),
-          ("coverage", "4c. coverage"), ("spot_checks", "4d. spot checks"), ("staleness", "5. staleness"))
+          ("coverage", "4c. coverage"), ("spot_checks", "4d. spot checks"), ("keys", "4e. keys unique"),
+          ("staleness", "5. staleness"))
 
 
 @dataclass
@@ -123,6 +125,7 @@ def validate(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, proce
         run.coverage(by_name["coverage"])
         n = spec.acceptance.spot_checks if spot_checks is None else spot_checks
         run.spot_checks(by_name["spot_checks"], n, seed)
+        run.keys(by_name["keys"])
         stale = find_stale(spec, calendar, warehouse, processors, ranges, seasons, pipeline_flag)
         check = by_name["staleness"]
         check.figures.append(f"{stale.checked - len(stale.stale)} of {stale.checked} written partitions current"
@@ -189,7 +192,7 @@ class _Run:
 
     # -- 1 -----------------------------------------------------------------------------------
     def completeness(self, check: Check) -> None:
-        total = present = 0
+        total = present = bootstrap = 0
         for name in self.processors:
             rows = self.tables[name].rows
             by_season: dict[str, list[dt.date]] = defaultdict(list)
@@ -200,7 +203,8 @@ class _Run:
                 missing = [d for d in days if rows.get(d, 0) == 0 and not self.emptiness.may_be_empty(name, d)]
                 allowed = len(days) - len(have) - len(missing)
                 total += len(days)
-                present += len(have) + allowed
+                present += len(have)  # an empty bootstrap date is allowed, never counted as present
+                bootstrap += allowed
                 check.data.setdefault(name, {})[season] = {"game_dates": len(days), "with_rows": len(have),
                                                           "bootstrap_empty": allowed, "missing": len(missing)}
                 if missing:
@@ -215,7 +219,8 @@ class _Run:
                 check.findings.append(Finding(name, f"{len(extra)} date(s) without games have rows: "
                                                     f"{', '.join(str(d) for d in extra[:EXAMPLES])}", extra))
         check.figures.append(f"{present} of {total} (processor, game date) partitions present "
-                             f"over {len(self.picked)} game dates")
+                             f"over {len(self.picked)} game dates"
+                             + (f"; {bootstrap} bootstrap date(s) empty, as allowed" if bootstrap else ""))
 
     # -- 2 -----------------------------------------------------------------------------------
     def row_counts(self, check: Check) -> None:
@@ -388,6 +393,17 @@ class _Run:
         if not check.figures:
             check.figures.append("no coverage criteria for the selected processors")
 
+    def keys(self, check: Check) -> None:
+        """Every declared key holds: the selected processors' targets and every raw table with a `key:`."""
+        tables = [(p.target, p.partition, p.key, p.name) for p in (self.spec.processors[n] for n in self.processors)]
+        tables += [(t.name, t.partition, t.key, None) for t in self.spec.raw_tables.values()]
+        checked = 0
+        for table, partition, key, owner in tables:
+            if key:
+                checked += 1
+                check.findings += _key_findings(self.warehouse, table, partition, key, owner, self.lo, self.hi)
+        check.figures.append(f"{checked} table(s) with a declared key checked for repeated keys")
+
     def spot_checks(self, check: Check, n: int, seed: int) -> None:
         candidates = [(name, d) for name in self.processors for d in self.picked
                       if self.tables[name].rows.get(d, 0) > 0]
@@ -401,6 +417,22 @@ class _Run:
                 check.findings.append(Finding(r.processor, f"{r.date}: {r.different_rows} row(s) differ from a "
                                                            f"recomputation ({r.stored} stored, {r.recomputed} "
                                                            "recomputed)", [r.date], r.differences))
+
+
+def _key_findings(warehouse: Warehouse, table: str, partition: str | None, key: tuple[str, ...], owner: str | None,
+                  lo: dt.date, hi: dt.date) -> list[Finding]:
+    """Keys of `table` held by more than one row (over the selection's span when it is partitioned)."""
+    if not key or not warehouse.table_exists(table):
+        return []
+    where = f"{partition} BETWEEN @lo AND @hi" if partition else "TRUE"
+    found = warehouse.query(duplicates_sql(table, partition, key, where), {"lo": lo, "hi": hi})
+    if not found:
+        return []
+    dates = sorted(as_date(r["d"]) for r in found if r["d"] is not None)
+    keys_, extra = sum(int(r["dup_keys"]) for r in found), sum(int(r["dup_rows"]) for r in found)
+    on = f" on {len(dates)} date(s)" if dates else ""
+    return [Finding(owner, describe_duplicates(table, key, keys_, extra, found[0]["dup_example"]) + on, dates,
+                    [str(r["dup_example"]) for r in found[:EXAMPLES]])]
 
 
 def _outside(column: str, low: float | None, high: float | None) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from backfill.errors import BadInput
+from backfill.errors import BadInput, CannotConnect
 from backfill.warehouse.base import Row, Warehouse
 from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name, schema
 
@@ -15,8 +15,9 @@ __all__ = ["Column", "Row", "TableSchema", "Warehouse", "check_identifier", "che
 def open_warehouse(url: str, *, create: bool = True, **kwargs: Any) -> Warehouse:
     """Build a warehouse from `duckdb:///path.duckdb` or `bigquery://project[/location]`.
 
-    With `create=False` a missing DuckDB file is bad input rather than a new empty file, so
-    read-only commands (plan, gaps, enqueue) change nothing when pointed at the wrong path.
+    With `create=False` a missing DuckDB file is "no warehouse at PATH" (exit 3) rather than a new
+    empty file, so commands that only read (plan, gaps, validate, report) change nothing when
+    pointed at the wrong path; `read_only=True` (DuckDB) also opens a file the user may not write.
     """
     if url.startswith("duckdb://"):
         from pathlib import Path
@@ -24,9 +25,10 @@ def open_warehouse(url: str, *, create: bool = True, **kwargs: Any) -> Warehouse
         from backfill.warehouse.duckdb import DuckDBWarehouse
 
         path = url.removeprefix("duckdb:///") if url.startswith("duckdb:///") else url.removeprefix("duckdb://")
-        if not create and path != ":memory:" and not Path(path).exists():
-            raise BadInput(f"no warehouse at {path}",
-                           hint="load raw data first: `backfill data sample` or `backfill data import-nba DIR`")
+        if not create and path != ":memory:" and not Path(path).is_file():
+            raise CannotConnect(f"no warehouse at {path}",
+                                hint="check --warehouse / BACKFILL_WAREHOUSE, or load raw data first: "
+                                     "`backfill data sample` or `backfill data import-nba DIR`")
         return DuckDBWarehouse(path, **kwargs)
     if url.startswith("bigquery://"):
         from backfill.warehouse.bigquery import BigQueryWarehouse

@@ -104,12 +104,34 @@ def classify_duckdb_error(exc: Exception) -> WarehouseError:
     return WarehouseError(text, category="processor_error")
 
 
+def open_error(path: str, exc: Exception) -> CannotConnect:
+    """Why a DuckDB file did not open, named so the next step is clear: another process holding it
+    (wait or stop it), no permission (fix the file's owner or mode), or not a DuckDB file at all."""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    low = text.lower()
+    if "lock" in low:
+        return CannotConnect(f"warehouse {path} is held by another process ({text})",
+                             hint="stop that process (a worker, another backfill command) or wait for it to finish")
+    if "permission" in low or "read-only file system" in low:
+        return CannotConnect(f"no permission to open warehouse {path} ({text})",
+                             hint="run as a user who may read (and, to write, write) the file and its folder")
+    if "not a valid duckdb" in low or "serializ" in low or "corrupt" in low or "checksum" in low:
+        return CannotConnect(f"{path} is not a readable DuckDB database ({text})",
+                             hint="point --warehouse / BACKFILL_WAREHOUSE at the right file, or restore it from "
+                                  "a copy")
+    if "version" in low:
+        return CannotConnect(f"warehouse {path} was written by another DuckDB version ({text})",
+                             hint="open it with the DuckDB version that wrote it, or export and re-import it")
+    return CannotConnect(f"cannot open warehouse {path} ({text})",
+                         hint="check the path in --warehouse / BACKFILL_WAREHOUSE")
+
+
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
 
     def __init__(self, path: str | Path, *, hold: bool = True, read_only: bool = False) -> None:
         self.path = str(path)
-        if self.path != ":memory:":
+        if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.hold = hold
         self.read_only = read_only
@@ -137,10 +159,9 @@ class DuckDBWarehouse(Warehouse):
                 row = con.execute("SELECT current_database()").fetchone()
                 self._catalog = str(row[0]) if row else "memory"
                 return con
-            except duckdb.IOException as exc:
+            except duckdb.Error as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise CannotConnect(f"cannot open warehouse {self.path}: {str(exc).splitlines()[0]}",
-                                        hint="another process holds the DuckDB file; stop it or wait") from exc
+                    raise open_error(self.path, exc) from exc
                 time.sleep(delay + random.random() * delay)
                 delay = min(delay * 2, 1.0)
 

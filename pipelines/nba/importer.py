@@ -14,17 +14,21 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gzip
 import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 from backfill.errors import BadInput
+from backfill.keys import Duplicate, duplicates_in, keep_last
+from backfill.spec import load_spec
 from backfill.warehouse import Warehouse
 from pipelines.nba import raw
 from pipelines.nba.load import (
@@ -111,6 +115,7 @@ class ImportSummary:
     seconds: float = 0.0
     before_per_season: dict[str, dict[str, int]] = field(default_factory=dict)  # what the import replaced
     shrunk: list[str] = field(default_factory=list)  # shrinks let through by --allow-shrink
+    deduplicated: dict[str, int] = field(default_factory=dict)  # table -> repeated rows dropped (--dedupe)
 
     @property
     def skipped_total(self) -> int:
@@ -126,7 +131,8 @@ class ImportSummary:
     def to_dict(self) -> dict[str, Any]:
         return {"directory": self.directory, "files": self.files, "rows": self.rows,
                 "rows_per_season": self.rows_per_season, "before_per_season": self.before_per_season,
-                "shrunk": self.shrunk, "skipped": self.skipped, "skipped_by_reason": self.skipped_by_reason,
+                "shrunk": self.shrunk, "deduplicated": self.deduplicated, "skipped": self.skipped,
+                "skipped_by_reason": self.skipped_by_reason,
                 "skipped_total": self.skipped_total, "seconds": round(self.seconds, 3)}
 
 
@@ -140,6 +146,7 @@ class NbaData:
     seasons: list[str]
     skipped: dict[str, dict[str, int]]
     seconds: float  # spent reading, so the summary's time covers the whole import
+    deduplicated: dict[str, int] = field(default_factory=dict)  # table -> rows dropped by --dedupe
 
 
 def default_data_dir() -> Path:
@@ -222,9 +229,40 @@ def _shown(path: Path) -> str:
     return f"{path.parent.name}/{path.name}"
 
 
+_COMPRESSED = ((b"PK\x03\x04", "a zip archive", "unzip it"), (b"BZh", "bzip2-compressed", "bunzip2 it"),
+               (b"\xfd7zXZ", "xz-compressed", "unxz it"), (b"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd it"))
+
+
+@contextmanager
+def open_csv(path: Path) -> Iterator[TextIO]:
+    """A CSV's text, UTF-8 (with or without a BOM), read through gzip when the file is gzip-compressed.
+
+    Other compressions and other encodings are refused with one line that names what the file is
+    and how to convert it: guessing a code page would mangle the accented names the registry joins on.
+    """
+    with path.open("rb") as probe:
+        magic = probe.read(4)
+    for prefix, what, fix in _COMPRESSED:
+        if magic.startswith(prefix):
+            raise BadInput(f"{_shown(path)} is {what}, not a CSV; nothing was imported",
+                           hint=f"{fix} and import the CSV inside")
+    opener = gzip.open if magic.startswith(b"\x1f\x8b") else open
+    try:
+        with opener(path, "rt", newline="", encoding="utf-8-sig") as fh:
+            yield fh
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{_shown(path)} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                       f"{exc.start}, a Windows code page such as cp1250 or cp1252?); nothing was imported",
+                       hint=f"convert it, e.g. `iconv -f cp1250 -t utf-8 {path.name} > {path.stem}.utf8 && "
+                            f"mv {path.stem}.utf8 {path.name}`, and import again") from None
+    except (OSError, EOFError) as exc:  # a truncated or corrupt gzip stream
+        raise BadInput(f"{_shown(path)} cannot be read: {exc}; nothing was imported",
+                       hint="restore the file from its source and import again") from None
+
+
 def check_header(path: Path, layout: Layout) -> None:
     """Refuse a file that lacks a column we read, before any row is parsed (cheap, so done first)."""
-    with path.open(newline="", encoding="utf-8-sig") as fh:
+    with open_csv(path) as fh:
         header = next(csv.reader(fh), None)
     if header is None:
         raise BadInput(f"{_shown(path)} is empty (no header row); nothing was imported",
@@ -280,6 +318,8 @@ class _Collector:
         self.registry: dict[tuple[int, str], dict[str, Any]] = {}
         self.props: list[dict[str, Any]] = []
         self.skipped: dict[str, Counter[str]] = {}
+        self.line: tuple[str, int] = ("", 0)  # the file and line being read, for naming duplicates
+        self.player_lines: list[tuple[str, int]] = []  # where each of `players` came from
 
     def skip(self, file: Path, reason: str) -> None:
         self.skipped.setdefault(file.name, Counter())[reason] += 1
@@ -288,11 +328,12 @@ class _Collector:
         """Feed every row to `handle`, count what is skipped, then refuse the file if it is mostly bad."""
         tally = _FileTally()
         is_date: Callable[[str], object] = _parse_date if layout.date_column != "commence_time" else _commence
-        with path.open(newline="", encoding="utf-8-sig") as fh:
+        with open_csv(path) as fh:
             reader = csv.DictReader(fh)
             reader.fieldnames = [f.strip() for f in reader.fieldnames or []]
             for row in reader:
                 tally.rows += 1
+                self.line = (_shown(path), reader.line_num)
                 if None in row or None in row.values():  # more or fewer fields than the header
                     self.skip(path, "wrong_field_count")
                     tally.failures[("wrong_field_count", None)] += 1
@@ -336,6 +377,7 @@ class _Collector:
         known = self.schedule.setdefault(gid, {**game, "home_team": home, "away_team": away, "source": source})
         if known["game_date"] != game_date or {known["home_team"], known["away_team"]} != {team, opp}:
             raise SkipRow("conflicts_with_other_rows_of_game")
+        self.player_lines.append(self.line)
         self.players.append({**game, "player_id": pid, "player_name": name, "team": team, "opponent": opp,
                              "is_home": is_home, **numbers, "source": source})
         if (pid, name) not in self.registry:  # player_lookup is costly; once per player and name
@@ -429,7 +471,8 @@ def stderr_progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def read_nba(directory: str | Path, progress: Callable[[str], None] | None = None) -> NbaData:
+def read_nba(directory: str | Path, progress: Callable[[str], None] | None = None, *,
+             dedupe: bool = False) -> NbaData:
     """Read and validate every CSV under `directory`; raises BadInput on the first bad file.
 
     Pure: the warehouse is not opened, so a refused import cannot change it (or create it).
@@ -462,12 +505,56 @@ def read_nba(directory: str | Path, progress: Callable[[str], None] | None = Non
     for path in prop_files:
         _prop_lines(c, path, games)
     tables = {raw.SCHEDULE.name: sorted(c.schedule.values(), key=lambda g: (g["game_date"], g["game_id"])),
-              raw.PLAYER_BOXSCORES.name: c.players, raw.TEAM_BOXSCORES.name: _team_boxscores(c.players),
-              raw.PROP_LINES.name: c.props, raw.PLAYER_REGISTRY.name: list(c.registry.values()),
-              raw.PLAYER_ALIASES.name: []}
+              raw.PLAYER_BOXSCORES.name: c.players, raw.PROP_LINES.name: c.props,
+              raw.PLAYER_REGISTRY.name: list(c.registry.values()), raw.PLAYER_ALIASES.name: []}
+    lines = {raw.PLAYER_BOXSCORES.name: c.player_lines}
+    dropped = enforce_keys(tables, lines, raw_keys(), dedupe)
+    # Team rows are summed from the players' rows, so only after the players' keys hold.
+    tables[raw.TEAM_BOXSCORES.name] = _team_boxscores(tables[raw.PLAYER_BOXSCORES.name])
     skipped = {f: dict(sorted(r.items())) for f, r in sorted(c.skipped.items())}
     return NbaData(str(root), len(season_files) + len(playoff_files) + len(prop_files), tables,
-                   sorted({g["season"] for g in c.schedule.values()}), skipped, time.perf_counter() - began)
+                   sorted({g["season"] for g in c.schedule.values()}), skipped, time.perf_counter() - began,
+                   dropped)
+
+
+def raw_keys() -> dict[str, tuple[str, ...]]:
+    """The key each raw table declares in the pipeline spec (`raw_tables:`), the one place it is written."""
+    spec = load_spec(Path(__file__).parent)
+    return {name: t.key for name, t in spec.raw_tables.items() if t.key}
+
+
+def enforce_keys(tables: dict[str, Rows], lines: Mapping[str, list[tuple[str, int]]],
+                 keys: Mapping[str, tuple[str, ...]], dedupe: bool) -> dict[str, int]:
+    """Refuse rows that repeat a table's key, naming the file, the lines and the key; with `dedupe`,
+    keep the last copy of each (a later line of an export corrects an earlier one) and count the rest."""
+    dropped: dict[str, int] = {}
+    for name, key in keys.items():
+        rows = tables.get(name) or []
+        found = duplicates_in(rows, key)
+        if not found:
+            continue
+        if not dedupe:
+            where = lines.get(name)
+            shown = "; ".join(_where_repeated(d, key, where) for d in found[:3])
+            more = f" and {len(found) - 3} more" if len(found) > 3 else ""
+            extra = sum(len(d.positions) - 1 for d in found)
+            raise BadInput(f"{extra} row(s) repeat a key of {name} ({', '.join(key)}): {shown}{more}; "
+                           "nothing was imported",
+                           hint="remove the repeated rows, or pass --dedupe to keep the last copy of each")
+        kept, n = keep_last(rows, key)
+        tables[name] = kept
+        dropped[name] = n
+    return dropped
+
+
+def _where_repeated(dup: Duplicate, key: tuple[str, ...], where: list[tuple[str, int]] | None) -> str:
+    if not where:
+        return dup.describe(key)
+    spots = [where[i] for i in dup.positions]
+    files = {f for f, _ in spots}
+    at = (f"{spots[0][0]} lines {', '.join(str(n) for _, n in spots)}" if len(files) == 1
+          else ", ".join(f"{f}:{n}" for f, n in spots))
+    return f"{at} {dup.describe(key)}"
 
 
 def write_nba(warehouse: Warehouse, data: NbaData, *, allow_shrink: bool = False,
@@ -481,13 +568,15 @@ def write_nba(warehouse: Warehouse, data: NbaData, *, allow_shrink: bool = False
     rows = apply_replacement(warehouse, data.tables, replacement)
     return ImportSummary(data.directory, data.files, rows, season_counts(data.tables), data.skipped,
                          data.seconds + time.perf_counter() - began, replacement.before_per_season(),
-                         [s.describe() for s in replacement.shrinks()])
+                         [s.describe() for s in replacement.shrinks()], dict(data.deduplicated))
 
 
 def import_nba(warehouse: Warehouse, directory: str | Path,
-               progress: Callable[[str], None] | None = None, *, allow_shrink: bool = False) -> ImportSummary:
+               progress: Callable[[str], None] | None = None, *, allow_shrink: bool = False,
+               dedupe: bool = False) -> ImportSummary:
     """Read and validate every CSV under `directory`, then replace the seasons they hold.
 
     Rerunning changes nothing; a bad file or a shrink of more than 5% raises BadInput first.
     """
-    return write_nba(warehouse, read_nba(directory, progress), allow_shrink=allow_shrink, progress=progress)
+    return write_nba(warehouse, read_nba(directory, progress, dedupe=dedupe), allow_shrink=allow_shrink,
+                     progress=progress)

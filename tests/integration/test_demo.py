@@ -25,8 +25,18 @@ def backfill(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300)
 
 
+def celery(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`celery -A workers.app ...` as the monitoring guide writes it: nothing exported, run where `.backfill/` is."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
+    env["PYTHONPATH"] = str(REPO)
+    return subprocess.run([sys.executable, "-m", "celery", "-A", "workers.app", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
 def test_demo_runs_the_test_week_from_an_empty_home_and_down_stops_it(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    # The default home (`.backfill` in the directory the reader works in), so Celery's own
+    # commands run there with nothing exported must find the demo's Redis and worker.
+    home = tmp_path / ".backfill"
     try:
         first = backfill(home, "demo")
         assert first.returncode == 0, first.stderr[-3000:]
@@ -37,6 +47,13 @@ def test_demo_runs_the_test_week_from_an_empty_home_and_down_stops_it(tmp_path: 
         assert status.returncode == 0 and f"run {run_id} succeeded - 10/10 settled" in status.stdout, status.stdout
         gaps = backfill(home, "gaps", "--start", "2023-11-01", "--end", "2023-11-07", "--phases", "3,4")
         assert gaps.returncode == 0 and "Gaps: 0 of 70" in gaps.stdout, gaps.stdout
+        ping = celery(tmp_path, "inspect", "ping", "--timeout", "5")
+        assert ping.returncode == 0 and "pong" in ping.stdout, ping.stdout + ping.stderr
+        assert "backfill:" not in ping.stderr, ping.stderr  # the right Redis: no warning
+        revoke = celery(tmp_path, "control", "revoke", f"{run_id}|player_game_summary@2023-11-01|0")
+        assert revoke.returncode == 0 and "revoked" in revoke.stdout.lower(), revoke.stdout + revoke.stderr
+        purge = celery(tmp_path, "purge", "-f")
+        assert purge.returncode == 0 and "backfill:" not in purge.stderr, purge.stdout + purge.stderr
     finally:
         down = backfill(home, "down")
     assert down.returncode == 0, down.stdout + down.stderr

@@ -128,3 +128,28 @@ def test_backfill_worker_starts_celery_on_the_local_redis_and_down_stops_both(ho
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_celery_commands_find_the_clis_local_redis_or_say_which_redis_they_use(home: Path, redis_server) -> None:  # type: ignore[no-untyped-def]
+    from backfill.localredis import celery_settings
+
+    nothing = Settings(home=home, redis_url="")
+    settings, note = celery_settings(nothing)  # no record yet: says it falls back, and to what
+    assert settings.redis_url_value == "" and note is not None
+    assert f"no local Redis is recorded under {home / 'redis'}" in note and "127.0.0.1:6379" in note
+
+    url = ensure_redis(nothing)
+    settings, note = celery_settings(nothing)  # the CLI's own Redis, read the way the CLI reads it
+    assert settings.redis_url_value == url
+    assert note is not None and "holds no backfill runs" in note and "***" in note and url not in note
+    redis.Redis.from_url(url).zadd("backfill:runs", {"bf-1": 1.0})
+    assert celery_settings(nothing) == (settings, None)
+
+    exported = Settings(home=home, redis_url=redis_server.url)  # the variable wins over the record
+    settings, note = celery_settings(exported)
+    assert settings.redis_url_value == redis_server.url
+    assert note is not None and "BACKFILL_REDIS_URL" in note and "holds no backfill runs" in note
+
+    stop_local(nothing)  # recorded but not running: says so rather than starting one
+    settings, note = celery_settings(nothing)
+    assert settings.redis_url_value == url and note is not None and "does not answer" in note

@@ -25,6 +25,6 @@ def test_invalid_environment_setting_is_one_line_and_exit_2() -> None:
 def test_plan_against_a_missing_warehouse_creates_no_file(tmp_path: Path) -> None:
     target = tmp_path / "nowhere.duckdb"
     out = _backfill("--warehouse", f"duckdb:///{target}", "plan", "--start", "2023-11-01", "--end", "2023-11-02")
-    assert out.returncode == 2
+    assert out.returncode == 3
     assert "no warehouse at" in out.stderr and "backfill data sample" in out.stderr
     assert not target.exists()

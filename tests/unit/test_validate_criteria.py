@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from backfill.acceptance import PipelineAcceptance, ProcessorAcceptance, effective, parse_pipeline_acceptance
 from backfill.calendar import Calendar, Game
 from backfill.errors import SpecError
 from backfill.executor import TaskResult
+from backfill.fingerprint import code_version
 from backfill.runhistory import RunHistory, history_schema
 from backfill.spec import load_spec
-from backfill.validate.criteria import PipelineAcceptance, ProcessorAcceptance, effective, parse_pipeline_acceptance
 from backfill.validate.spotcheck import sample_partitions
-from backfill.validate.staleness import code_version, find_stale, game_date_runs, recompute_commands
+from backfill.validate.staleness import find_stale, game_date_runs, recompute_commands
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from backfill.warehouse.schema import TableSchema
 
