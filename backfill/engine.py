@@ -293,7 +293,10 @@ def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str,
     if done.outcome != "ok":
         return done
     send(store, dispatcher, run_id, done.send)
-    gate(store, dispatcher, run_id, done.open, settings, warehouse)
+    try:
+        gate(store, dispatcher, run_id, done.open, settings, warehouse)
+    except Exception:  # the task's outcome is recorded; the watchdog's sweep validates the season again
+        log.warning("run %s: season gate validation failed to run; the watchdog retries", run_id, exc_info=True)
     from backfill.alerts.notify import on_task_settled  # before finish: a season's digest precedes the final one
 
     on_task_settled(store, run_id, task_id, status, result, settings, warehouse)
@@ -666,6 +669,11 @@ def sweep(store: StateStore, dispatcher: Dispatcher, settings: Settings, warehou
         out["runs"] += 1
         apply_window(store, dispatcher, run, settings, clock())
         keep_triggers(store, run_id, triggers, settings, run)
+        if run.gate_season and run.status.dispatching:
+            try:  # a gate whose validation did not run (it raised, or its worker died mid-way)
+                gate(store, dispatcher, run_id, store.open_count(run_id), settings, warehouse)
+            except Exception:
+                log.warning("run %s: season gate validation failed to run", run_id, exc_info=True)
         out["resent"] += reap(store, dispatcher, run_id)
         if store.open_count(run_id) <= 0:
             if finish(store, run_id, warehouse(), triggers, settings=settings) is not None:
