@@ -110,6 +110,7 @@ def test_pause_mid_run_then_resume_writes_every_partition_once(env: dict) -> Non
     human = cli(env, "status", run_id).stdout
     assert "paused since" in human and "no ETA" in human
     assert check(env) == 1, "trigger pauses are kept while paused"
+    assert f"backfill resume {run_id} --wait" in cli(env, "report", run_id).stdout, "the log says how to go on"
     assert cli(env, "pause", "bf-nope").exit_code == 2
 
     out = cli(env, "resume", run_id)
