@@ -568,15 +568,13 @@ def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
     if run.status is RunStatus.paused:
         from backfill import gates
 
-        if gates.is_gate_paused(run):
-            if accept:
-                gates.advance(store, run, f"season {run.gate_season} accepted without validation (--accept)")
-            else:  # validate again (fixed by hand): still failing keeps it paused, saying why
-                store.unpause_run(run_id, [PauseKind.gate])
-                if gate(store, dispatcher, run_id, store.open_count(run_id), settings, warehouse,
-                        force=True) == "failed":
-                    return 0
+        if accept and gates.is_gate_paused(run):
+            gates.advance(store, run, f"season {run.gate_season} accepted without validation (--accept)")
         store.unpause_run(run_id, list(PauseKind))
+        # A gated season that is complete is validated again (fixed by hand, or its gate closed while
+        # the run was paused by hand): still failing pauses it again, saying why.
+        if gate(store, dispatcher, run_id, store.open_count(run_id), settings, warehouse, force=True) == "failed":
+            return 0
         reap(store, dispatcher, run_id)
         keep_triggers(store, run_id, triggers, settings, force=True)
         resumed = store.get_run(run_id)

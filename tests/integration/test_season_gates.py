@@ -67,6 +67,10 @@ def test_a_failed_season_validation_stops_the_run_before_the_next_season(gated: 
     digest = json.loads(cli("digest", run_id, "--season", "2023-24", "--json").stdout)
     assert "validation" in json.dumps(digest), digest
 
+    again = cli("resume", run_id)  # validated again, still failing: it stays paused and says why
+    assert again.exit_code == 0 and "waits: validation of season 2023-24 failed" in again.output, again.output
+    assert store.get_run(run_id).status is RunStatus.paused  # type: ignore[union-attr]
+
     sql.write_text(original)  # the fix
     retried = cli("retry", run_id)
     assert retried.exit_code == 0, retried.output
