@@ -75,3 +75,33 @@ def test_a_season_reading_a_season_behind_the_gate_is_refused() -> None:
     with pytest.raises(BadInput, match="season the gate would hold back"):
         armed(tasks)
     assert armed(tasks, "chronological").gate_season == OLD, "chronologically the read season comes first"
+
+
+def test_the_eta_of_a_windowed_run_counts_only_its_windows() -> None:
+    """Work left beyond tonight's window waits for tomorrow's: the ETA says so, and a closed window pauses."""
+    from backfill.state.base import now
+    from backfill.windows import ExecutionWindow
+
+    at = dt.datetime.fromtimestamp(now(), dt.UTC)
+    # A window open from a minute ago to two minutes from now, every day, in UTC.
+    start, end = (at - dt.timedelta(minutes=1)).time(), (at + dt.timedelta(minutes=2)).time()
+    window = ExecutionWindow(start.replace(microsecond=0), end.replace(microsecond=0))
+    tasks = [task(f"p{i}", NEW) for i in range(10)]
+    store, sent = MemoryStateStore(), Sent()
+    record = RunRecord(run_id="r1", pipeline="pipelines/nba", request={"window": window.to_json()},
+                       created_at=now() - 600)
+    store.create_run(record, tasks)
+    store.schedule("r1", tasks, {t.id: 0.0 for t in tasks})
+    begin = store.begin_task("r1", tasks[0].id, "h", 30)
+    store.finish_task("r1", tasks[0].id, begin.attempt, TaskStatus.succeeded, {"status": "success"}, 0, False)
+    info = engine.progress(store, "r1")
+    assert info is not None and info["window"]["open"] is True
+    # 1 task in 600 s: 9 left need 5,400 s of work, 3 minutes of it tonight, the rest on later days.
+    assert info["eta_seconds"] > 20 * 3600, info["eta_seconds"]
+    settings = Settings()
+    assert engine.apply_window(store, sent, store.get_run("r1"), settings, at + dt.timedelta(minutes=3)) == "paused"
+    paused = engine.progress(store, "r1")
+    assert paused is not None and paused["status"] == "paused" and paused["eta_seconds"] is None
+    assert paused["paused"]["kind"] == "window" and "opens" in paused["paused"]["reason"]
+    assert engine.apply_window(store, sent, store.get_run("r1"), settings, at + dt.timedelta(days=1)) == "resumed"
+    assert len(sent.ids) == 9, "what was ready is sent when the window opens"
