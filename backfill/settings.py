@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,14 +78,15 @@ class Settings(BaseSettings):
     history_flush_seconds: float = Field(default=10.0, ge=0,
                                          description="oldest unwritten settled task age that triggers a write")
 
-    @model_validator(mode="after")
-    def _renew_inside_lease(self) -> Settings:
+    @field_validator("trigger_renew_seconds")
+    @classmethod
+    def _renew_inside_lease(cls, renew: float, info: ValidationInfo) -> float:
         # Renewed less than three times per lease, one slow sweep (a Redis hiccup, a busy worker)
         # would be enough to let a trigger pause lapse while the run still writes.
-        if self.trigger_renew_seconds * 3 > self.trigger_lease_seconds:
-            raise ValueError(f"trigger_renew_seconds ({self.trigger_renew_seconds:g}) must be at most a third of "
-                             f"trigger_lease_seconds ({self.trigger_lease_seconds:g})")
-        return self
+        lease = info.data.get("trigger_lease_seconds")
+        if lease is not None and renew * 3 > lease:
+            raise ValueError(f"must be at most a third of BACKFILL_TRIGGER_LEASE_SECONDS ({lease:g}), got {renew:g}")
+        return renew
 
     @property
     def warehouse_url(self) -> str:

@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner, Result
 from pydantic import SecretStr
 
 from backfill import engine
+from backfill.cli import cli as backfill_cli
 from backfill.cli.triggers import cli_holder
 from backfill.settings import Settings
 from backfill.state import RunStatus, TaskStatus
@@ -22,6 +24,10 @@ from tests.integration.engine_harness import OPENING, assert_written_once, cli, 
 pytestmark = pytest.mark.integration
 
 FAST_WATCHDOG = {"BACKFILL_WATCHDOG_INTERVAL": "0.5", "BACKFILL_STALL_AFTER": "2"}
+
+
+def cli_line(*args: str, env: dict[str, str]) -> Result:
+    return CliRunner().invoke(backfill_cli, list(args), env=env)
 
 
 def check(env: dict, name: str = "phase3->phase4") -> int:
@@ -53,6 +59,9 @@ def test_the_default_renew_interval_is_well_inside_the_default_lease() -> None:
     assert s.watchdog_interval * 3 <= s.trigger_renew_seconds, "the watchdog sweeps several times per renewal"
     with pytest.raises(ValueError, match="at most a third"):
         Settings(trigger_lease_seconds=10, trigger_renew_seconds=5)
+    out = cli_line("--redis-url", "redis://127.0.0.1:1/0", "triggers", "check", "phase3->phase4",
+                   env={"BACKFILL_TRIGGER_LEASE_SECONDS": "10", "BACKFILL_TRIGGER_RENEW_SECONDS": "5"})
+    assert out.exit_code == 2 and "BACKFILL_TRIGGER_RENEW_SECONDS" in out.stderr and "at most a third" in out.stderr
 
 
 def test_a_task_longer_than_the_lease_never_lets_the_pause_lapse(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
