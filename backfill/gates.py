@@ -120,24 +120,11 @@ def advance(store: StateStore, run: RunRecord, note: str) -> None:
 
 
 def close(store: StateStore, run: RunRecord, summary: str, findings: list[Any], at: float) -> None:
-    """Pause the run before the next season and put the failed checks where people look."""
+    """Pause the run before the next season; `status` shows the reason and the season's digest
+    (alerts read `gate_report` from the run record) says it too."""
     store.update_run(run.run_id, gate_report=summary)
     store.pause_run(run.run_id, PauseKind.gate, "gate", summary, at)
-    _record_in_digest(store, run, findings)
     log.warning("run %s: %s; paused before the next season", run.run_id, summary)
-
-
-def _record_in_digest(store: StateStore, run: RunRecord, findings: list[Any]) -> None:
-    """The failed checks as issues of the season, so its digest says why the run stopped."""
-    from backfill.alerts.categories import Issue
-    from backfill.alerts.store import AlertStore
-    from backfill.state.redis import RedisStateStore
-
-    if not isinstance(store, RedisStateStore):
-        return
-    issues = [Issue("validation", f.processor or "validate", (f.dates[0].isoformat() if f.dates else run.gate_season),
-                    "failed", f"{name}: {f.message}") for name, f in findings[:50]]
-    AlertStore(store.client).record_issues(run.run_id, run.gate_season, f"gate:{run.gate_season}", issues)
 
 
 def is_gate_paused(run: RunRecord) -> bool:
