@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -71,6 +71,10 @@ class Settings(BaseSettings):
                                description="seconds without progress (and nothing running) before a run is stalled")
     watchdog: bool = Field(default=True, description="workers sweep active runs: expired leases, stalled runs")
     watchdog_interval: float = Field(default=5.0, ge=0.5, le=600, description="seconds between a worker's sweeps")
+    trigger_lease_seconds: float = Field(default=3600.0, ge=2, le=7 * 24 * 3600,
+                                         description="a run's pause of a downstream trigger: the lease it holds")
+    trigger_renew_seconds: float = Field(default=60.0, ge=0.5, le=3600,
+                                         description="how often the watchdog renews a run's trigger pauses")
     dispatcher: str = Field(default="workers.factory:open_dispatcher", pattern=r"^[\w.]+:\w+$",
                             description="module:function that builds the engine's Dispatcher from these settings "
                                         "(the CLI reaches Celery only through it)")
@@ -82,6 +86,16 @@ class Settings(BaseSettings):
                                      description="settled tasks that trigger a bulk run-history write")
     history_flush_seconds: float = Field(default=10.0, ge=0,
                                          description="oldest unwritten settled task age that triggers a write")
+
+    @field_validator("trigger_renew_seconds")
+    @classmethod
+    def _renew_inside_lease(cls, renew: float, info: ValidationInfo) -> float:
+        # Renewed less than three times per lease, one slow sweep (a Redis hiccup, a busy worker)
+        # would be enough to let a trigger pause lapse while the run still writes.
+        lease = info.data.get("trigger_lease_seconds")
+        if lease is not None and renew * 3 > lease:
+            raise ValueError(f"must be at most a third of BACKFILL_TRIGGER_LEASE_SECONDS ({lease:g}), got {renew:g}")
+        return renew
 
     @field_validator("broker_url")
     @classmethod

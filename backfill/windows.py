@@ -122,9 +122,10 @@ class ExecutionWindow:
         raise AssertionError("unreachable: spans never ends")  # pragma: no cover
 
     def nights(self, work_seconds: float, at: dt.datetime) -> str:
-        """`plan`'s words for it: "1 window", "3 windows (22:00-07:00 America/New_York), ends ..."."""
+        """`plan`'s words for it: "3 nights of 22:00-07:00 America/New_York, ending about ..." (a
+        window crossing midnight is a night; others are windows)."""
         count, ends = self.finish(dt.timedelta(seconds=max(0.0, work_seconds)), at)
-        unit = "window" if count == 1 else "windows"
+        unit = ("night" if self.end < self.start else "window") + ("" if count == 1 else "s")
         local = ends.astimezone(self.zone)
         return f"{count} {unit} of {self.describe()}, ending about {local:%a %Y-%m-%d %H:%M} {self.tz}"
 

@@ -23,7 +23,7 @@ from celery import Celery, signals  # type: ignore[import-untyped]
 
 from backfill import engine
 from backfill.settings import Settings
-from backfill.state import RunStatus, TaskStatus
+from backfill.state import TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def settle_revoked(app: Celery, celery_id: str) -> str:
     run_id, task_id = ids
     ctx = _context(app)
     run = ctx.store.get_run(run_id)
-    if run is None or run.status is not RunStatus.running:
+    if run is None or not run.status.active:  # a paused run's revoked task is recorded too
         return "inactive"
     budget = 30.0  # run from the worker's main thread, which takes no message meanwhile: shorter than a task's
     done = through_redis_outage(lambda: engine.settle(

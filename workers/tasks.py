@@ -126,7 +126,8 @@ class WorkerContext:
         self._lock = threading.Lock()
 
     def renew_triggers(self, run_id: str, phase: int) -> None:
-        """Keep the run's trigger pause alive while its tasks run (at most once a minute per phase)."""
+        """Renew the run's pause of this phase's trigger as a task starts (at most once a minute per
+        phase); the watchdog's sweep (`engine.keep_triggers`) is what keeps it while tasks run long."""
         from backfill.triggers import triggers_for_phases
 
         key = (run_id, phase)
@@ -136,7 +137,7 @@ class WorkerContext:
                 return
             self._renewed[key] = moment
         for name in triggers_for_phases([phase]):
-            self.triggers.renew(name, run_id, engine.TRIGGER_TTL_SECONDS)
+            self.triggers.renew(name, run_id, self.settings.trigger_lease_seconds)
 
     def upstream_check(self, run_id: str, pipeline: str) -> UpstreamCheck:
         """The defensive check for a task of `run_id`: the run's own partition states, then run history.

@@ -112,12 +112,27 @@ class Notifier:
             task = tasks[t]
             issues += [Issue(ErrorCategory.dependency_gap, task.processor, d.isoformat(), TaskOutcome.blocked,
                              f"blocked: upstream {causes.get(t, 'task')} failed") for d in task.dates]
+        issues += self._gate_issues(run_id, season, tasks)
         game_dates: dict[str, set[str]] = {}
         for task in tasks.values():
             if season is None or task.season == season:
                 game_dates.setdefault(task.processor, set()).update(d.isoformat() for d in task.dates)
         return build_digest(run_id, kind, season, issues, {p: sorted(ds) for p, ds in game_dates.items()},
                             seasons=sorted({t.season for t in tasks.values()}) if season is None else [season])
+
+    def _gate_issues(self, run_id: str, season: str | None, tasks: Mapping[str, Task]) -> list[Issue]:
+        """A season gate that closed (`enqueue --gate validate`): why the run stopped before the next
+        season, on the season's first date (the record says it until the gate passes)."""
+        run = self.store.get_run(run_id)
+        if run is None or not run.gate_season or not run.gate_report.startswith("validation of season"):
+            return []
+        if season is not None and season != run.gate_season:
+            return []
+        dates = sorted(d for t in tasks.values() if t.season == run.gate_season for d in t.dates)
+        if not dates:
+            return []
+        return [Issue("validation", "season gate", dates[0].isoformat(), "failed",
+                      f"{run.gate_report}; the run is paused before the next season")]
 
     def _task_seasons(self, run_id: str) -> list[str]:
         return sorted({t.season for t in self.store.tasks(run_id).values()}, reverse=True)

@@ -14,6 +14,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "backfill.cli.throttle": ("throttle",),
     "backfill.cli.services": ("worker", "down"),
     "backfill.cli.run": ("enqueue", "status", "runs", "cancel", "retry", "resume"),
+    "backfill.cli.pause": ("pause",),
     "backfill.cli.demo": ("demo",),
     "backfill.cli.gaps": ("gaps",),
     "backfill.cli.validate": ("validate",),

@@ -24,6 +24,7 @@ from backfill.cli.context import CliContext
 from backfill.cli.plan import _duration, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
+from backfill.cli.windows import window_from, window_options
 from backfill.errors import BadInput, ProblemsFound, SpecError
 from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner import Plan, PlanRequest, build_plan
@@ -132,9 +133,17 @@ def wait_for(session: Session, run_id: str, console: Console, poll: float = 0.5)
             bar.update(job, total=info["total"], completed=info["settled"], failed=c[TaskStatus.failed],
                        blocked=c[TaskStatus.blocked], rate=f"{info['rate_per_minute']:.0f}",
                        eta=_duration(eta) if eta is not None else "-")
-            if info["status"] != RunStatus.running.value:
+            if not waiting(info):
                 return info
             time.sleep(poll)
+
+
+def waiting(info: dict[str, Any]) -> bool:
+    """`--wait` goes on while the run runs, or waits for its window; a pause by hand or by a gate
+    needs someone to act, so the wait ends there (exit 1, saying why)."""
+    paused = info.get("paused") or {}
+    return info["status"] == RunStatus.running.value or (
+        info["status"] == RunStatus.paused.value and paused.get("kind") == "window")
 
 
 def print_summary(info: dict[str, Any], console: Console) -> None:
@@ -169,6 +178,10 @@ def check_succeeded(info: dict[str, Any]) -> None:
         raise ProblemsFound(f"run {info['run_id']} ended partial: {partial} task(s) wrote less than expected",
                             hint=f"`backfill gaps` lists them with the reason; fix the raw data "
                                  f"and `backfill retry {info['run_id']}`")
+    if info["status"] == RunStatus.paused.value:
+        paused = info.get("paused") or {}
+        raise ProblemsFound(f"run {info['run_id']} is paused ({paused.get('kind')}: {paused.get('reason')})",
+                            hint=f"`backfill resume {info['run_id']}` continues it")
     if info["status"] != RunStatus.succeeded.value:
         if any(f["category"] == ErrorCategory.dependency_gap for f in info["failures"]) and info.get("request"):
             # Upstream partitions outside the run never ran: a retry meets the same holes.
@@ -191,12 +204,21 @@ def check_succeeded(info: dict[str, Any]) -> None:
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Passed to every processor of the run (e.g. backfill_mode=true); repeatable.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and enqueue nothing.")
+@window_options
+@click.option("--gate", type=click.Choice(["validate"]), default=None,
+              help="Write one season at a time and validate it before the next starts; a failed validation "
+                   "pauses the run (`resume` after a fix and `retry`, or `resume --accept`).")
 @wait_option
 @click.pass_obj
 def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict: bool, options: tuple[str, ...],
-            dry_run: bool, wait: bool, **selection: Any) -> None:
-    """Plan a backfill and send it to the workers; prints the run id."""
+            dry_run: bool, wait: bool, window: str | None, tz: str | None, days: str | None, gate: str | None,
+            **selection: Any) -> None:
+    """Plan a backfill and send it to the workers; prints the run id.
+
+    With --window, tasks start only inside the window; outside it the run pauses by itself.
+    """
     run_options = parse_options(options)
+    hours = window_from(window, tz, days)
     spec = obj.spec(pipeline)
     request = build_request(default_concurrency=obj.settings.concurrency, **selection)
     console = Console(stderr=True)
@@ -211,7 +233,9 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
         console.print("nothing to do: every selected partition's latest run succeeded (use --force to redo)")
         return
     record = RunRecord(run_id=engine.new_run_id(), pipeline=_pipeline_path(obj, pipeline),
-                       request={**request.to_json(), **({"options": run_options} if run_options else {})},
+                       request={**request.to_json(), **({"options": run_options} if run_options else {}),
+                                **({"window": hours.to_json()} if hours else {}),
+                                **({"gate": gate} if gate else {})},
                        alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
     prepare_targets(spec, warehouse, plan)
     engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings,
@@ -219,6 +243,9 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
     engine.record_request(warehouse, record)
     click.echo(record.run_id)
     console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves")
+    started = session.store.get_run(record.run_id)
+    if started is not None and started.status is RunStatus.paused:
+        console.print(f"paused: {started.pause_reason}")
     for w in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {w}")
     if wait:
@@ -254,7 +281,13 @@ def render_status(info: dict[str, Any], throttle: int | None, console: Console) 
     A stalled run says so, since when and why, instead of an ETA it would not keep.
     """
     stalled = info.get("stalled")
-    if stalled:
+    paused = info.get("paused")
+    if paused:
+        since = dt.datetime.fromtimestamp(paused["since"] or 0).strftime("%Y-%m-%d %H:%M")
+        pace = (f"[bold yellow]paused since {since} by {paused['by']}[/bold yellow] ({paused['reason']}); no ETA; "
+                + ("resumes by itself when the window opens" if paused["kind"] == "window"
+                   else f"`backfill resume {info['run_id']}` continues"))
+    elif stalled:
         since = dt.datetime.fromtimestamp(stalled["since"]).strftime("%H:%M")
         pace = f"[bold red]stalled since {since}[/bold red] ({stalled['reason']})"
     else:
@@ -264,6 +297,12 @@ def render_status(info: dict[str, Any], throttle: int | None, console: Console) 
     console.print(f"run [bold]{info['run_id']}[/bold] {info['status']} - {info['settled']}/{info['total']} settled, "
                   f"{info.get('in_flight', 0)} in flight{retrying}; {pace}; "
                   f"throttle limit {throttle if throttle is not None else '-'}")
+    hours = info.get("window")
+    if hours:
+        days = ",".join(hours["days"]) if len(hours["days"]) < 7 else "every day"
+        nxt = f"closes {hours['closes']}" if hours["open"] else f"opens {hours['opens']}"
+        console.print(f"  window {hours['start'][:5]}-{hours['end'][:5]} {hours['tz']} ({days}): "
+                      f"{'open' if hours['open'] else 'shut'}, {nxt}")
     healed = info.get("healed") or {}
     if healed.get("count") or info.get("resent"):
         at = dt.datetime.fromtimestamp(healed["at"]).strftime("%H:%M:%S") if healed.get("at") else "-"
@@ -328,7 +367,7 @@ def status(obj: CliContext, run_id: str | None, as_json: bool, watch: bool) -> N
             click.echo(json.dumps({**info, "throttle_limit": limit}, default=str))
         else:
             render_status(info, limit, console)
-        if not watch or info["status"] != RunStatus.running.value:
+        if not watch or not waiting(info):
             return
         time.sleep(2.0)
 
@@ -365,21 +404,45 @@ def runs(obj: CliContext, as_json: bool) -> None:
 @click.argument("run_id")
 @click.option("--settle", type=click.FloatRange(0, 3600), default=30.0, show_default=True,
               help="Seconds to let running tasks finish before recording the run history.")
+@click.option("--release-triggers", is_flag=True,
+              help="Also release the trigger pauses kept over this run's incomplete writes.")
 @click.pass_obj
-def cancel(obj: CliContext, run_id: str, settle: float) -> None:
-    """Stop a run now: no task starts after this; queued ones are revoked; triggers resume.
+def cancel(obj: CliContext, run_id: str, settle: float, release_triggers: bool) -> None:
+    """Stop a run now: no task starts after this; queued ones are revoked.
 
     Tasks already running finish (their partition writes are atomic); once they settle, every
     finished task of the run is recorded in the run history, so `gaps` and `resume` see it.
+    A downstream trigger stays paused while this run left writes of its phase or an earlier
+    one incomplete (the live side would read them), and the output says until when; the other
+    triggers are released. --release-triggers releases them all. To stop for a while and go
+    on later, `backfill pause` keeps everything instead.
     """
     session = Session(obj)
     settled = session.store.get_run(run_id)
     if settled is not None and not settled.status.active:
-        # Revoking again and rewriting its history would change a run that already ended.
+        # Revoking again and rewriting its history would change a run that already ended; only
+        # the trigger pauses a cancelled run kept are released, when asked.
+        if release_triggers:
+            released = engine.release_kept_triggers(session.store, run_id, session.triggers)
+            click.echo(f"run {run_id} already ended {settled.status.value}; trigger pauses released "
+                       f"(--release-triggers): {', '.join(released) or 'none were held'}")
+            return
         click.echo(f"run {run_id} already ended {settled.status.value}; nothing to cancel, nothing changed")
+        for p in session.trigger_pauses(run_id):
+            click.echo(f"trigger {p['trigger']} stays paused until {p['until']} "
+                       f"(`backfill cancel {run_id} --release-triggers` releases it)")
         return
-    rec = engine.cancel(session.store, session.dispatcher, run_id, session.triggers)
+    rec = engine.cancel(session.store, session.dispatcher, run_id, session.triggers,
+                        release_triggers=release_triggers, settings=session.settings)
     click.echo(f"run {run_id} {rec.status.value}")
+    kept = session.trigger_pauses(run_id)
+    for p in kept:
+        click.echo(f"trigger {p['trigger']} stays paused until {p['until']} (renewed while this run's earlier-phase "
+                   f"writes are incomplete; `backfill resume {run_id}` completes them, "
+                   f"`backfill cancel {run_id} --release-triggers` releases it)")
+    if not kept:
+        click.echo("trigger pauses released" + (" (--release-triggers)" if release_triggers else
+                                                 ": no write the live side reads was left incomplete"))
     deadline = time.monotonic() + settle
     while time.monotonic() < deadline and any(
             s is TaskStatus.running for s in session.store.states(run_id).values()):
@@ -411,17 +474,28 @@ def retry(obj: CliContext, run_id: str, wait: bool) -> None:
 
 @click.command("resume")
 @click.argument("run_id")
+@click.option("--accept", is_flag=True,
+              help="A run paused by a season gate: go on to the next season without validating this one again.")
 @click.option("--pipeline", default=None,
               help="Pipeline folder, only when Redis lost the run (its record names it otherwise).")
 @wait_option
 @click.pass_obj
-def resume(obj: CliContext, run_id: str, pipeline: str | None, wait: bool) -> None:
-    """Continue a run after its queue or its Redis state was lost; finished tasks are not redone."""
+def resume(obj: CliContext, run_id: str, accept: bool, pipeline: str | None, wait: bool) -> None:
+    """Continue a paused run, or one whose queue or Redis state was lost; finished tasks are not redone.
+
+    A run paused by a season gate is validated again first (after a fix by hand) and stays
+    paused if that still fails; --accept goes on without it.
+    """
     session = Session(obj)
-    if session.store.get_run(run_id) is not None:
+    found = session.store.get_run(run_id)
+    if found is not None:
         n = engine.resume(session.store, session.dispatcher, run_id, session.triggers, session.settings,
-                          observers=session.observers)
-        click.echo(f"run {run_id}: resumed {n} unfinished task(s)")
+                          observers=session.observers, accept=accept, warehouse=lambda: session.warehouse())
+        after = session.store.get_run(run_id)
+        click.echo(f"run {run_id}: resumed {n} unfinished task(s)"
+                   + (f" from a {found.pause_kind} pause" if found.status is RunStatus.paused else ""))
+        if after is not None and after.status is RunStatus.paused:
+            click.echo(f"run {run_id} waits: {after.pause_reason}", err=True)
     else:
         n = rebuild(obj, session, run_id, pipeline)
         click.echo(f"run {run_id}: rebuilt from run history; {n} task(s) still to do")

@@ -1,7 +1,10 @@
 """The orchestration logic of a run, free of Celery, in one module per concern.
 
+- `dispatch`: the Dispatcher and TriggerPauser seams, and sending tasks with their priority.
 - `lifecycle`: start, settle, pump and send, finish, cancel, retry, resume; locks, trigger
   pauses and priorities.
+- `holds`: what holds a run back and what it holds: pause by hand, execution windows, season
+  gates, and the renewal of its trigger pauses.
 - `watchdog`: re-send tasks whose lease expired, heal stalled runs, finish what is done.
 - `progress`: counts, rate and ETA, partial tasks, stall detection, derived on every call.
 - `history`: the run-history rows of settled tasks and their bulk flush.
@@ -13,6 +16,7 @@ Callers use `from backfill import engine` and `engine.start_run(...)`; the names
 the engine's public surface, whichever module holds them.
 """
 
+from backfill.engine.dispatch import Dispatcher, TriggerPauser, season_priorities, send, task_keys, trigger_names
 from backfill.engine.events import (
     EngineObserver,
     Observers,
@@ -31,11 +35,21 @@ from backfill.engine.history import (
     history_rows_for,
     record_finished,
 )
+from backfill.engine.holds import (
+    TRIGGER_RENEW_SECONDS,
+    Clock,
+    apply_window,
+    gate,
+    keep_triggers,
+    pause,
+    release_kept_triggers,
+    trigger_holds,
+    utcnow,
+    window_of,
+)
 from backfill.engine.ledger import ledger_table, load_request, record_request
 from backfill.engine.lifecycle import (
     TRIGGER_TTL_SECONDS,
-    Dispatcher,
-    TriggerPauser,
     blocks_dependents,
     cancel,
     dependents,
@@ -44,12 +58,8 @@ from backfill.engine.lifecycle import (
     priority,
     resume,
     retry,
-    season_priorities,
-    send,
     settle,
     start_run,
-    task_keys,
-    trigger_names,
 )
 from backfill.engine.progress import partial_tasks, progress, stall
 from backfill.engine.watchdog import heal, reap, sweep
@@ -62,4 +72,6 @@ __all__ = [
     "ledger_table", "load_request", "new_run_id", "partial_tasks", "priority", "progress", "reap",
     "record_finished", "record_request", "resume", "retry", "season_priorities", "send", "settle", "stall",
     "start_run", "sweep", "task_keys", "trigger_names",
+    "TRIGGER_RENEW_SECONDS", "Clock", "apply_window", "gate", "keep_triggers", "pause", "release_kept_triggers",
+    "trigger_holds", "utcnow", "window_of",
 ]

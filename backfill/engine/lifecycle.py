@@ -14,8 +14,15 @@ import datetime as dt
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
+from backfill.engine.dispatch import (
+    Dispatcher,
+    TriggerPauser,
+    send,
+    task_keys,
+    trigger_names,
+)
 from backfill.engine.events import (
     NO_OBSERVERS,
     Observers,
@@ -26,53 +33,23 @@ from backfill.engine.events import (
     WarehouseSource,
 )
 from backfill.engine.history import FLUSH_LOCK_SECONDS, flush_history
+from backfill.engine.holds import Clock, apply_window, gate, keep_triggers, utcnow
 from backfill.errors import BadInput, RunConflict
 from backfill.outcome import TaskOutcome
 from backfill.planner import Plan, Task
-from backfill.planner.model import TaskKey
 from backfill.settings import Settings
-from backfill.state import RunRecord, RunStatus, Settled, StateStore, TaskStatus
+from backfill.state import PauseKind, RunRecord, RunStatus, Settled, StateStore, TaskStatus
 from backfill.state.base import now
 from backfill.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+# A run's trigger pause: a lease of an hour (Settings.trigger_lease_seconds), renewed by the
+# watchdog (`holds.keep_triggers`); it expires by itself within the hour after a run dies.
 TRIGGER_TTL_SECONDS = 3600.0
-
-
-class Dispatcher(Protocol):
-    """How the engine sends work; `workers.tasks.CeleryDispatcher` is the real one."""
-
-    def send(self, run_id: str, task_ids: Sequence[str], priorities: Sequence[int] | None = None) -> list[str]:
-        """One `backfill.run_task(run_id, task_id)` message per task; returns the message ids.
-
-        `priorities` (0 first, up to 9): the broker hands a worker the preferred season's
-        messages before older ones already queued, so dependency order and season preference
-        both hold with many messages in flight.
-        """
-
-    def revoke(self, queued_ids: Sequence[str]) -> None: ...
-
-
-class TriggerPauser(Protocol):
-    def pause(self, name: str, holder: str, ttl_seconds: float, reason: str = "") -> None: ...
-
-    def renew(self, name: str, holder: str, ttl_seconds: float) -> bool: ...
-
-    def release(self, name: str, holder: str) -> bool: ...
 
 
 def new_run_id() -> str:
     return f"bf-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
-def task_keys(tasks: Iterable[Task]) -> list[TaskKey]:
-    return [(t.processor, d) for t in tasks for d in t.dates]
-
-
-def trigger_names(tasks: Iterable[Task]) -> list[str]:
-    from backfill.triggers import triggers_for_phases
-
-    return triggers_for_phases({t.phase for t in tasks})
 
 
 def priority(task: Task, order: str) -> float:
@@ -81,13 +58,10 @@ def priority(task: Task, order: str) -> float:
     Depth before date keeps a season's upstream phases ahead of its downstream ones, so the
     critical path of the preferred season is never starved by its own leaves.
     """
-    try:
-        year = int(task.season[:4])
-    except ValueError:
-        year = 0
-    season_rank = (3000 - year) if order == "recent-first" else year
+    from backfill.gates import season_rank
+
     first = task.dates[0].toordinal() if task.dates else 0
-    return season_rank * 1e9 + task.wave * 1e6 + (first % 1_000_000)
+    return season_rank(task.season, order) * 1e9 + task.wave * 1e6 + (first % 1_000_000)
 
 
 def _lock(store: StateStore, run_id: str, tasks: Sequence[Task]) -> None:
@@ -105,10 +79,11 @@ def _lock(store: StateStore, run_id: str, tasks: Sequence[Task]) -> None:
     raise RunConflict("could not lock the partitions of this run", hint="try again")
 
 
-def _pause_triggers(triggers: TriggerPauser | None, run_id: str, tasks: Sequence[Task]) -> None:
+def _pause_triggers(triggers: TriggerPauser | None, run_id: str, tasks: Sequence[Task],
+                    ttl: float = TRIGGER_TTL_SECONDS) -> None:
     if triggers is not None:
         for name in trigger_names(tasks):
-            triggers.pause(name, run_id, TRIGGER_TTL_SECONDS, reason=f"backfill run {run_id}")
+            triggers.pause(name, run_id, ttl, reason=f"backfill run {run_id}")
 
 
 def _release_triggers(triggers: TriggerPauser | None, run_id: str, tasks: Iterable[Task]) -> None:
@@ -117,29 +92,11 @@ def _release_triggers(triggers: TriggerPauser | None, run_id: str, tasks: Iterab
             triggers.release(name, run_id)
 
 
-def send(store: StateStore, dispatcher: Dispatcher, run_id: str, task_ids: Sequence[str]) -> None:
-    """Send messages for tasks already moved in flight (a crash between the two is what the watchdog heals)."""
-    if task_ids:
-        store.add_queued(run_id, dispatcher.send(run_id, task_ids, season_priorities(store, run_id, task_ids)))
-
-
-def season_priorities(store: StateStore, run_id: str, task_ids: Sequence[str]) -> list[int]:
-    """Broker priority per task: 0 for the preferred season (most recent under `recent-first`), 1 for
-    the next, ... up to 9. Without it a downstream task of the preferred season, ready only once its
-    upstream finished, would queue behind every older season's task sent before it."""
-    run = store.get_run(run_id)
-    ranked = [s for s in (run.seasons if run else "").split(",") if s]
-    if not ranked:
-        return [0] * len(task_ids)
-    rank = {s: min(i, 9) for i, s in enumerate(ranked)}
-    tasks = store.tasks_by_id(run_id, task_ids)
-    return [rank.get(tasks[t].season, 9) if t in tasks else 9 for t in task_ids]
-
-
 def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: RunRecord,
               triggers: TriggerPauser | None = None, settings: Settings | None = None, *,
-              observers: Observers = NO_OBSERVERS) -> RunRecord:
-    """Lock, store, pause triggers, schedule every task, send the first window.
+              observers: Observers = NO_OBSERVERS, clock: Clock = utcnow) -> RunRecord:
+    """Lock, store, pause triggers, schedule every task, send the first tasks (none when the
+    run's execution window is shut: it starts paused, and the watchdog resumes it at opening).
 
     Refuses (RunConflict) if another run owns a partition.
     """
@@ -151,10 +108,15 @@ def start_run(store: StateStore, dispatcher: Dispatcher, plan: Plan, record: Run
     record.status = RunStatus.running
     record.progress_at = now()
     record.seasons = ",".join(sorted({t.season for t in tasks}, reverse=plan.request.order == "recent-first"))
+    if record.request.get("gate"):
+        from backfill.gates import arm
+
+        arm(record, tasks, plan.request.order)
     store.create_run(record, tasks)
     order = plan.request.order
     store.schedule(record.run_id, tasks, {t.id: priority(t, order) for t in tasks})
-    _pause_triggers(triggers, record.run_id, tasks)
+    _pause_triggers(triggers, record.run_id, tasks, settings.trigger_lease_seconds)
+    apply_window(store, dispatcher, record, settings, clock())
     send(store, dispatcher, record.run_id, store.pump(record.run_id, settings.dispatch_window))
     if not tasks:
         finish(store, record.run_id, None, triggers, observers=observers)
@@ -203,6 +165,10 @@ def settle(store: StateStore, dispatcher: Dispatcher, run_id: str, task_id: str,
     if done.outcome != "ok":
         return done
     send(store, dispatcher, run_id, done.send)
+    try:  # before the observers: a closed gate's findings go into the season's digest
+        gate(store, dispatcher, run_id, done.open, settings, warehouse)
+    except Exception:  # the task's outcome is recorded; the watchdog's sweep validates the season again
+        log.warning("run %s: season gate validation failed to run; the watchdog retries", run_id, exc_info=True)
     if len(observers):  # before finish: a season's digest precedes the final one
         _announce_settled(store, run_id, task_id, task, status, result, done, warehouse, observers)
     if done.open <= 0:
@@ -262,31 +228,47 @@ def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers
     return status
 
 
-def cancel(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None) -> RunRecord:
-    """Stop new work at once: the flag first (tasks check it atomically before starting), then revoke."""
+def cancel(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
+           *, release_triggers: bool = False, settings: Settings | None = None) -> RunRecord:
+    """Stop new work at once: the flag first (tasks check it atomically before starting), then revoke.
+
+    Trigger pauses: a trigger whose earlier-phase writes this run left incomplete stays paused
+    (the watchdog renews it; `trigger_holds` says which) until `resume` completes them or it is
+    released; `release_triggers` releases every one of them now.
+    """
+    settings = settings or Settings()
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis", hint="`backfill runs` lists the known runs")
     if run.status.active:
         store.update_run(run_id, status=RunStatus.cancelled, cancelled_at=now(), finished_at=now())
-    store.deactivate(run_id)
     states = store.states(run_id)
     store.set_states(run_id, {i: TaskStatus.cancelled for i, s in states.items() if s == TaskStatus.pending})
     dispatcher.revoke(store.queued(run_id))
     tasks = store.tasks(run_id)
     store.release_locks(run_id, task_keys(tasks.values()))
-    _release_triggers(triggers, run_id, tasks.values())
+    held: list[str] | None = None
+    if not release_triggers and triggers is not None:
+        held = keep_triggers(store, run_id, triggers, settings, store.get_run(run_id), force=True)
+    if held:
+        store.activate(run_id)  # the watchdog keeps renewing them, and lets go once released
+    else:
+        store.deactivate(run_id)
+        _release_triggers(triggers, run_id, tasks.values())
     return store.get_run(run_id) or run
 
 
 def _restart(store: StateStore, dispatcher: Dispatcher, run: RunRecord, chosen: Sequence[Task],
-             triggers: TriggerPauser | None, settings: Settings) -> int:
-    """Reset `chosen` to pending, recount what each waits for, and pump."""
+             triggers: TriggerPauser | None, settings: Settings, clock: Clock = utcnow) -> int:
+    """Reset `chosen` to pending, recount what each waits for, and pump (inside the run's window)."""
     order = str(run.request.get("order", "recent-first"))
     store.update_run(run.run_id, seq=run.seq + 1, status=RunStatus.running, finished_at="", cancelled_at="",
-                     progress_at=now())
+                     progress_at=now(), paused_at="", paused_by="", pause_kind="", pause_reason="")
     store.schedule(run.run_id, chosen, {t.id: priority(t, order) for t in chosen})
-    _pause_triggers(triggers, run.run_id, chosen)
+    _pause_triggers(triggers, run.run_id, chosen, settings.trigger_lease_seconds)
+    restarted = store.get_run(run.run_id)
+    if restarted is not None:
+        apply_window(store, dispatcher, restarted, settings, clock())
     send(store, dispatcher, run.run_id, store.pump(run.run_id, settings.dispatch_window))
     return len(chosen)
 
@@ -297,8 +279,8 @@ def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Trig
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis", hint=f"`backfill resume {run_id}` rebuilds it from run history")
-    if run.status.active:
-        raise BadInput(f"run {run_id} is still running", hint="retry it once it has finished")
+    if run.status is RunStatus.running:
+        raise BadInput(f"run {run_id} is still running", hint="retry it once it has finished, or `backfill pause` it")
     states = store.states(run_id)
     tasks = store.tasks(run_id)
     chosen = [tasks[i] for i, s in states.items()
@@ -311,13 +293,17 @@ def retry(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Trig
 
 
 def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: TriggerPauser | None = None,
-           settings: Settings | None = None, *, observers: Observers = NO_OBSERVERS) -> int:
-    """Continue a run Redis still knows but whose queue was lost: every unfinished task is sent
+           settings: Settings | None = None, *, observers: Observers = NO_OBSERVERS, clock: Clock = utcnow,
+           accept: bool = False, warehouse: WarehouseSource = lambda: None) -> int:
+    """Continue a run: a paused one from where it stopped (what was ready is sent, inside its
+    window); one Redis still knows but whose queue was lost by sending every unfinished task
     again, except one running under a live lease (its worker is alive and will settle it)."""
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"no run {run_id} in Redis")
     settings = settings or Settings()
+    if run.status is RunStatus.paused:
+        return _unpause(store, dispatcher, run, triggers, settings, observers, clock, accept, warehouse)
     store.reap(run_id)
     states = store.states(run_id)
     tasks = store.tasks(run_id)
@@ -329,3 +315,28 @@ def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
         return 0
     _lock(store, run_id, chosen)
     return _restart(store, dispatcher, run, chosen, triggers, settings)
+
+
+def _unpause(store: StateStore, dispatcher: Dispatcher, run: RunRecord, triggers: TriggerPauser | None,
+             settings: Settings, observers: Observers, clock: Clock, accept: bool,
+             warehouse: WarehouseSource) -> int:
+    """Lift any pause; a complete gated season is validated again first (fixed by hand, or its gate
+    closed while the run was paused by hand), `accept` lets the next season through without it."""
+    from backfill import gates
+
+    run_id = run.run_id
+    if accept and gates.is_gate_paused(run):
+        gates.advance(store, run, f"season {run.gate_season} accepted without validation (--accept)")
+    store.unpause_run(run_id, list(PauseKind))
+    if gate(store, dispatcher, run_id, store.open_count(run_id), settings, warehouse, force=True) == "failed":
+        return 0  # still failing: paused again, saying why
+    ids = store.reap(run_id)
+    send(store, dispatcher, run_id, ids)
+    keep_triggers(store, run_id, triggers, settings, force=True)
+    resumed = store.get_run(run_id)
+    if resumed is not None:
+        apply_window(store, dispatcher, resumed, settings, clock())
+    send(store, dispatcher, run_id, store.pump(run_id, settings.dispatch_window))
+    if store.open_count(run_id) <= 0:
+        finish(store, run_id, None, triggers, observers=observers)
+    return sum(1 for s in store.states(run_id).values() if not s.finished)

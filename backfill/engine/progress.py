@@ -1,21 +1,24 @@
 """Progress, derived from task states on every call (never stored, so never stale): counts, rate,
-ETA, partial tasks, and whether the run is stalled (which the watchdog heals)."""
+ETA (over the run's execution windows, if it has one; none while paused), partial tasks, and
+whether the run is stalled (which the watchdog heals; a paused run never is)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from backfill.state import RunRecord, StateStore, TaskStatus
+from backfill.state import RunRecord, RunStatus, StateStore, TaskStatus
 from backfill.state.base import now
+from backfill.windows import ExecutionWindow
 
 
 def stall(store: StateStore, run_id: str, stall_after: float, run: RunRecord | None = None) -> dict[str, Any] | None:
     """`{since, reason}` when an active run made no progress for `stall_after` seconds, has nothing
     running under a live lease, and no message sent (or retry due) within that time; else None."""
     run = run or store.get_run(run_id)
-    if run is None or not run.status.active or store.open_count(run_id) <= 0:
-        return None
+    if run is None or not run.status.dispatching or store.open_count(run_id) <= 0:
+        return None  # a paused run waits on purpose: it is not stalled
     moment = now()
     last = max(run.progress_at or run.created_at, run.healed_at or 0.0, run.created_at)
     if moment - last < stall_after or store.live_leases(run_id) > 0:
@@ -66,6 +69,21 @@ def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[
     flight = store.inflight(run_id) if run.status.active else {}
     waiting_retry = sum(1 for t, due in flight.items() if due > moment and states.get(t) is TaskStatus.pending)
     stalled = stall(store, run_id, stall_after, run) if run.status.active else None
+    window = ExecutionWindow.from_json(run.request["window"]) if run.request.get("window") else None
+    eta: float | None = None
+    if rate > 0 and run.status.dispatching and not stalled:
+        eta = remaining / rate
+        if window is not None:  # the work left, spread over the windows still to come
+            at = dt.datetime.fromtimestamp(moment, dt.UTC)
+            eta = (window.finish(dt.timedelta(seconds=eta), at)[1] - at).total_seconds()
+    paused = ({"since": run.paused_at, "by": run.paused_by, "kind": run.pause_kind, "reason": run.pause_reason}
+              if run.status is RunStatus.paused else None)
+    hours = None
+    if window is not None:
+        at = dt.datetime.fromtimestamp(moment, dt.UTC)
+        hours = {**window.to_json(), "open": window.is_open(at),
+                 "opens": window.next_open(at).isoformat(timespec="seconds"),
+                 "closes": window.next_close(at).isoformat(timespec="seconds")}
     failures = [{"task_id": tid, "category": r.get("error_category"), "message": r.get("error_message")}
                 for tid, r in sorted(results.items()) if states.get(tid) == TaskStatus.failed]
     partials = [{"task_id": tid, "category": results.get(tid, {}).get("error_category"),
@@ -77,7 +95,7 @@ def progress(store: StateStore, run_id: str, stall_after: float = 30.0) -> dict[
         "seq": run.seq, "waves": run.waves, "total": len(states), "done": done,
         "settled": settled, "counts": counts, "elapsed_seconds": round(elapsed, 1),
         "rate_per_minute": round(rate * 60, 2),
-        "eta_seconds": round(remaining / rate, 1) if rate > 0 and run.status.active and not stalled else None,
+        "eta_seconds": round(eta, 1) if eta is not None else None, "paused": paused, "window": hours,
         "in_flight": len(flight), "waiting_retry": waiting_retry,
         "progress_at": run.progress_at, "stalled": stalled,
         "healed": {"count": run.healed, "at": run.healed_at, "reason": run.heal_reason or None},

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 
+from backfill.engine.dispatch import Dispatcher, TriggerPauser, send
 from backfill.engine.events import NO_OBSERVERS, Observers, RunStalled, WarehouseSource
-from backfill.engine.lifecycle import Dispatcher, TriggerPauser, finish, send
+from backfill.engine.holds import Clock, apply_window, gate, keep_triggers, utcnow
+from backfill.engine.lifecycle import finish
 from backfill.engine.progress import stall
 from backfill.settings import Settings
-from backfill.state import StateStore, TaskStatus
+from backfill.state import RunStatus, StateStore, TaskStatus
 from backfill.state.base import now
 
 log = logging.getLogger(__name__)
@@ -56,15 +58,29 @@ def heal(store: StateStore, dispatcher: Dispatcher, run_id: str, settings: Setti
 
 
 def sweep(store: StateStore, dispatcher: Dispatcher, settings: Settings, warehouse: WarehouseSource,
-          triggers: TriggerPauser | None = None, *, observers: Observers = NO_OBSERVERS) -> dict[str, int]:
-    """One watchdog pass over every active run: reap expired leases, heal stalls, finish what is done."""
+          triggers: TriggerPauser | None = None, *, observers: Observers = NO_OBSERVERS,
+          clock: Clock = utcnow) -> dict[str, int]:
+    """One watchdog pass over every active run: hold it to its window, renew its trigger pauses,
+    run a due season gate, reap expired leases, heal stalls, finish what is done. A cancelled run
+    stays on the list only while it keeps a trigger paused over incomplete writes."""
     out = {"runs": 0, "resent": 0, "healed": 0, "finished": 0}
     for run_id in store.active_runs():
         run = store.get_run(run_id)
+        if run is not None and run.status is RunStatus.cancelled:
+            if triggers is None or keep_triggers(store, run_id, triggers, settings, run) == []:
+                store.deactivate(run_id)
+            continue
         if run is None or not run.status.active:
             store.deactivate(run_id)
             continue
         out["runs"] += 1
+        apply_window(store, dispatcher, run, settings, clock())
+        keep_triggers(store, run_id, triggers, settings, run)
+        if run.gate_season and run.status.dispatching:
+            try:  # a gate whose validation did not run (it raised, or its worker died mid-way)
+                gate(store, dispatcher, run_id, store.open_count(run_id), settings, warehouse)
+            except Exception:
+                log.warning("run %s: season gate validation failed to run", run_id, exc_info=True)
         out["resent"] += reap(store, dispatcher, run_id)
         if store.open_count(run_id) <= 0:
             if finish(store, run_id, warehouse(), triggers, observers=observers) is not None:

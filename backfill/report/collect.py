@@ -341,12 +341,15 @@ def next_commands(campaign: Campaign) -> list[tuple[str, str]]:
     for run in campaign.runs:
         if run.status == RunStatus.running:
             out.append((f"run {run.run_id} is still running", f"backfill status {run.run_id} --watch"))
+        elif run.status == RunStatus.paused:
+            out.append((f"run {run.run_id} is paused (`backfill status {run.run_id}` says why)",
+                        f"backfill resume {run.run_id} --wait"))
         elif (run.source == "redis" and run.status in (RunStatus.failed, RunStatus.partial)
               and not _upstream_outside(run)):
             out.append((f"run {run.run_id} ended {run.status}: rerun its failed, blocked and partial tasks after "
                         "fixing the cause", f"backfill retry {run.run_id} --wait"))
     cov = campaign.coverage
-    running = any(r.status == RunStatus.running for r in campaign.runs)
+    running = any(r.status in (RunStatus.running, RunStatus.paused) for r in campaign.runs)
     last_end = max((r.ended() or r.created_at for r in campaign.runs), default=0.0)
     for sel in campaign.selections:
         chosen = set(sel.processors)

@@ -160,6 +160,10 @@ class RunRecord:
     paused_by: str = ""  # who paused it: cli:user@host, `window`, `gate`
     pause_kind: str = ""  # a PauseKind value
     pause_reason: str = ""
+    gate_season: str = ""  # `--gate validate`: the season being written; later ones wait for its validation
+    gate_below: float | None = None  # only ready tasks scored below this are dispatched (the gate's bound)
+    gate_rest: int = 0  # tasks of the seasons behind the gate: `open` at or under it means the season may be done
+    gate_report: str = ""  # the last gate's outcome, for status and the digest
 
     def to_mapping(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -189,7 +193,9 @@ class RunRecord:
                    healed=int(m.get("healed", 0) or 0), healed_at=opt("healed_at"),
                    heal_reason=m.get("heal_reason", ""), seasons=m.get("seasons", ""),
                    paused_at=opt("paused_at"), paused_by=m.get("paused_by", ""), pause_kind=m.get("pause_kind", ""),
-                   pause_reason=m.get("pause_reason", ""))
+                   pause_reason=m.get("pause_reason", ""), gate_season=m.get("gate_season", ""),
+                   gate_below=opt("gate_below"), gate_rest=int(m.get("gate_rest", 0) or 0),
+                   gate_report=m.get("gate_report", ""))
 
 
 class StateStore(ABC):
@@ -234,6 +240,10 @@ class StateStore(ABC):
     def deactivate(self, run_id: str) -> None: ...
 
     @abstractmethod
+    def activate(self, run_id: str) -> None:
+        """Put a run back on the watchdog's worklist (a cancelled run that still holds a trigger pause)."""
+
+    @abstractmethod
     def acquire_locks(self, run_id: str, keys: Iterable[TaskKey]) -> str | None:
         """Lock every (processor, date) for the run, all or nothing; returns a conflicting holder's run id."""
 
@@ -275,7 +285,11 @@ class StateStore(ABC):
 
     @abstractmethod
     def pump(self, run_id: str, window: int) -> list[str]:
-        """Move ready tasks into flight up to `window`; the caller sends them."""
+        """Move ready tasks into flight up to `window`, in priority order; the caller sends them.
+
+        Nothing while the run is not `running`; with the run's `gate_below` set, only ready
+        tasks whose priority is below it (the seasons a season gate lets through).
+        """
 
     @abstractmethod
     def renew_leases(self, leases: Mapping[str, str], ttl: float) -> int:

@@ -157,6 +157,10 @@ class MemoryStateStore(StateStore):
         with self._lock:
             self._active.discard(run_id)
 
+    def activate(self, run_id: str) -> None:
+        with self._lock:
+            self._active.add(run_id)
+
     # -- partition locks and named mutexes ----------------------------------------------------
     def acquire_locks(self, run_id: str, keys: Iterable[TaskKey]) -> str | None:
         with self._lock:
@@ -300,7 +304,11 @@ class MemoryStateStore(StateStore):
         room = window - len(run.inflight)
         if room <= 0:
             return []
-        out = _ordered(run.ready)[:room]
+        below = self._records.get(run_id, {}).get("gate_below", "")
+        ready = _ordered(run.ready)
+        if below not in (None, ""):  # a season gate: nothing of the seasons behind it
+            ready = [t for t in ready if run.ready[t] < float(below)]
+        out = ready[:room]
         for tid in out:
             del run.ready[tid]
             run.inflight[tid] = moment

@@ -213,6 +213,9 @@ class RedisStateStore(StateStore):
     def deactivate(self, run_id: str) -> None:
         self.client.srem(self.active_key, run_id)
 
+    def activate(self, run_id: str) -> None:
+        self.client.sadd(self.active_key, run_id)
+
     # -- locks ---------------------------------------------------------------------------
     def _lock_keys(self, keys: Iterable[TaskKey]) -> list[str]:
         return sorted({self.lock_key.format(p, d.isoformat()) for p, d in keys})

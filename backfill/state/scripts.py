@@ -70,7 +70,13 @@ local function pump(P, window, now)
   if redis.call('HGET', P, 'status') ~= 'running' then return out end
   local room = window - redis.call('ZCARD', P .. ':inflight')
   if room <= 0 then return out end
-  local ids = redis.call('ZRANGE', P .. ':ready', 0, room - 1)
+  local ids
+  local below = redis.call('HGET', P, 'gate_below')
+  if below and below ~= '' then  -- a season gate: nothing of the seasons behind it
+    ids = redis.call('ZRANGEBYSCORE', P .. ':ready', '-inf', '(' .. below, 'LIMIT', 0, room)
+  else
+    ids = redis.call('ZRANGE', P .. ':ready', 0, room - 1)
+  end
   for _, id in ipairs(ids) do
     redis.call('ZREM', P .. ':ready', id)
     redis.call('ZADD', P .. ':inflight', now, id)

@@ -117,6 +117,21 @@ class StateContract:
         assert store.ready("r1") == ["x3", "z"]
         assert store.pump("r1", 5) == ["x3", "z"]
 
+    def test_a_season_gate_holds_back_ready_tasks_scored_at_or_above_its_bound(self, store: StateStore) -> None:
+        tasks = tuple(task(n) for n in ("now1", "now2", "next1"))
+        start(store, tasks, priorities={"now1": 1.0e9, "now2": 1.5e9, "next1": 2.0e9}, gate_below=2.0e9)
+        assert store.pump("r1", 10) == ["now1", "now2"]
+        assert store.ready("r1") == ["next1"]
+        store.update_run("r1", gate_below="")  # the gate opens
+        assert store.pump("r1", 10) == ["next1"]
+
+    def test_a_run_put_back_on_the_watchdogs_list(self, store: StateStore) -> None:
+        start(store)
+        store.deactivate("r1")
+        assert store.active_runs() == []
+        store.activate("r1")
+        assert store.active_runs() == ["r1"]
+
     def test_pump_sends_nothing_once_the_run_is_not_running(self, store: StateStore) -> None:
         start(store)
         store.update_run("r1", status=RunStatus.cancelled)

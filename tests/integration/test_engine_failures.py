@@ -82,7 +82,7 @@ def test_overlapping_enqueue_is_refused_naming_the_running_run(env: dict) -> Non
 
 
 @pytest.mark.slow
-def test_cancel_mid_run_stops_new_work_and_resumes_triggers(env: dict) -> None:
+def test_cancel_mid_run_stops_new_work_and_keeps_triggers_until_released(env: dict) -> None:
     env["worker"](concurrency=1)
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
     store = env["store"]
@@ -98,6 +98,9 @@ def test_cancel_mid_run_stops_new_work_and_resumes_triggers(env: dict) -> None:
     status = json.loads(cli(env, "status", run_id, "--json").stdout)
     assert status["status"] == "cancelled"
     assert status["counts"]["cancelled"] > 0 and status["counts"]["pending"] == 0
+    # Phase 3 was left incomplete: the live Phase 4 (and 5) triggers stay off until told otherwise.
+    assert not triggers.is_enabled("phase3->phase4") and not triggers.is_enabled("phase4->phase5")
+    assert cli(env, "cancel", run_id, "--settle", "0", "--release-triggers").exit_code == 0
     assert triggers.is_enabled("phase3->phase4") and triggers.is_enabled("phase4->phase5")
     # Every task that finished before or during the cancel is in the durable run history.
     finished = {t for t, s in store.states(run_id).items() if s in (TaskStatus.success, TaskStatus.failed)}

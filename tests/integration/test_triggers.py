@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -211,29 +212,39 @@ def test_resume_accepts_the_known_names_and_any_name_status_lists(redis_server, 
 
 
 def test_the_execution_guides_trigger_commands_work_as_written(redis_server, client, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Run, through bash, every `backfill triggers` line of docs/execution-guide.md in order."""
+    """Run, through bash, every `backfill triggers` line of docs/execution-guide.md in order.
+
+    Each must exit as its `# exit N` comment says (0 otherwise); a pause must hold the lease its
+    own --ttl and --reason describe; `check` must agree with whether a pause is held.
+    """
     # `serve` runs until stopped: test_trigger_answers.py runs it, and the guide's recipe against it.
     guide = [c for c in doc_commands([REPO / "docs" / "execution-guide.md"])
              if c.text.startswith("backfill triggers") and not c.text.startswith("backfill triggers serve")]
     steps = [backfill_argv(bash_words(c.text))[1] for c in guide]
-    assert {"status", "pause", "resume"} <= set(steps), f"the guide's trigger commands changed: {steps}"
+    assert {"status", "pause", "resume", "check"} <= set(steps), f"the guide's trigger commands changed: {steps}"
     shell = tmp_path / "shell"
     shell.mkdir()
     env = _shell_env(tmp_path, redis_server.url)
     paused = False
     for command in guide:
         out = _bash(command.text, shell, env)
-        assert out.returncode == 0, f"{command}\n{out.stderr}"
-        step = backfill_argv(bash_words(command.text))[1]
+        said = re.search(r"#.*\bexit (\d)\b", command.text)
+        assert out.returncode == (int(said.group(1)) if said else 0), f"{command}\n{out.stdout}{out.stderr}"
+        argv = backfill_argv(bash_words(command.text))
+        step = argv[1]
         if step == "pause":
             paused = True
             assert not downstream_enabled("phase3->phase4", redis_server.url)
             (lease,) = Triggers(client).leases("phase3->phase4")
-            assert lease["holder"] == cli_holder() and lease["reason"] == "between phases"
-            assert 7000 < lease["until"] - lease["since"] <= 7200
+            ttl = float(argv[argv.index("--ttl") + 1])
+            assert lease["holder"] == cli_holder() and lease["reason"] == argv[argv.index("--reason") + 1]
+            assert ttl - 200 < lease["until"] - lease["since"] <= ttl
         elif step == "resume":
             assert paused and downstream_enabled("phase3->phase4", redis_server.url), command
+            paused = False
+        elif step == "check":
+            assert out.returncode == (1 if paused else 0), command
         elif step == "status":
-            assert "paused" not in out.stdout or not paused, out.stdout
-    assert paused and downstream_enabled("phase3->phase4", redis_server.url)
+            assert "paused" not in out.stdout or paused, out.stdout
+    assert downstream_enabled("phase3->phase4", redis_server.url)
     assert sorted(p.name for p in shell.iterdir()) == [], "no command wrote a stray file (an unquoted '>')"

@@ -257,7 +257,7 @@ def test_the_preferred_season_is_sent_first_and_finishes_first(store: MemoryStat
     assert levels == {ranked[0]: 0, ranked[1]: 1, ranked[2]: 2}
 
 
-def test_cancel_stops_new_work_revokes_the_queue_and_gives_locks_and_triggers_back(
+def test_cancel_stops_new_work_revokes_the_queue_gives_locks_back_and_keeps_triggers_over_incomplete_writes(
         store: MemoryStateStore, plan: Plan, tmp_path: Path, warehouse: DuckDBWarehouse) -> None:
     run_id, worker = started(store, plan, warehouse=warehouse)
     for _ in range(3):
@@ -268,9 +268,13 @@ def test_cancel_stops_new_work_revokes_the_queue_and_gives_locks_and_triggers_ba
     run = engine.cancel(store, worker.dispatcher, run_id, worker.triggers)
     assert run.status is RunStatus.cancelled and run.cancelled_at is not None
     assert worker.dispatcher.revoked == queued and len(queued) == len(worker.dispatcher.sent)
-    assert worker.triggers is not None and worker.triggers.paused() == set()
+    # Phase 3 was left half-written: its live trigger stays off, and the watchdog keeps renewing it.
+    assert worker.triggers is not None and worker.triggers.paused() == {"phase3->phase4"}
+    assert store.active_runs() == [run_id]
     counts = Counter(store.states(run_id).values())
     assert counts[TaskStatus.pending] == 0 and counts[TaskStatus.cancelled] == len(plan) - 4
+    engine.cancel(store, worker.dispatcher, run_id, worker.triggers, release_triggers=True)
+    assert worker.triggers.paused() == set(), "--release-triggers gives them back"
     assert store.active_runs() == []
     # Messages the broker still delivers start nothing.
     before = len(worker.began())

@@ -76,4 +76,5 @@ def test_windows_needed_for_the_work() -> None:
     # Friday night then the weekend: the next window is Monday's.
     count, ends = NIGHTS.finish(dt.timedelta(hours=10), ny(2026, 12, 11, 22, 0))
     assert count == 2 and ends == ny(2026, 12, 14, 23, 0)
-    assert NIGHTS.nights(20 * 3600, monday_noon).startswith("3 windows of 22:00-07:00 America/New_York")
+    assert ExecutionWindow.parse("09:00-17:00").nights(3600, monday_noon).startswith("1 window of 09:00-17:00 UTC")
+    assert NIGHTS.nights(20 * 3600, monday_noon).startswith("3 nights of 22:00-07:00 America/New_York")
