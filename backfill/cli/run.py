@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -83,16 +84,30 @@ class Session:
     def warehouse(self, *, create: bool = False) -> Warehouse:
         url = self.settings.warehouse_url
         if url.startswith("duckdb:"):
-            return open_warehouse(url, create=create, hold=False)
+            return open_warehouse(url, create=create, hold=False, wait_notice=True)
+        return open_warehouse(url)
+
+    def reader(self) -> Warehouse:
+        """The warehouse for reads only: on DuckDB a snapshot of the file while a worker holds it, so
+        planning does not wait for the workers' writes (BigQuery: the warehouse itself)."""
+        url = self.settings.warehouse_url
+        if url.startswith("duckdb:"):
+            return open_warehouse(url, create=False, hold=False, read_only=True, snapshot=True, wait_notice=True)
         return open_warehouse(url)
 
 
-def prepare_targets(spec: PipelineSpec, warehouse: Warehouse, plan: Plan) -> None:
+def prepare_targets(spec: PipelineSpec, warehouse: Warehouse, plan: Plan, reader: Warehouse | None = None) -> None:
     """Create the run's target tables and the run history up front, once.
 
     Many tasks of a wave write the same table; letting each of them create it on first use
-    turns into concurrent DDL, which DuckDB refuses with write-write conflicts.
+    turns into concurrent DDL, which DuckDB refuses with write-write conflicts. With `reader`
+    (a read-only view), nothing is opened for writing when every table already exists: on
+    DuckDB that write would wait for the workers holding the file.
     """
+    names = sorted({t.processor for t in plan.tasks()} & set(spec.processors))
+    if reader is not None and reader.table_exists(spec.run_history_table) and all(
+            reader.table_exists(spec.processors[n].target) for n in names):
+        return
     for name in sorted({t.processor for t in plan.tasks()}):
         if name in spec.processors:
             warehouse.create_table(spec.processors[name].table)
@@ -186,8 +201,9 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
     console = Console(stderr=True)
     session = Session(obj)
     warehouse = session.warehouse()
-    refuse_on_problems(check_request(spec, warehouse, request), console)
-    plan, _ = plan_from_warehouse(spec, warehouse, request)
+    reader = session.reader()  # planning reads a snapshot while workers hold a DuckDB file
+    refuse_on_problems(check_request(spec, reader, request), console)
+    plan, _ = plan_from_warehouse(spec, reader, request)
     if dry_run:
         render_plan(plan, Console())
         return
@@ -197,13 +213,17 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
     record = RunRecord(run_id=engine.new_run_id(), pipeline=_pipeline_path(obj, pipeline),
                        request={**request.to_json(), **({"options": run_options} if run_options else {})},
                        alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
-    prepare_targets(spec, warehouse, plan)
+    prepare_targets(spec, warehouse, plan, reader)
+    reader.close()
     engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings)
-    engine.record_request(warehouse, record)
+    # The id first: the request-ledger write below may wait for workers holding a DuckDB file
+    # (it says so), and the run is already going.
     click.echo(record.run_id)
+    sys.stdout.flush()
     console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves")
     for w in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {w}")
+    engine.record_request(warehouse, record)
     if wait:
         if not session.app.control.ping(timeout=1.0):
             console.print("[yellow]no worker answers yet[/yellow]: start one with `backfill worker` (waiting)")
