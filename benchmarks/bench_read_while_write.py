@@ -6,8 +6,9 @@ A real redis-server, one Celery worker (threads pool) and the sample league of s
 Each command runs as a user types it (a fresh `backfill` process): first idle, then during a
 run of Phases 3 and 4 over the last five seasons, once the worker writes. `enqueue` is timed to
 the moment its run id is printed (another range: one week of the first season, Phase 3).
-Printed side by side per command: idle, during the run, and the ratio. Before the CLI read a snapshot of a held file, `plan` took
-16 s and `validate` 42 s during a run (2 s idle), and `enqueue` blocked 8-19 s before its id.
+Printed side by side per command: idle, during the run, and the ratio. Before the CLI read a
+snapshot of a held file, `plan` took 16 s and `validate` 42 s during a run (2 s idle), and
+`enqueue` blocked 8-19 s before its id.
 """
 
 from __future__ import annotations
