@@ -341,15 +341,20 @@ def status(obj: CliContext, run_id: str | None, as_json: bool, watch: bool) -> N
 @click.pass_obj
 def runs(obj: CliContext, as_json: bool) -> None:
     """The runs Redis knows, newest first."""
+    from backfill.superseded import superseded_by
+
     session = Session(obj)
     rows: list[dict[str, Any]] = []
-    for r in session.store.list_runs():
+    listed = session.store.list_runs()
+    fixed = superseded_by(session.store, listed)
+    for r in listed:
         states = session.store.states(r.run_id)
         partial = len(engine.partial_tasks(session.store, r.run_id, states))
         done = sum(1 for s in states.values() if s.value in ("succeeded", "skipped")) - partial
         rows.append({"run_id": r.run_id, "status": r.status.value, "tasks": r.total, "done": done, "partial": partial,
                      "created_at": dt.datetime.fromtimestamp(r.created_at, dt.UTC).isoformat(timespec="seconds"),
-                     "ranges": r.request.get("ranges"), "phases": r.request.get("phases")})
+                     "ranges": r.request.get("ranges"), "phases": r.request.get("phases"),
+                     "superseded_by": fixed.get(r.run_id)})
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -358,7 +363,8 @@ def runs(obj: CliContext, as_json: bool) -> None:
         table.add_column(col)
     for row in rows:
         ranges: list[list[str]] = row["ranges"] or []
-        table.add_row(str(row["run_id"]), str(row["status"]), f"{row['done']}/{row['tasks']}", str(row["partial"]),
+        status = str(row["status"]) + (f" (superseded by {row['superseded_by']})" if row["superseded_by"] else "")
+        table.add_row(str(row["run_id"]), status, f"{row['done']}/{row['tasks']}", str(row["partial"]),
                       str(row["created_at"]),
                       " ".join(f"{a}:{b}" for a, b in ranges), str(row["phases"] or "all"))
     Console().print(table)
