@@ -29,6 +29,7 @@ from backfill import engine
 from backfill.calendar import Calendar
 from backfill.checks import UpstreamCheck
 from backfill.errors import QuotaExceeded, TransientWarehouseError
+from backfill.observers import standard_observers
 from backfill.planner import Task as PlanTask
 from backfill.settings import DEFAULT_REDIS_URL, Settings
 from backfill.spec import PipelineSpec, load_spec
@@ -114,6 +115,7 @@ class WorkerContext:
                                  probe_seconds=settings.throttle_probe_seconds)
         self.triggers = Triggers(self.store.client)
         self.leases = LeaseKeeper(self.store, settings.lease_ttl)
+        self.observers = standard_observers(self.store, settings)
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._warehouse_factory = warehouse_factory
         self._warehouse: Warehouse | None = None
@@ -220,6 +222,10 @@ class CeleryDispatcher:
         for i in range(0, len(ids), 500):
             self.app.control.revoke(ids[i:i + 500])
 
+    def workers_answering(self, timeout: float = 1.0) -> bool:
+        """Whether any worker answers a ping within `timeout` seconds (the CLI's "no worker yet" hint)."""
+        return bool(self.app.control.ping(timeout=timeout))
+
 
 def _failure(task: PlanTask, attempt: int, category: str, message: str, started: float) -> dict[str, Any]:
     from backfill.executor import TaskResult
@@ -254,10 +260,10 @@ def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, ta
     finally:
         ctx.leases.drop(begin.lease)
     status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
-    # Alerts (Sentry too) go out from settle.
+    # Alerts (Sentry too) go out from settle's observers.
     through_redis_outage(lambda: engine.settle(
         store, CeleryDispatcher(app, OUTAGE_BUDGET_SECONDS), run_id, task_id, attempt, status, result,
-        settings=settings, warehouse=ctx.warehouse, triggers=ctx.triggers, task=task),
+        settings=settings, warehouse=ctx.warehouse, triggers=ctx.triggers, task=task, observers=ctx.observers),
         what=f"task {task_id}: recording its outcome")
     return result
 

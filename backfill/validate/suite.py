@@ -408,7 +408,8 @@ class _Run:
 
     def keys(self, check: Check) -> None:
         """Every declared key holds: the selected processors' targets and every raw table with a `key:`."""
-        tables = [(p.target, p.partition, p.key, p.name) for p in (self.spec.processors[n] for n in self.processors)]
+        tables: list[tuple[str, str | None, tuple[str, ...], str | None]] = [
+            (p.target, p.partition, p.key, p.name) for p in (self.spec.processors[n] for n in self.processors)]
         tables += [(t.name, t.partition, t.key, None) for t in self.spec.raw_tables.values()]
         checked = 0
         for table, partition, key, owner in tables:

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner, Result
 
@@ -174,8 +175,13 @@ def test_bad_input_exits_2_with_one_line(league: dict[str, object], args: tuple[
     assert result.stdout == ""
 
 
-def test_empty_warehouse_exits_2(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{tmp_path / 'empty.duckdb'}", "gaps",
-                                      "--pipeline", PIPELINE, *week()])
+def test_empty_warehouse_exits_2_and_a_missing_one_3_creating_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{empty}", "gaps", "--pipeline", PIPELINE, *week()])
     assert result.exit_code == 2, (result.output, result.stderr)
     assert "no schedule table" in result.stderr
+    missing = tmp_path / "not-here" / "wh.duckdb"
+    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{missing}", "gaps", "--pipeline", PIPELINE, *week()])
+    assert result.exit_code == 3 and f"no warehouse at {missing}" in result.stderr
+    assert not missing.parent.exists()
