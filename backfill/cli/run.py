@@ -25,7 +25,7 @@ from backfill.cli.context import CliContext
 from backfill.cli.plan import _duration, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
-from backfill.errors import BadInput, ProblemsFound, SpecError
+from backfill.errors import BadInput, CannotConnect, ProblemsFound, SpecError
 from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.processors.base import load_ref
 from backfill.runhistory import RunHistory
@@ -236,7 +236,13 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
     console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves")
     for w in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {w}")
-    engine.record_request(warehouse, record)
+    try:
+        engine.record_request(warehouse, record)
+    except CannotConnect as exc:
+        # The run is in Redis and going: failing the command now (exit 3) would say it did not start.
+        console.print(f"[yellow]warning[/yellow]: the request ledger of {record.run_id} was not written "
+                      f"({exc.message}); the run goes on. Only `resume` after a Redis loss needs it: "
+                      "then enqueue the same selection again (what succeeded is skipped)", soft_wrap=True)
     if wait:
         if not session.dispatcher.workers_answering(timeout=1.0):
             console.print("[yellow]no worker answers yet[/yellow]: start one with `backfill worker` (waiting)")

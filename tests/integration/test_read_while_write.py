@@ -65,6 +65,8 @@ def test_reads_use_a_snapshot_and_enqueue_prints_its_id_while_another_process_ho
         run_id = enq.stdout.readline().strip()
         took = time.monotonic() - began
         assert run_id.startswith("bf-") and took < 15 and hold.poll() is None, (run_id, took, enq.communicate())
+        time.sleep(5)  # the ledger write meets the held file (and says so) before the holder lets go
+        assert enq.poll() is None, "enqueue must still wait for the file to write its ledger"
     finally:
         hold.kill()
         hold.wait()
@@ -74,3 +76,27 @@ def test_reads_use_a_snapshot_and_enqueue_prints_its_id_while_another_process_ho
     ledger = DuckDBWarehouse(env["wh"], hold=False).query(
         "SELECT run_id FROM nba_reference.backfill_runs WHERE run_id = @r", {"r": run_id})
     assert ledger == [{"run_id": run_id}]
+
+
+def test_a_ledger_write_that_cannot_get_the_file_warns_and_the_run_still_counts(env: dict, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import backfill.warehouse.duckdb as duck
+    from tests.integration.engine_harness import cli
+
+    wh = DuckDBWarehouse(env["wh"])
+    spec = load_spec(str(REPO / "pipelines" / "nba"))
+    for proc in spec.processors.values():
+        wh.create_table(proc.table)
+    RunHistory(wh, spec.run_history_table).ensure()
+    wh.close()
+    monkeypatch.setattr(duck, "_LOCK_WAIT_SECONDS", 2.0)  # the shipped 120 s, shortened for the test
+    hold = holder(env["wh"], 60)
+    try:
+        result = cli(env, "enqueue", *WEEK)
+        assert hold.poll() is None
+    finally:
+        hold.kill()
+        hold.wait()
+    assert result.exit_code == 0, result.output  # not 3: the run started and is going
+    run_id = result.stdout.strip().splitlines()[-1]
+    assert env["store"].get_run(run_id) is not None
+    assert f"the request ledger of {run_id} was not written" in result.output, result.output
