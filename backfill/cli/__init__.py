@@ -71,6 +71,9 @@ _register()
 
 def main() -> None:
     """Entry point: click's own usage errors also become one line and exit 2."""
+    from backfill.cli.pipes import install
+
+    install()  # `backfill gaps ... | head`: a closed reader ends the output, not the command
     if not sys.stdout.isatty():
         # Piped or logged output: rich would otherwise squeeze tables into 80 columns and cut numbers.
         os.environ.setdefault("COLUMNS", "160")

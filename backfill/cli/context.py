@@ -45,7 +45,9 @@ class CliContext:
         the others open it read-only, so a file they may not write still opens."""
         if self._warehouse is None:
             url = self.settings.warehouse_url
-            extra = {"read_only": True} if url.startswith("duckdb:") and not create else {}
+            extra: dict[str, bool] = {"wait_notice": True} if url.startswith("duckdb:") else {}
+            if url.startswith("duckdb:") and not create:  # reads: a snapshot while a worker holds the file
+                extra.update(read_only=True, snapshot=True)
             self._warehouse = open_warehouse(url, create=create, **extra)
         return self._warehouse
 

@@ -190,14 +190,17 @@ def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, d
                             hint="recompute them with `" + " && ".join(report.commands) + "`")
 
 
-def _open(obj: CliContext, *, read_only: bool = True) -> tuple[Warehouse, bool]:
+def _open(obj: CliContext, *, read_only: bool = True, snapshot: bool = True) -> tuple[Warehouse, bool]:
     """The warehouse of a command that only reads: never created (a missing file is "no warehouse at
     PATH", exit 3), and a DuckDB file is opened read-only (a file the user may not write still opens)
     and per operation (workers may own it between tasks). `validate` writes scratch tables for its
     spot checks, so it asks for `read_only=False`, still never creating the file."""
     url = obj.settings.warehouse_url
     if url.startswith("duckdb:"):
-        return open_warehouse(url, create=False, hold=False, read_only=read_only), True
+        # While a worker holds the file, a private copy of it instead of a wait: for commands that
+        # read, or write only scratch tables (`snapshot=False`: the write must reach the file).
+        return open_warehouse(url, create=False, hold=False, read_only=read_only, snapshot=snapshot,
+                              wait_notice=True), True
     return obj.warehouse(), False
 
 

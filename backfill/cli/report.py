@@ -67,7 +67,8 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
     _writable(html_file, "--html")
     _writable(markdown_file, "--markdown")
     # The warehouse first: a wrong path is "no warehouse at PATH" before anything else starts.
-    warehouse, close = _open(obj, read_only=not run_validate)  # --validate records its verdict
+    # --validate records its verdict: that write must reach the file itself, not a snapshot.
+    warehouse, close = _open(obj, read_only=not run_validate, snapshot=not run_validate)
     try:
         session = Session(obj)
         ids = list(run_ids)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from backfill.cli.plan import _duration, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
 from backfill.cli.windows import window_from, window_options
-from backfill.errors import BadInput, ProblemsFound, SpecError
+from backfill.errors import BadInput, CannotConnect, ProblemsFound, SpecError
 from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.processors.base import load_ref
@@ -97,16 +98,30 @@ class Session:
     def warehouse(self, *, create: bool = False) -> Warehouse:
         url = self.settings.warehouse_url
         if url.startswith("duckdb:"):
-            return open_warehouse(url, create=create, hold=False)
+            return open_warehouse(url, create=create, hold=False, wait_notice=True)
+        return open_warehouse(url)
+
+    def reader(self) -> Warehouse:
+        """The warehouse for reads only: on DuckDB a snapshot of the file while a worker holds it, so
+        planning does not wait for the workers' writes (BigQuery: the warehouse itself)."""
+        url = self.settings.warehouse_url
+        if url.startswith("duckdb:"):
+            return open_warehouse(url, create=False, hold=False, read_only=True, snapshot=True, wait_notice=True)
         return open_warehouse(url)
 
 
-def prepare_targets(spec: PipelineSpec, warehouse: Warehouse, plan: Plan) -> None:
+def prepare_targets(spec: PipelineSpec, warehouse: Warehouse, plan: Plan, reader: Warehouse | None = None) -> None:
     """Create the run's target tables and the run history up front, once.
 
     Many tasks of a wave write the same table; letting each of them create it on first use
-    turns into concurrent DDL, which DuckDB refuses with write-write conflicts.
+    turns into concurrent DDL, which DuckDB refuses with write-write conflicts. With `reader`
+    (a read-only view), nothing is opened for writing when every table already exists: on
+    DuckDB that write would wait for the workers holding the file.
     """
+    names = sorted({t.processor for t in plan.tasks()} & set(spec.processors))
+    if reader is not None and reader.table_exists(spec.run_history_table) and all(
+            reader.table_exists(spec.processors[n].target) for n in names):
+        return
     for name in sorted({t.processor for t in plan.tasks()}):
         if name in spec.processors:
             warehouse.create_table(spec.processors[name].table)
@@ -224,8 +239,9 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
     console = Console(stderr=True)
     session = Session(obj)
     warehouse = session.warehouse()
-    refuse_on_problems(check_request(spec, warehouse, request), console)
-    plan, _ = plan_from_warehouse(spec, warehouse, request)
+    reader = session.reader()  # planning reads a snapshot while workers hold a DuckDB file
+    refuse_on_problems(check_request(spec, reader, request), console)
+    plan, _ = plan_from_warehouse(spec, reader, request)
     if dry_run:
         render_plan(plan, Console())
         return
@@ -237,17 +253,27 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
                                 **({"window": hours.to_json()} if hours else {}),
                                 **({"gate": gate} if gate else {})},
                        alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
-    prepare_targets(spec, warehouse, plan)
+    prepare_targets(spec, warehouse, plan, reader)
+    reader.close()
     engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings,
                      observers=session.observers)
-    engine.record_request(warehouse, record)
+    # The id first: the request-ledger write below may wait for workers holding a DuckDB file
+    # (it says so), and the run is already going.
     click.echo(record.run_id)
+    sys.stdout.flush()
     console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves")
     started = session.store.get_run(record.run_id)
     if started is not None and started.status is RunStatus.paused:
         console.print(f"paused: {started.pause_reason}")
     for w in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {w}")
+    try:
+        engine.record_request(warehouse, record)
+    except CannotConnect as exc:
+        # The run is in Redis and going: failing the command now (exit 3) would say it did not start.
+        console.print(f"[yellow]warning[/yellow]: the request ledger of {record.run_id} was not written "
+                      f"({exc.message}); the run goes on. Only `resume` after a Redis loss needs it: "
+                      "then enqueue the same selection again (what succeeded is skipped)", soft_wrap=True)
     if wait:
         if not session.dispatcher.workers_answering(timeout=1.0):
             console.print("[yellow]no worker answers yet[/yellow]: start one with `backfill worker` (waiting)")
@@ -377,15 +403,20 @@ def status(obj: CliContext, run_id: str | None, as_json: bool, watch: bool) -> N
 @click.pass_obj
 def runs(obj: CliContext, as_json: bool) -> None:
     """The runs Redis knows, newest first."""
+    from backfill.superseded import superseded_by
+
     session = Session(obj)
     rows: list[dict[str, Any]] = []
-    for r in session.store.list_runs():
+    listed = session.store.list_runs()
+    fixed = superseded_by(session.store, listed)
+    for r in listed:
         states = session.store.states(r.run_id)
         partial = len(engine.partial_tasks(session.store, r.run_id, states))
         done = sum(1 for s in states.values() if s in (TaskStatus.success, TaskStatus.skipped))
         rows.append({"run_id": r.run_id, "status": r.status.value, "tasks": r.total, "done": done, "partial": partial,
                      "created_at": dt.datetime.fromtimestamp(r.created_at, dt.UTC).isoformat(timespec="seconds"),
-                     "ranges": r.request.get("ranges"), "phases": r.request.get("phases")})
+                     "ranges": r.request.get("ranges"), "phases": r.request.get("phases"),
+                     "superseded_by": fixed.get(r.run_id)})
     if as_json:
         click.echo(json.dumps(rows))
         return
@@ -394,8 +425,9 @@ def runs(obj: CliContext, as_json: bool) -> None:
         table.add_column(col)
     for row in rows:
         ranges: list[list[str]] = row["ranges"] or []
-        table.add_row(str(row["run_id"]), str(row["status"]), f"{row['done']}/{row['tasks']}",
-                      str(row[TaskStatus.partial]), str(row["created_at"]),
+        status = str(row["status"]) + (f" (superseded by {row['superseded_by']})" if row["superseded_by"] else "")
+        table.add_row(str(row["run_id"]), status, f"{row['done']}/{row['tasks']}", str(row[TaskStatus.partial]),
+                      str(row["created_at"]),
                       " ".join(f"{a}:{b}" for a, b in ranges), str(row["phases"] or "all"))
     Console().print(table)
 

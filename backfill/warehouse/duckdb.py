@@ -13,6 +13,8 @@ import json
 import os
 import random
 import re
+import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -130,8 +132,18 @@ def open_error(path: str, exc: Exception) -> CannotConnect:
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
 
-    def __init__(self, path: str | Path, *, hold: bool = True, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, hold: bool = True, read_only: bool = False,
+                 snapshot: bool = False, wait_notice: bool = False) -> None:
+        """`snapshot`: when another process holds the file (a worker writing a run), open a private
+        copy of it taken now instead of waiting for the lock (see `_open_snapshot`); for commands
+        that only read, or write nothing but scratch tables (`validate`'s spot checks).
+        `wait_notice`: say on stderr what a wait for the file is for and how long it may take
+        (the CLI; a worker's contention with its own threads is not news)."""
         self.path = str(path)
+        self.wait_notice = wait_notice
+        self._snapshot_dir: Path | None = None
+        self.snapshot = snapshot and self.path != ":memory:"
+        self.snapshot_taken: float | None = None  # epoch seconds of the copy read, when one was
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.hold = hold
@@ -154,6 +166,7 @@ class DuckDBWarehouse(Warehouse):
     def _open(self) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + _LOCK_WAIT_SECONDS
         delay = 0.05
+        told = False
         while True:
             try:
                 con = duckdb.connect(self.path, read_only=self.read_only)
@@ -163,8 +176,59 @@ class DuckDBWarehouse(Warehouse):
             except duckdb.Error as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise open_error(self.path, exc) from exc
+                if self.snapshot:
+                    con_or_none = self._open_snapshot()
+                    if con_or_none is not None:
+                        return con_or_none
+                if self.wait_notice and not told:  # a wait nobody explains looks like a hang
+                    print(f"waiting for the warehouse file {self.path}: another process (a worker running a "
+                          f"task) holds it; up to {_LOCK_WAIT_SECONDS:.0f} s", file=sys.stderr, flush=True)
+                    told = True
                 time.sleep(delay + random.random() * delay)
                 delay = min(delay * 2, 1.0)
+
+    def _open_snapshot(self) -> duckdb.DuckDBPyConnection | None:
+        """A connection to a private copy of the file (and its WAL) taken now, or None when the
+        file changed while it was copied (a writer checkpointing): the caller tries again.
+
+        DuckDB lets one process open a file for writing and then nobody else, not even to read;
+        a worker writing a run holds it nearly all the time, and read-only commands (`plan`,
+        `gaps`, `validate`, `report`) waited up to 120 s for it. The copy is what the file held at
+        that instant (what the workers had committed and checkpointed, plus the WAL), checked
+        unchanged across the copy by size and modification time; it is deleted on close.
+        """
+        source = Path(self.path)
+        wal = Path(f"{self.path}.wal")
+
+        def stamp() -> tuple[tuple[int, int], ...]:
+            out = []
+            for f in (source, wal):
+                try:
+                    st = f.stat()
+                    out.append((st.st_size, st.st_mtime_ns))
+                except FileNotFoundError:
+                    out.append((-1, 0))
+            return tuple(out)
+
+        before = stamp()
+        folder = Path(tempfile.mkdtemp(prefix="backfill-snapshot-"))
+        copy = folder / source.name
+        try:
+            shutil.copyfile(source, copy)
+            if wal.exists():
+                shutil.copyfile(wal, Path(f"{copy}.wal"))
+            if stamp() != before:
+                shutil.rmtree(folder, ignore_errors=True)
+                return None
+            con = duckdb.connect(str(copy), read_only=self.read_only)
+            row = con.execute("SELECT current_database()").fetchone()
+        except (OSError, duckdb.Error):
+            shutil.rmtree(folder, ignore_errors=True)
+            return None
+        self._catalog = str(row[0]) if row else "memory"
+        self._snapshot_dir = folder
+        self.snapshot_taken = time.time()
+        return con
 
     @contextmanager
     def session(self) -> Iterator[None]:
@@ -178,7 +242,8 @@ class DuckDBWarehouse(Warehouse):
         finally:
             with self._lock:
                 self._users -= 1
-                if not self.hold and self._users == 0 and self._con is not None:
+                # A snapshot is private: kept until close(), not copied again per operation.
+                if not self.hold and self._users == 0 and self._con is not None and self._snapshot_dir is None:
                     self._con.close()
                     self._con = None
 
@@ -213,6 +278,13 @@ class DuckDBWarehouse(Warehouse):
             if self._con is not None:
                 self._con.close()
                 self._con = None
+            self._drop_snapshot()
+
+    def _drop_snapshot(self) -> None:
+        folder = self._snapshot_dir
+        if folder is not None and self._con is None:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._snapshot_dir = None
 
     # -- queries -----------------------------------------------------------------------
     def query(self, sql: str, params: Mapping[str, Any] | None = None, *,

@@ -186,3 +186,33 @@ def test_the_guides_commands_run_in_order_and_print_what_they_show(tmp_path: Pat
         terminal.close()
         if worker is not None:
             worker.stop()
+
+
+def test_the_monitoring_guide_runs_alone_from_a_fresh_home(tmp_path: Path, redis_server) -> None:  # type: ignore[no-untyped-def]
+    """Followed on its own, in a home holding only the sample league, the monitoring guide's
+    commands all succeed (its counts differ from the walk above: `--with-upstream` plans the
+    season start too), and its runs end `succeeded`."""
+    home = tmp_path / "home"
+    warehouse = home / "warehouse.duckdb"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
+    work = tmp_path / "cwd"
+    work.mkdir()
+    env.update(BACKFILL_REDIS_URL=redis_server.url, BACKFILL_HOME=str(home), COLUMNS="200",
+               BACKFILL_PIPELINE=str(REPO / "pipelines" / "nba"),
+               BACKFILL_WAREHOUSE=f"duckdb:///{warehouse}", PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
+    steps = marked_steps(REPO / "docs" / "monitoring.md")
+    worker: Worker | None = None
+    terminal = Terminal(work, env, tmp_path / "terminal")
+    try:
+        code, shown = terminal.run("backfill data sample --seasons 2023-24", timeout=300)
+        assert code == 0, shown
+        worker = Worker(redis_server.url, warehouse, tmp_path / "worker", concurrency=2).start()
+        for step in steps:
+            code, shown = terminal.run(step.command, timeout=300)
+            assert code == step.exit_code, f"{step.file}:{step.line}: {step.command}\n{shown[-3000:]}"
+            if step.command.startswith("backfill status"):
+                assert " succeeded - " in shown or '"status": "succeeded"' in shown, shown[-3000:]
+    finally:
+        terminal.close()
+        if worker is not None:
+            worker.stop()

@@ -49,9 +49,14 @@ def test_the_strict_gap_weeks_hints_fill_it_when_pasted(env: dict) -> None:
     assert "--with-upstream" in from_report
     assert not any("--markdown" in c or "--html" in c for c in commands), commands  # nothing written into cwd
 
+    runs = {r["run_id"]: r for r in json.loads(cli(env, "runs", "--json").stdout)}
+    assert runs[run_id]["status"] == "failed" and runs[run_id]["superseded_by"] is None
     pasted = cli(env, *from_gaps, "--wait")  # the acceptance: what `gaps` printed, pasted
     assert pasted.exit_code == 0, pasted.output
     assert cli(env, "gaps", *WEEK).exit_code == 0
+    fill_id = pasted.stdout.strip().splitlines()[-1]
+    runs = {r["run_id"]: r for r in json.loads(cli(env, "runs", "--json").stdout)}
+    assert runs[run_id]["superseded_by"] == fill_id and runs[fill_id]["superseded_by"] is None  # made good
     for hint in (from_wait, from_report):  # the other two: nothing left to do, and they say so with exit 0
         again = cli(env, *hint)
         assert again.exit_code == 0, again.output

@@ -1,0 +1,97 @@
+"""CLI latency on a DuckDB warehouse while a run writes it, next to the same commands idle.
+
+    .venv/bin/python benchmarks/bench_read_while_write.py [--seasons 2020-21,...,2024-25] [--threads 4]
+
+A real redis-server, one Celery worker (threads pool) and the sample league of six seasons.
+Each command runs as a user types it (a fresh `backfill` process): first idle, then during a
+run of Phases 3 and 4 over the last five seasons, once the worker writes. `enqueue` is timed to
+the moment its run id is printed (another range: one week of the first season, Phase 3).
+Printed side by side per command: idle, during the run, and the ratio. Before the CLI read a
+snapshot of a held file, `plan` took 16 s and `validate` 42 s during a run (2 s idle), and
+`enqueue` blocked 8-19 s before its id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from backfill.state.redis import RedisStateStore  # noqa: E402
+from backfill.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
+from benchmarks.services import backfill_env, celery_worker, redis_server  # noqa: E402
+from pipelines.nba.sample import load_sample  # noqa: E402
+
+BACKFILL = str(Path(sys.executable).parent / "backfill")
+WEEK = ["--start", "2023-11-01", "--end", "2023-11-07", "--phases", "3,4"]
+
+
+def timed(env: dict[str, str], *args: str, until_line: bool = False) -> float:
+    """Seconds until the command ended (or, with `until_line`, printed its first stdout line)."""
+    began = time.monotonic()
+    proc = subprocess.Popen([BACKFILL, *args], env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
+    assert proc.stdout is not None
+    if until_line:
+        line = proc.stdout.readline()
+        took = time.monotonic() - began
+        assert line.startswith("bf-"), line
+        proc.communicate(timeout=300)
+        return took
+    proc.communicate(timeout=300)
+    return time.monotonic() - began
+
+
+def measure(env: dict[str, str], run_id: str | None) -> dict[str, float]:
+    out = {"plan": timed(env, "plan", *WEEK), "gaps": timed(env, "gaps", *WEEK)}
+    out["status"] = timed(env, "status", *([run_id] if run_id else []))
+    out["validate"] = timed(env, "validate", *WEEK, "--spot-checks", "0")
+    out["enqueue (id printed)"] = timed(env, "enqueue", "--start", "2020-01-08", "--end", "2020-01-14",
+                                       "--phases", "3", "--force", until_line=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seasons", default="2019-20,2020-21,2021-22,2022-23,2023-24,2024-25",
+                        help="the first is where `enqueue` is timed; the run covers the others")
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    seasons = tuple(s for s in args.seasons.split(",") if s)
+    with tempfile.TemporaryDirectory(prefix="bench-rww-") as tmp:
+        work = Path(tmp)
+        wh = work / "wh.duckdb"
+        began = time.monotonic()
+        db = DuckDBWarehouse(wh)
+        load_sample(db, seasons=seasons)
+        db.close()
+        print(f"sample league of {len(seasons)} seasons loaded in {time.monotonic() - began:.0f} s", flush=True)
+        with redis_server(work) as url:
+            env = backfill_env(url, wh, work / "home", pipeline=str(REPO / "pipelines" / "nba"))
+            with celery_worker(env, work / "home", "bench", args.threads):
+                idle = measure(env, None)
+                first, last = f"{seasons[1][:4]}-10-01", f"20{seasons[-1][5:]}-06-30"
+                run = subprocess.run([BACKFILL, "enqueue", "--start", first, "--end", last, "--phases", "3,4",
+                                      "--batch", "1"], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+                run_id = run.stdout.strip().splitlines()[-1]
+                store = RedisStateStore.from_url(url)
+                while sum(1 for s in store.states(run_id).values() if s.value == "succeeded") < 20:
+                    time.sleep(0.5)
+                busy = measure(env, run_id)
+                settled = sum(1 for s in store.states(run_id).values() if s.finished)
+                print(f"during run {run_id} ({len(store.states(run_id))} tasks, {settled} settled when done "
+                      f"measuring), {args.threads} worker threads")
+                print(f"{'command':24} {'idle s':>8} {'during s':>9} {'ratio':>6}")
+                for name, seconds in idle.items():
+                    print(f"{name:24} {seconds:8.2f} {busy[name]:9.2f} {busy[name] / seconds:6.2f}")
+                subprocess.run([BACKFILL, "cancel", run_id], env=env, cwd=REPO, capture_output=True, timeout=300)
+
+
+if __name__ == "__main__":
+    main()
