@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from backfill.state import RedisStateStore, RunRecord, TaskStatus
+from backfill.state import RedisStateStore, RunRecord, RunStatus, TaskStatus
 
 _UNDONE = frozenset({TaskStatus.failed, TaskStatus.blocked, TaskStatus.revoked, TaskStatus.cancelled})
 
@@ -23,9 +23,7 @@ def superseded_by(store: RedisStateStore, records: Sequence[RunRecord]) -> dict[
     `records` newest first (as `list_runs` gives them); runs older than the oldest failed one
     are never read.
     """
-    from backfill.engine import partial_tasks
-
-    failed = [i for i, r in enumerate(records) if r.status.value == "failed"]
+    failed = [i for i, r in enumerate(records) if r.status is RunStatus.failed]
     if not failed:
         return {}
     done_in: dict[tuple[str, dt.date], str] = {}  # partition -> the oldest newer run that succeeded it
@@ -33,14 +31,13 @@ def superseded_by(store: RedisStateStore, records: Sequence[RunRecord]) -> dict[
     for record in records[:failed[-1] + 1]:
         states = store.states(record.run_id)
         tasks = store.tasks(record.run_id)
-        if record.status.value == "failed":
+        if record.status is RunStatus.failed:
             undone = {(tasks[t].processor, d) for t, s in states.items() if s in _UNDONE and t in tasks
                       for d in tasks[t].dates}
             if undone and all(k in done_in for k in undone):
                 out[record.run_id] = max((done_in[k] for k in undone), key=lambda rid: rid)
-        partial = partial_tasks(store, record.run_id, states)
         for t, s in states.items():
-            if s is TaskStatus.succeeded and t not in partial and t in tasks:
+            if s is TaskStatus.success and t in tasks:
                 for d in tasks[t].dates:
                     done_in[(tasks[t].processor, d)] = record.run_id  # older runs overwrite: oldest newer
     return out

@@ -131,7 +131,7 @@ class Notifier:
         dates = sorted(d for t in tasks.values() if t.season == run.gate_season for d in t.dates)
         if not dates:
             return []
-        return [Issue("validation", "season gate", dates[0].isoformat(), "failed",
+        return [Issue("validation", "season gate", dates[0].isoformat(), TaskOutcome.failed,
                       f"{run.gate_report}; the run is paused before the next season")]
 
     def _task_seasons(self, run_id: str) -> list[str]:

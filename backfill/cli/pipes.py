@@ -53,4 +53,4 @@ class ReaderSafeStdout:
 def install() -> None:
     """Wrap sys.stdout once (the CLI's entry point calls this)."""
     if not isinstance(sys.stdout, ReaderSafeStdout):
-        sys.stdout = ReaderSafeStdout(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = ReaderSafeStdout(sys.stdout)

@@ -50,7 +50,7 @@ def trigger_holds(store: StateStore, run_id: str, run: RunRecord) -> tuple[list[
     states = store.states(run_id)
     if run.status is RunStatus.cancelled:
         open_phases = {t.phase for i, t in tasks.items()
-                       if states.get(i) not in (TaskStatus.succeeded, TaskStatus.skipped)}
+                       if states.get(i) not in (TaskStatus.success, TaskStatus.partial, TaskStatus.skipped)}
     else:
         open_phases = {t.phase for i, t in tasks.items() if i in states and not states[i].finished}
     low = min(open_phases, default=None)
@@ -112,10 +112,10 @@ def apply_window(store: StateStore, dispatcher: Dispatcher, run: RunRecord, sett
 
 
 def gate(store: StateStore, dispatcher: Dispatcher, run_id: str, open_count: int, settings: Settings,
-         warehouse: WarehouseSource, *, force: bool = False) -> str | None:
+         warehouse: WarehouseSource, *, force: bool = False) -> bool | None:
     """A gated run whose gated season just completed: validate it, then let the next season
     through or pause the run (`backfill.gates`). Once per season and sequence (a claim), unless
-    `force` (a `resume` after a fix by hand). Returns "passed", "failed" or None (nothing to do)."""
+    `force` (a `resume` after a fix by hand). Returns True (passed), False (failed) or None (nothing to do)."""
     from backfill import gates
 
     run = store.get_run(run_id)
@@ -141,7 +141,7 @@ def gate(store: StateStore, dispatcher: Dispatcher, run_id: str, open_count: int
     else:
         gates.close(store, run, summary, findings, now())
     store.complete(run_id, guard)
-    return "passed" if passed else "failed"
+    return passed
 
 
 def release_kept_triggers(store: StateStore, run_id: str, triggers: TriggerPauser | None) -> list[str]:

@@ -328,7 +328,7 @@ def _unpause(store: StateStore, dispatcher: Dispatcher, run: RunRecord, triggers
     if accept and gates.is_gate_paused(run):
         gates.advance(store, run, f"season {run.gate_season} accepted without validation (--accept)")
     store.unpause_run(run_id, list(PauseKind))
-    if gate(store, dispatcher, run_id, store.open_count(run_id), settings, warehouse, force=True) == "failed":
+    if gate(store, dispatcher, run_id, store.open_count(run_id), settings, warehouse, force=True) is False:
         return 0  # still failing: paused again, saying why
     ids = store.reap(run_id)
     send(store, dispatcher, run_id, ids)

@@ -49,7 +49,7 @@ def test_pause_starts_nothing_keeps_the_triggers_and_resume_finishes_every_task_
     worker.drain()
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.succeeded
-    assert set(store.states(run_id).values()) == {TaskStatus.succeeded}
+    assert set(store.states(run_id).values()) == {TaskStatus.success}
     began = worker.began()
     assert len(began) == len(set(began)) == len(plan), "every task ran once"
     assert worker.triggers.paused() == set(), "released when the run ended"

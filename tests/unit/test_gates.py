@@ -56,7 +56,7 @@ def test_the_first_season_only_is_sent_and_accept_lets_the_next_through() -> Non
     assert sorted(sent.ids) == ["a@2023-24", "b@2023-24"], "nothing of 2022-23 is sent while the gate holds"
     for t in ("a@2023-24", "b@2023-24"):
         begin = store.begin_task("r1", t, "h", 30)
-        store.finish_task("r1", t, begin.attempt, TaskStatus.succeeded, {"status": "success"}, 10, False)
+        store.finish_task("r1", t, begin.attempt, TaskStatus.success, {"status": "success"}, 10, False)
     assert store.pump("r1", 10) == []
     run = store.get_run("r1")
     assert run is not None and gates.due(run, store.open_count("r1")) and gates.season_done(store, run)
@@ -93,7 +93,7 @@ def test_the_eta_of_a_windowed_run_counts_only_its_windows() -> None:
     store.create_run(record, tasks)
     store.schedule("r1", tasks, {t.id: 0.0 for t in tasks})
     begin = store.begin_task("r1", tasks[0].id, "h", 30)
-    store.finish_task("r1", tasks[0].id, begin.attempt, TaskStatus.succeeded, {"status": "success"}, 0, False)
+    store.finish_task("r1", tasks[0].id, begin.attempt, TaskStatus.success, {"status": "success"}, 0, False)
     info = engine.progress(store, "r1")
     assert info is not None and info["window"]["open"] is True
     # 1 task in 600 s: 9 left need 5,400 s of work, 3 minutes of it tonight, the rest on later days.
