@@ -28,11 +28,13 @@ WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date
 _SIZED = ("game_dates", "team_games", "days")
 _PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "http", "options", "batch_size",
                    "required_columns", "depends_on", "estimate_seconds", "description", "columns", "key", "cluster",
-                   "ranges",
+                   "ranges", "history_names",
                    "expect", "acceptance"}
 _EXPECT_KEYS = {"rows_per_game", "rows_like", "every_team"}
 _TOP_KEYS = {"name", "description", "schedule_table", "run_history_table", "bootstrap_days", "raw_tables",
-             "processors", "post_write", "acceptance"}
+             "processors", "post_write", "acceptance", "phases", "backfill_options"}
+_HTTP_KEYS = {"url", "method", "headers", "timeout", "headers_from_env", "body", "reply"}
+_REPLY_KEYS = {"results", "processor", "status", "success", "message", "category"}
 DEFAULT_SCHEDULE_TABLE = "raw.schedule"
 DEFAULT_RUN_HISTORY_TABLE = "reference.processor_run_history"
 
@@ -114,6 +116,9 @@ class Processor:
     http: Mapping[str, Any] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path | None = None
+    # The names the users' own code writes this processor's run history under (their class
+    # names, e.g. PlayerGameSummaryProcessor): their `success` rows count as this processor's.
+    history_names: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -173,6 +178,22 @@ class PipelineSpec:
     bootstrap_days: int = 14
     post_write: tuple[str, ...] = ()
     acceptance: PipelineAcceptance = field(default_factory=PipelineAcceptance)
+    # phase number -> the name the users' run history uses (`phase_3_analytics`).
+    phase_names: Mapping[int, str] = field(default_factory=dict)
+    # Sent with every call of every processor kind in a backfill (`backfill_mode: true`, ...);
+    # a processor's own `options:` and then the run's `--option` override them.
+    backfill_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def phase_name(self, phase: int) -> str:
+        return self.phase_names.get(phase) or f"phase_{phase}"
+
+    def history_aliases(self) -> dict[str, str]:
+        """history name -> processor, for every processor that declares `history_names`."""
+        return {a: n for n, p in self.processors.items() for a in p.history_names}
+
+    def options_for(self, processor: str, run_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What a call of `processor` is sent: the spec's block, its own options, then the run's."""
+        return {**self.backfill_options, **self.processors[processor].options, **(run_options or {})}
 
     def topological(self) -> tuple[str, ...]:
         """Processors so that every processor comes after its (non-self) upstreams."""
@@ -345,12 +366,19 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
             if not isinstance(http, Mapping) or not str(http.get("url", "")).startswith(("http://", "https://")):
                 raise where.fail(name, "http: needs a mapping with `url: http(s)://...` (and optional method, "
                                        "headers, timeout)")
-            extra = sorted(set(http) - {"url", "method", "headers", "timeout"})
-            if extra:
-                raise where.fail(name, f"http: unknown setting(s) {', '.join(extra)}")
+            problem = _http_problem(http)
+            if problem:
+                raise where.fail(name, f"http: {problem}")
         options = raw.get("options") or {}
         if not isinstance(options, Mapping) or not all(isinstance(k, str) and k.isidentifier() for k in options):
             raise where.fail(name, f"options must be a mapping of identifier: value, got {options!r}")
+        history_names = raw.get("history_names") or ()
+        history_names = (history_names,) if isinstance(history_names, str) else tuple(history_names)
+        try:
+            for h in history_names:
+                check_identifier(h, "history name")
+        except BadInput as exc:
+            raise where.fail(name, f"history_names: {exc.message}") from exc
         deps = []
         for entry in raw.get("depends_on") or ():
             if not isinstance(entry, Mapping) or len({"processor", "table"} & set(entry)) != 1:
@@ -388,7 +416,7 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
             estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key,
             cluster=cluster,
             expect=expect, http=dict(http) if http is not None else None, options=dict(options), base_dir=base,
-            acceptance=acceptance)
+            acceptance=acceptance, history_names=history_names)
 
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for n in names:
@@ -412,10 +440,69 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
                                                         {n: {c.name for c in p.columns} for n, p in procs.items()})
     except ValueError as exc:
         raise where.fail(None, str(exc)) from exc
+    claimed: dict[str, str] = {}
+    for n, p in procs.items():
+        for h in p.history_names:
+            if h in procs and h != n:
+                raise where.fail(n, f"history_names: {h} is another processor of this pipeline")
+            if h in claimed:
+                raise where.fail(n, f"history_names: {h} is also claimed by {claimed[h]}")
+            claimed[h] = n
+    phase_names, backfill_options = _parse_phases(data.get("phases"), where), _parse_options(
+        data.get("backfill_options"), where)
     return PipelineSpec(name=str(data.get("name", file.parent.name)), path=file.parent, processors=procs,
                         raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
                         order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks,
-                        acceptance=pipeline_acceptance)
+                        acceptance=pipeline_acceptance, phase_names=phase_names,
+                        backfill_options=backfill_options)
+
+
+def _parse_phases(raw: Any, where: _Where) -> dict[int, str]:
+    """`phases: {3: phase_3_analytics}`: the names the run history's `phase` column gets."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise where.fail(None, f"phases must map a phase number to its name, got {raw!r}")
+    out: dict[int, str] = {}
+    for k, v in raw.items():
+        if isinstance(k, bool) or not isinstance(k, int) or not isinstance(v, str) or not v:
+            raise where.fail(None, f"phases: {k!r}: {v!r} must be a phase number and a name, e.g. "
+                                   "3: phase_3_analytics")
+        out[k] = v
+    return out
+
+
+def _parse_options(raw: Any, where: _Where) -> dict[str, Any]:
+    """`backfill_options: {backfill_mode: true, ...}`: plain values sent with every call."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not all(isinstance(k, str) and k.isidentifier() for k in raw):
+        raise where.fail(None, f"backfill_options must be a mapping of identifier: value, got {raw!r}")
+    for k, v in raw.items():
+        if v is not None and not isinstance(v, (bool, int, float, str)):
+            raise where.fail(None, f"backfill_options.{k} must be true/false, a number or text, got {v!r}")
+    return dict(raw)
+
+
+def _http_problem(http: Mapping[str, Any]) -> str | None:
+    """What is wrong with an `http:` block, or None (the kind itself checks the rest at call time)."""
+    extra = sorted(set(http) - _HTTP_KEYS)
+    if extra:
+        return f"unknown setting(s) {', '.join(extra)} (known: {', '.join(sorted(_HTTP_KEYS))})"
+    env = http.get("headers_from_env") or {}
+    if not isinstance(env, Mapping) or not all(isinstance(v, str) and v.isidentifier() for v in env.values()):
+        return f"headers_from_env must map a header to an environment variable name, got {env!r}"
+    body = http.get("body")
+    if body is not None and not isinstance(body, Mapping):
+        return f"body must be a mapping (the JSON body template), got {body!r}"
+    reply = http.get("reply")
+    if reply is not None:
+        if not isinstance(reply, Mapping):
+            return f"reply must be a mapping of {', '.join(sorted(_REPLY_KEYS))}, got {reply!r}"
+        unknown = sorted(set(reply) - _REPLY_KEYS)
+        if unknown:
+            return f"reply: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_REPLY_KEYS))})"
+    return None
 
 
 def _refuse_input_target(target: str, raw_tables: Mapping[str, RawTable], run_history: str, where: _Where,

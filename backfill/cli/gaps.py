@@ -24,7 +24,7 @@ from rich.table import Table
 
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
-from backfill.cli.selection import _csv, parse_phases, parse_ranges, reading_options
+from backfill.cli.selection import _csv, parse_phases, parse_ranges, reading_options, verify_option
 from backfill.errors import BadInput, PlanError, ProblemsFound
 from backfill.runhistory import RunHistory
 from backfill.warehouse import Warehouse, open_warehouse
@@ -34,8 +34,12 @@ NEVER_RUN = "never_run"  # the counts key for gaps without any run-history row
 
 
 def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.date], ...],
-              names: tuple[str, ...], seasons: frozenset[str] | None) -> dict[str, Any]:
-    """The `--json` document: every gap with its season and latest status, and the counts."""
+              names: tuple[str, ...], seasons: frozenset[str] | None, verify_existing: bool = False) -> dict[str, Any]:
+    """The `--json` document: every gap with its season and latest status, and the counts.
+
+    Partitions whose latest success the processors' own code wrote (`history_names`) are done
+    and counted as adopted; `verify_existing` holds them to `expect:` first, and lists the ones
+    that fail as gaps."""
     calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
     if not calendar.seasons:
         raise BadInput(f"the schedule table {spec.schedule_table} is empty",
@@ -44,7 +48,7 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         unknown = sorted(seasons - set(calendar.seasons))
         if unknown:
             raise PlanError(f"unknown season(s) {', '.join(unknown)}: the schedule has {', '.join(calendar.seasons)}")
-    history = RunHistory(warehouse, spec.run_history_table)
+    history = RunHistory.of(warehouse, spec)
     found: set[tuple[str, dt.date]] = set()
     game_dates: set[dt.date] = set()
     days: set[dt.date] = set()
@@ -52,15 +56,26 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         found.update(history.gaps(calendar, names, lo, hi))
         game_dates.update(calendar.game_dates_between(lo, hi))
         days.update(lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1))
+    lo = min(a for a, _ in ranges)
+    hi = max(b for _, b in ranges)
+    adopted = {(p, d) for p, d in history.adopted(lo, hi, names) if d in game_dates} if history.aliases else set()
+    failing: dict[tuple[str, dt.date], str] = {}
+    if verify_existing and adopted:
+        from backfill.cli.selection import failing_adopted
+
+        failing = failing_adopted(warehouse, spec, calendar, frozenset(adopted), ranges)
+        found.update(failing)
+        adopted -= failing.keys()
     if seasons:
         found = {(p, d) for p, d in found if calendar.season_of(d) in seasons}
         game_dates = {d for d in game_dates if calendar.season_of(d) in seasons}
-    lo = min(a for a, _ in ranges)
-    hi = max(b for _, b in ranges)
+        adopted = {(p, d) for p, d in adopted if calendar.season_of(d) in seasons}
     latest = {(r["processor_name"], r["data_date"]): r for r in history.latest(lo, hi, names)} if found else {}
     order = {n: i for i, n in enumerate(names)}
     rows = [{"processor": p, "date": d.isoformat(), "season": calendar.season_of(d),
-             "last_status": (latest.get((p, d)) or {}).get("status"), "reason": _reason(latest.get((p, d)))}
+             "last_status": (latest.get((p, d)) or {}).get("status"),
+             "reason": (f"adopted success fails its checks: {failing[(p, d)]}" if (p, d) in failing
+                        else _reason(latest.get((p, d))))}
             for p, d in sorted(found, key=lambda pd: (order[pd[0]], pd[1]))]
     by_season = Counter(str(r["season"]) for r in rows)
     by_status = Counter(r["last_status"] or NEVER_RUN for r in rows)
@@ -72,6 +87,8 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         "gaps": len(rows),
         "game_dates": len(game_dates),
         "partitions_checked": len(game_dates) * len(names),
+        "adopted": len(adopted),
+        "adopted_failing_checks": len(failing),
         "days_without_games": len(days) - len({d for d in days if calendar.is_game_date(d)}),
         "by_processor": by_processor,
         "by_season": dict(sorted(by_season.items())),
@@ -111,6 +128,11 @@ def render_gaps(result: dict[str, Any], names: tuple[str, ...], console: Console
     console.print(f"[bold]Gaps[/bold]: {counts['gaps']} of {counts['partitions_checked']} (processor, game date) "
                   f"partitions over {counts['game_dates']} game dates "
                   f"({counts['days_without_games']} day(s) without games are never gaps)")
+    if counts.get("adopted") or counts.get("adopted_failing_checks"):
+        console.print(f"{counts['adopted']} done partition(s) adopted from the processors' own history rows "
+                      "(history_names)" + (f"; {counts['adopted_failing_checks']} adopted partition(s) fail their "
+                                           "expect: checks and are gaps" if counts.get("adopted_failing_checks")
+                                           else ""))
     per: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in result["gaps"]:
         per.setdefault(r["processor"], {}).setdefault(str(r["season"]), []).append(r)
@@ -174,9 +196,11 @@ def _open(obj: CliContext, *, read_only: bool = True) -> tuple[Warehouse, bool]:
 @click.option("--json", "as_json", is_flag=True, help="Print the gaps as JSON (shape in docs/cli.md).")
 @click.option("--stale", is_flag=True, help="List stale partitions (code or upstream changed since written) "
                                             "and the enqueue commands that recompute them.")
+@verify_option
 @click.pass_obj
 def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | None, ranges: tuple[str, ...],
-         phases: str | None, processors: str | None, seasons: str | None, as_json: bool, stale: bool) -> None:
+         phases: str | None, processors: str | None, seasons: str | None, as_json: bool, stale: bool,
+         verify_existing: bool) -> None:
     """(processor, game date) partitions with no successful latest run; exit 1 when there are any.
 
     Off-days and the All-Star break are never gaps. Fill them by enqueueing the same selection:
@@ -196,7 +220,8 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
                 warehouse.close()
         return
     try:
-        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons, "--seasons")) or None)
+        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons, "--seasons")) or None,
+                           verify_existing)
     finally:
         if close:
             warehouse.close()
@@ -210,7 +235,8 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         if pipeline:
             where = f"--pipeline {pipeline} {where}"
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
-        fill = f"`backfill enqueue {where} --processors {','.join(procs)}`"
+        verify = " --verify-existing" if result["counts"]["adopted_failing_checks"] else ""
+        fill = f"`backfill enqueue {where} --processors {','.join(procs)}{verify}`"
         holes = result["upstream"]
         if holes:
             dates = sorted({h["date"] for h in holes})

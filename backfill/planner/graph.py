@@ -38,6 +38,7 @@ class Draft:
     tasks: list[DraftTask]
     requested_dates: tuple[dt.date, ...]
     skipped_completed: int = 0
+    skipped_adopted: int = 0
     no_game_days: int = 0
     outside_season_days: int = 0
     unsatisfied: Counter[str] = field(default_factory=Counter)
@@ -147,6 +148,8 @@ def build_draft(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) ->
     for name in selected:
         todo = [d for d in wanted[name] if request.force or (name, d) not in request.completed]
         draft.skipped_completed += len(wanted[name]) - len(todo)
+        if not request.force:
+            draft.skipped_adopted += sum(1 for d in wanted[name] if (name, d) in request.adopted)
         by_season: dict[str, list[dt.date]] = defaultdict(list)
         for d in todo:
             by_season[calendar.season_of(d) or "?"].append(d)
