@@ -32,8 +32,9 @@ def statements(text: str, where: str) -> list[tuple[str, bool]]:
     except sqlglot.errors.ParseError as exc:
         raise BadInput(f"{where}: not BigQuery SQL: {str(exc).splitlines()[0]}",
                        hint="check the statement it names; every statement ends with `;`") from None
-    return [(t.sql(dialect="bigquery", comments=False), isinstance(t, sqlglot.exp.Query)) for t in trees
-            if t is not None]
+    out = [(t.sql(dialect="bigquery", comments=False), isinstance(t, sqlglot.exp.Query)) for t in trees
+           if t is not None]
+    return [(text, rows) for text, rows in out if text.strip()]  # a trailing comment is no statement
 
 
 @click.command("sql")
