@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -52,7 +51,6 @@ HISTORY_KEY = ("run_id", "task_id", "data_date", "retry_attempt")
 TRIGGERED_BY = "backfill"
 # An existing column may be of another type than ours when it can still hold our values.
 _HOLDS = {("STRING", "JSON"), ("FLOAT64", "INT64"), ("NUMERIC", "INT64")}
-_HOST = socket.gethostname()
 
 
 def history_schema(table: str = DEFAULT_RUN_HISTORY_TABLE) -> TableSchema:
@@ -154,7 +152,7 @@ def build_rows(task: Task, run_id: str, context: RowContext, *, outcome: str = "
             "records_processed": int(by_rows.get(key, 0) or 0),
             "backfill_mode": bool(sent["backfill_mode"]) if sent and "backfill_mode" in sent else None,
             "force_reprocess": bool(sent.get("force_reprocess")) if sent and "force_reprocess" in sent else None,
-            "execution_host": result.get("execution_host") or _HOST, "triggered_by": TRIGGERED_BY,
+            "execution_host": result.get("execution_host"), "triggered_by": TRIGGERED_BY,
             "errors": json.dumps([{"category": cat, "message": msg}] if msg or cat else []),
             "warnings": json.dumps(warnings),
             "summary": json.dumps({"task_id": task.id, "dates_in_task": len(task.dates), "wave": task.wave}),
