@@ -29,6 +29,7 @@ setup(
             "hypothesis>=6.90",
             "ruff>=0.4",
             "mypy>=1.8",
+            "import-linter>=2.1",
             "types-PyYAML",
             "google-cloud-bigquery>=3.11",
             "sentry-sdk>=2.0",

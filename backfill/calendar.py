@@ -116,6 +116,13 @@ class Calendar:
     def season_types_on(self, date: dt.date) -> frozenset[str]:
         return frozenset(self._types.get(date, ()))
 
+    def selected(self, date: dt.date, seasons: Iterable[str] | None = None,
+                 season_types: Iterable[str] | None = None) -> bool:
+        """Whether a game date is in a run's selection of seasons and season types (None: all)."""
+        if seasons and self.season_of(date) not in set(seasons):
+            return False
+        return not season_types or bool(self.season_types_on(date) & set(season_types))
+
     def games_on(self, date: dt.date) -> tuple[Game, ...]:
         return tuple(self._games_on.get(date, ()))
 

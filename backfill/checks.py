@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from backfill.calendar import Calendar, as_date
@@ -37,6 +38,9 @@ class Gap:
         return f"{self.processor}@{self.date.isoformat()} ({self.reason})"
 
 
+ROWS_GONE = "0 rows in its table"  # the history says success, the rows are not there
+
+
 @dataclass
 class DateCheck:
     """The verdict for one date of a task."""
@@ -54,6 +58,16 @@ def describe_gaps(gaps: Sequence[Gap], first: int = 5) -> str:
     """`a@d1 (never ran), b@d2 (failed) and 3 more (5 in all)`: the first few and the count."""
     shown = ", ".join(str(g) for g in gaps[:first])
     return shown if len(gaps) <= first else f"{shown} and {len(gaps) - first} more ({len(gaps)} in all)"
+
+
+def gap_fix(gaps: Sequence[Gap]) -> str:
+    """The next step for a strict `dependency_gap`: upstream partitions that never ran (or failed)
+    are planned by enqueueing again with `--with-upstream`; ones whose history says success while
+    their rows are gone need `--force` on that upstream (`--with-upstream` skips what is done)."""
+    gone = [g for g in gaps if g.reason == ROWS_GONE]
+    if gone and len(gone) == len(gaps):
+        return f"refill {gone[0].processor} with `enqueue --processors {gone[0].processor} --force` over those dates"
+    return "add --with-upstream to plan them"
 
 
 class Emptiness:
@@ -116,7 +130,7 @@ class UpstreamCheck:
             if st not in OK_STATUSES:
                 missing[k] = why
             elif rows.get(k, 0) == 0 and not self.emptiness.may_be_empty(*k):
-                missing[k] = "0 rows in its table"
+                missing[k] = ROWS_GONE
         out: dict[dt.date, DateCheck] = {}
         for d in dates:
             verdict = DateCheck(may_be_empty=self.emptiness.may_be_empty(processor, d))
@@ -256,6 +270,28 @@ def columns_read(sql: str, tables: Iterable[str], *, through_stars: bool = True)
     return out
 
 
+def sql_syntax_error(sql: str, path: Path) -> str | None:
+    """`FILE:LINE:COL: message` when the SQL does not parse as BigQuery SQL, else None.
+
+    Parsed here, before any warehouse sees it: the warehouse would report the line of its own
+    (transpiled) statement, not of the file the user edits.
+    """
+    import sqlglot
+
+    try:
+        sqlglot.parse(sql, read="bigquery")
+    except sqlglot.errors.ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        line, col = first.get("line"), first.get("col")
+        at = f"{path}:{line}:{col}" if line else str(path)
+        what = str(first.get("description") or str(exc).splitlines()[0])
+        near = str(first.get("highlight") or "").strip()
+        return f"{at}: SQL syntax error: {what}" + (f" near {near!r}" if near else "")
+    except sqlglot.errors.TokenError as exc:
+        return f"{path}: SQL syntax error: {str(exc).splitlines()[0]}"
+    return None
+
+
 def preflight(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, processors: Sequence[str],
               ranges: Sequence[tuple[dt.date, dt.date]], seasons: Iterable[str] | None = None) -> list[Problem]:
     """Everything that would make the selected processors fail for reasons no retry can fix.
@@ -285,6 +321,13 @@ def preflight(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, proc
                 sql = proc.sql.read_text(encoding="utf-8")
             except OSError as exc:
                 problems.append(Problem("sql", f"{name}: cannot read {proc.sql}: {exc.strerror or exc}"))
+            except UnicodeDecodeError as exc:
+                problems.append(Problem("sql", f"{name}: {proc.sql} is not UTF-8 text ({exc.reason} at byte "
+                                               f"{exc.start}); save it as UTF-8"))
+            syntax = sql_syntax_error(sql, proc.sql) if sql else None
+            if syntax is not None:
+                problems.append(Problem("sql_syntax", f"{name}: {syntax}"))
+                sql = ""  # its columns cannot be read; the syntax error says it all
         elif proc.kind == "sql":
             problems.append(Problem("sql", f"{name}: no `sql:` file"))
         sources = {d.source for d in proc.depends_on if not d.is_processor}

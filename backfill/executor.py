@@ -19,9 +19,9 @@ from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from backfill.alerts.categories import CATEGORIES, CRITICAL, category_of
 from backfill.calendar import Calendar, as_date
-from backfill.checks import DateCheck, Emptiness, UpstreamCheck, describe_gaps
+from backfill.categories import CATEGORIES, CRITICAL, category_of
+from backfill.checks import DateCheck, Emptiness, UpstreamCheck, describe_gaps, gap_fix
 from backfill.errors import BackfillError, QuotaExceeded, TransientWarehouseError, WarehouseError
 from backfill.fingerprint import code_version
 from backfill.hooks import PostWrite, load_hook
@@ -33,7 +33,7 @@ from backfill.spec import PipelineSpec, Processor
 from backfill.warehouse import Warehouse
 from backfill.warehouse.schema import TableSchema
 
-ERROR_CATEGORIES = CATEGORIES  # the one classification (backfill.alerts.categories): history, status, alerts
+ERROR_CATEGORIES = CATEGORIES  # the one classification (backfill.categories): history, status, alerts
 TASK_STATUSES = ("success", "partial", "failed")
 # Categories that no date can fix on its own: bisecting would only repeat the same failure.
 _NOT_DATE_SPECIFIC = (CRITICAL,)
@@ -285,7 +285,8 @@ def _apply_checks(result: TaskResult, outcome: _Outcome, verdicts: Mapping[dt.da
             todo.append(d)
             continue
         if strict:
-            outcome.mark(d, "failed", "dependency_gap", f"upstream partitions missing: {describe_gaps(v.gaps)}")
+            outcome.mark(d, "failed", "dependency_gap", f"upstream partitions missing: {describe_gaps(v.gaps)}; "
+                                                        f"{gap_fix(v.gaps)}")
         else:
             coverage = v.describe_coverage()
             outcome.mark(d, "partial", "dependency_gap", f"ran with incomplete upstream windows (--no-strict): "
@@ -356,7 +357,7 @@ def _inspect(result: TaskResult, outcome: _Outcome, task: Task, warehouse: Wareh
              dates: list[dt.date], strict: bool, run_id: str) -> None:
     """Rows per date against what the processor expects, NULLs, raw coverage per game and team, hooks."""
     required = sorted(set(proc.required_columns) | {c.name for c in table.columns if c.required})
-    rows = warehouse.query(partition_figures_sql(table.name, table.partition, proc.key,
+    rows = warehouse.query(partition_figures_sql(table.name, proc.partition, proc.key,
                                                  {f"null_{c}": f"{c} IS NULL" for c in required},
                                                  f"{table.partition} IN UNNEST(@dates)"),
                            {"dates": sorted(result.dates)})

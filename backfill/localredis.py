@@ -99,8 +99,8 @@ def why_unreachable(url: str, timeout: float = 2.0) -> CannotConnect | None:
                              hint="check that the URL names a Redis server")
     except redis.RedisError as exc:
         text = f"{exc} {exc.__cause__ or exc.__context__ or ''}"
-        if url.startswith("rediss://") and ("SSL" in text or "TLS" in text or "record" in text.lower()
-                                             or isinstance(exc, redis.TimeoutError)):
+        if url.startswith("rediss://") and _tcp_answers(url, timeout) and (
+                "SSL" in text or "TLS" in text or "record" in text.lower() or isinstance(exc, redis.TimeoutError)):
             return CannotConnect(f"TLS handshake with Redis at {shown} failed ({type(exc).__name__}: "
                                  f"{str(exc).splitlines()[0][:160]})",
                                  hint="a server without TLS needs redis://, not rediss://; with TLS, check its "
@@ -111,6 +111,17 @@ def why_unreachable(url: str, timeout: float = 2.0) -> CannotConnect | None:
                                   "to use a local Redis")
     finally:
         client.close()
+
+
+def _tcp_answers(url: str, timeout: float) -> bool:
+    """Whether anything accepts a TCP connection at the URL's host and port: a server that does,
+    yet fails a rediss:// handshake, does not speak TLS (or not with that certificate)."""
+    parts = redis.connection.parse_url(url)
+    try:
+        with socket.create_connection((parts.get("host", "localhost"), int(parts.get("port", 6379))), timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _free_port() -> int:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,7 +26,13 @@ class Settings(BaseSettings):
     max_warehouse_jobs: int = Field(default=20, ge=1, le=1000)
     throttle_recover_after: int = Field(default=20, ge=1, le=10000,
                                         description="consecutive successes before the throttle limit creeps up")
+    throttle_probe_seconds: float = Field(default=30.0, gt=0, le=3600,
+                                          description="a success after this long without a limit change raises it "
+                                                      "by one (the throttle probes back up under steady quota errors)")
     max_retries: int = Field(default=5, ge=0, le=50)
+    quota_retry_seconds: float = Field(default=1800.0, gt=0,
+                                       description="a task keeps retrying quota errors and throttle waits for this "
+                                                   "long after the first one, then fails `quota`")
     retry_backoff_seconds: float = Field(default=2.0, ge=0)
     sentry_dsn: SecretStr = Field(default=SecretStr(""))
     environment: str = Field(default="", description="Sentry's environment tag (production, staging ...)")
@@ -65,6 +71,9 @@ class Settings(BaseSettings):
                                description="seconds without progress (and nothing running) before a run is stalled")
     watchdog: bool = Field(default=True, description="workers sweep active runs: expired leases, stalled runs")
     watchdog_interval: float = Field(default=5.0, ge=0.5, le=600, description="seconds between a worker's sweeps")
+    dispatcher: str = Field(default="workers.factory:open_dispatcher", pattern=r"^[\w.]+:\w+$",
+                            description="module:function that builds the engine's Dispatcher from these settings "
+                                        "(the CLI reaches Celery only through it)")
     task_queue: str = Field(default="celery", min_length=1, max_length=200,
                             description="the broker queue run tasks go to (one per deployment sharing a broker)")
     dispatch_window: int = Field(default=64, ge=1, le=100000,
@@ -73,6 +82,24 @@ class Settings(BaseSettings):
                                      description="settled tasks that trigger a bulk run-history write")
     history_flush_seconds: float = Field(default=10.0, ge=0,
                                          description="oldest unwritten settled task age that triggers a write")
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url_parses(cls, value: SecretStr) -> SecretStr:
+        """A broker URL whose port is not a number must stop every command at once, before a run is
+        recorded in Redis that no message can ever reach (kombu would raise deep inside a send)."""
+        url = value.get_secret_value()
+        if url:
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018 - parsing the port is the check
+            except ValueError as exc:
+                raise ValueError(f"{redact_url(url)} is not a broker URL ({exc}); expected "
+                                 "amqp://user:password@host:5672// or redis://[:password@]host:port/db") from None
+            if not parts.scheme or not parts.netloc:
+                raise ValueError(f"{redact_url(url)} is not a broker URL; expected amqp://user:password@host:5672// "
+                                 "or redis://[:password@]host:port/db")
+        return value
 
     @property
     def warehouse_url(self) -> str:

@@ -32,7 +32,7 @@ _PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "http", "opt
                    "expect", "acceptance"}
 _EXPECT_KEYS = {"rows_per_game", "rows_like", "every_team"}
 _TOP_KEYS = {"name", "description", "schedule_table", "run_history_table", "bootstrap_days", "raw_tables",
-             "processors", "post_write", "acceptance", "phases", "backfill_options"}
+             "processors", "post_write", "acceptance", "plugin", "phases", "backfill_options"}
 _HTTP_KEYS = {"url", "method", "headers", "timeout", "headers_from_env", "body", "reply"}
 _REPLY_KEYS = {"results", "processor", "status", "success", "message", "category"}
 DEFAULT_SCHEDULE_TABLE = "raw.schedule"
@@ -178,6 +178,9 @@ class PipelineSpec:
     bootstrap_days: int = 14
     post_write: tuple[str, ...] = ()
     acceptance: PipelineAcceptance = field(default_factory=PipelineAcceptance)
+    # `package.module:function` returning the pipeline's CLI plugin (its `data` commands, the demo's
+    # data): pipeline-specific commands come from the pipeline, never from the library.
+    plugin: str | None = None
     # phase number -> the name the users' run history uses (`phase_3_analytics`).
     phase_names: Mapping[int, str] = field(default_factory=dict)
     # Sent with every call of every processor kind in a backfill (`backfill_mode: true`, ...);
@@ -277,7 +280,7 @@ def load_spec(path: str | Path) -> PipelineSpec:
     file = p / "pipeline.yaml" if p.is_dir() else p
     if not file.exists():
         raise SpecError(f"no pipeline spec at {file}", hint="pass --pipeline DIR with a pipeline.yaml in it")
-    text = file.read_text(encoding="utf-8")
+    text = _spec_text(file)
     where = _Where(file, text)
     data = yaml.safe_load(text) or {}
     if not isinstance(data, Mapping) or not isinstance(data.get("processors"), Mapping):
@@ -292,132 +295,195 @@ def load_spec(path: str | Path) -> PipelineSpec:
     return _build(data, file, where)
 
 
+def _spec_text(file: Path) -> str:
+    """The spec's text: a folder, an unreadable or a non-UTF-8 file is one line, not a traceback."""
+    try:
+        return file.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise SpecError(f"{file} is a folder, not a pipeline spec", hint="pass --pipeline DIR with a pipeline.yaml "
+                                                                          "in it") from None
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{file} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})",
+                        hint="save it as UTF-8, e.g. `iconv -f cp1252 -t utf-8`") from None
+    except OSError as exc:
+        raise SpecError(f"cannot read {file}: {exc.strerror or exc}") from None
+
+
 def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
-    base = file.parent
+    """The spec from its parsed YAML: each section checked by its own function, in file order, so the
+    first problem is the one reported."""
     raw_tables = {str(name): _parse_raw_table(str(name), opts or {}, where)
                   for name, opts in (data.get("raw_tables") or {}).items()}
+    schedule_table, run_history, hooks, plugin = _top_settings(data, where)
+    names = list(data["processors"].keys())
+    procs: dict[str, Processor] = {}
+    targets: dict[str, str] = {}
+    for name in names:
+        procs[name] = _processor(name, data["processors"], raw_tables, run_history, targets, file.parent, where)
+    order = _order(names, procs, where)
+    _check_history_names(procs, where)
+    try:
+        pipeline_acceptance = parse_pipeline_acceptance(data.get("acceptance"),
+                                                        {n: {c.name for c in p.columns} for n, p in procs.items()})
+    except ValueError as exc:
+        raise where.fail(None, str(exc)) from exc
+    return PipelineSpec(name=str(data.get("name", file.parent.name)), path=file.parent, processors=procs,
+                        raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
+                        order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks,
+                        acceptance=pipeline_acceptance, plugin=plugin,
+                        phase_names=_parse_phases(data.get("phases"), where),
+                        backfill_options=_parse_options(data.get("backfill_options"), where))
+
+
+def _top_settings(data: Mapping[str, Any], where: _Where) -> tuple[str, str, tuple[str, ...], str | None]:
+    """The schedule and run-history tables, the post-write hooks and the plugin, checked."""
     schedule_table = data.get("schedule_table", DEFAULT_SCHEDULE_TABLE)
     run_history = data.get("run_history_table", DEFAULT_RUN_HISTORY_TABLE)
     hooks = data.get("post_write") or ()
     hooks = (hooks,) if isinstance(hooks, str) else tuple(hooks)
     for h in hooks:
-        if not isinstance(h, str) or h.count(":") != 1 or not all(h.split(":")):
+        if not _is_ref(h):
             raise where.fail(None, f"post_write hook {h!r} must be 'package.module:function'")
+    plugin = data.get("plugin")
+    if plugin is not None and not _is_ref(plugin):
+        raise where.fail(None, f"plugin {plugin!r} must be 'package.module:function'")
     for t in (schedule_table, run_history):
         try:
             check_table_name(t)
         except BadInput as exc:
             raise where.fail(None, exc.message) from exc
+    return schedule_table, run_history, hooks, plugin
 
-    names = list(data["processors"].keys())
-    procs: dict[str, Processor] = {}
-    targets: dict[str, str] = {}
-    for name in names:
-        raw = data["processors"][name]
+
+def _is_ref(value: Any) -> bool:
+    """A `package.module:function` reference."""
+    return isinstance(value, str) and value.count(":") == 1 and all(value.split(":"))
+
+
+def _processor(name: Any, section: Mapping[str, Any], raw_tables: Mapping[str, RawTable], run_history: str,
+               targets: dict[str, str], base: Path, where: _Where) -> Processor:
+    """One `processors:` entry; records its target in `targets` (two processors may not write one table)."""
+    raw = section[name]
+    try:
+        check_identifier(str(name), "processor name")
+    except BadInput as exc:
+        raise where.fail(str(name), exc.message) from exc
+    if not isinstance(raw, Mapping):
+        raise where.fail(name, "expected a mapping of settings")
+    unknown = sorted(set(raw) - _PROCESSOR_KEYS)
+    if unknown:
+        raise where.fail(name, f"unknown setting(s) {', '.join(unknown)}")
+    phase = raw.get("phase")
+    if isinstance(phase, bool) or not isinstance(phase, int) or phase < 1:
+        raise where.fail(name, f"phase must be a positive whole number, got {phase!r}")
+    target, partition, required, columns, key, cluster = _table_settings(name, raw, where)
+    if target in targets:
+        raise where.fail(name, f"target {target} is also written by {targets[target]}")
+    _refuse_input_target(target, raw_tables, run_history, where, name)
+    targets[target] = name
+    batch = raw.get("batch_size")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise where.fail(name, f"batch_size must be a whole number >= 1, got {batch!r}")
+    est = raw.get("estimate_seconds", 30.0)
+    if isinstance(est, bool) or not isinstance(est, (int, float)) or est < 0:
+        raise where.fail(name, f"estimate_seconds must be a number >= 0, got {est!r}")
+    sql_path, http = _kind_settings(name, raw, base, where)
+    options = raw.get("options") or {}
+    if not isinstance(options, Mapping) or not all(isinstance(k, str) and k.isidentifier() for k in options):
+        raise where.fail(name, f"options must be a mapping of identifier: value, got {options!r}")
+    deps = _depends_on(name, raw, section, raw_tables, where)
+    if batch is not None and batch > 1 and any(d.is_processor and d.source == name for d in deps):
+        raise where.fail(name, "batch_size > 1 is not allowed for a processor that reads its own earlier dates")
+    expect = _parse_expect(raw.get("expect"), deps, columns, where, name)
+    try:
+        acceptance = parse_processor_acceptance(raw.get("acceptance"), {c.name for c in columns})
+    except ValueError as exc:
+        raise where.fail(name, str(exc)) from exc
+    return Processor(
+        name=name, phase=phase, target=target, partition=partition, sql=sql_path,
+        python=raw.get("python"), batch_size=batch, required_columns=required, depends_on=tuple(deps),
+        estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key,
+        cluster=cluster,
+        expect=expect, http=dict(http) if http is not None else None, options=dict(options), base_dir=base,
+        acceptance=acceptance, history_names=_history_names(name, raw, where))
+
+
+def _table_settings(name: str, raw: Mapping[str, Any], where: _Where) -> tuple[
+        str, str, tuple[str, ...], tuple[Column, ...], tuple[str, ...], tuple[str, ...]]:
+    """Target, partition column, required columns, columns, key and cluster columns, each a valid identifier."""
+    target = str(raw.get("target"))
+    try:
+        check_table_name(target)
+        partition = check_identifier(raw.get("partition", "game_date"), "partition column")
+        required = tuple(check_identifier(c, "column name") for c in raw.get("required_columns") or ())
+        columns = tuple(Column(c, t) if isinstance(t, str) else Column(c, t["type"], bool(t.get("required")))
+                        for c, t in (raw.get("columns") or {}).items())
+        key = tuple(check_identifier(c, "column name") for c in raw.get("key") or ())
+        cluster = tuple(check_identifier(c, "cluster column") for c in raw.get("cluster") or ())
+    except BadInput as exc:
+        raise where.fail(name, exc.message) from exc
+    unknown = [c for c in cluster if columns and c not in {col.name for col in columns}]
+    if unknown or len(cluster) > 4:
+        raise where.fail(name, f"cluster: {', '.join(unknown)} not among its columns" if unknown
+                         else "cluster: at most 4 columns (BigQuery's limit)")
+    return target, partition, required, columns, key, cluster
+
+
+def _kind_settings(name: str, raw: Mapping[str, Any], base: Path,
+                   where: _Where) -> tuple[Path | None, Mapping[str, Any] | None]:
+    """Exactly one of `sql:`, `python:`, `http:`; returns the SQL file's path and the http settings."""
+    sql = raw.get("sql")
+    # A missing SQL file is reported by preflight and fails only this processor's tasks.
+    sql_path = _inside(base, sql, where, name) if sql is not None else None
+    kinds = [k for k in ("sql", "python", "http") if raw.get(k) is not None]
+    if len(kinds) != 1:
+        raise where.fail(name, "needs exactly one of `sql: file.sql`, `python: package.module:function` or "
+                               f"`http: {{url: ...}}` (got {', '.join(kinds) or 'none'})")
+    python = raw.get("python")
+    if python is not None and not _is_ref(python):
+        raise where.fail(name, f"python: {python!r} must be 'package.module:function'")
+    http = raw.get("http")
+    if http is not None:
+        if not isinstance(http, Mapping) or not str(http.get("url", "")).startswith(("http://", "https://")):
+            raise where.fail(name, "http: needs a mapping with `url: http(s)://...` (and optional method, "
+                                   "headers, timeout)")
+        problem = _http_problem(http)
+        if problem:
+            raise where.fail(name, f"http: {problem}")
+    return sql_path, http
+
+
+def _depends_on(name: str, raw: Mapping[str, Any], section: Mapping[str, Any], raw_tables: Mapping[str, RawTable],
+                where: _Where) -> list[Dependency]:
+    deps = []
+    for entry in raw.get("depends_on") or ():
+        if not isinstance(entry, Mapping) or len({"processor", "table"} & set(entry)) != 1:
+            raise where.fail(name, f"depends_on entry {entry!r} needs exactly one of `processor:` or `table:`")
+        extra = sorted(set(entry) - {"processor", "table", "window"})
+        if extra:
+            raise where.fail(name, f"depends_on entry has unknown key(s) {', '.join(extra)}")
         try:
-            check_identifier(str(name), "processor name")
-        except BadInput as exc:
-            raise where.fail(str(name), exc.message) from exc
-        if not isinstance(raw, Mapping):
-            raise where.fail(name, "expected a mapping of settings")
-        unknown = sorted(set(raw) - _PROCESSOR_KEYS)
-        if unknown:
-            raise where.fail(name, f"unknown setting(s) {', '.join(unknown)}")
-        phase = raw.get("phase")
-        if isinstance(phase, bool) or not isinstance(phase, int) or phase < 1:
-            raise where.fail(name, f"phase must be a positive whole number, got {phase!r}")
-        target = str(raw.get("target"))
-        try:
-            check_table_name(target)
-            partition = check_identifier(raw.get("partition", "game_date"), "partition column")
-            required = tuple(check_identifier(c, "column name") for c in raw.get("required_columns") or ())
-            columns = tuple(Column(c, t) if isinstance(t, str) else Column(c, t["type"], bool(t.get("required")))
-                            for c, t in (raw.get("columns") or {}).items())
-            key = tuple(check_identifier(c, "column name") for c in raw.get("key") or ())
-            cluster = tuple(check_identifier(c, "cluster column") for c in raw.get("cluster") or ())
-        except BadInput as exc:
-            raise where.fail(name, exc.message) from exc
-        unknown = [c for c in cluster if columns and c not in {col.name for col in columns}]
-        if unknown or len(cluster) > 4:
-            raise where.fail(name, f"cluster: {', '.join(unknown)} not among its columns" if unknown
-                             else "cluster: at most 4 columns (BigQuery's limit)")
-        if target in targets:
-            raise where.fail(name, f"target {target} is also written by {targets[target]}")
-        _refuse_input_target(target, raw_tables, run_history, where, name)
-        targets[target] = name
-        batch = raw.get("batch_size")
-        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
-            raise where.fail(name, f"batch_size must be a whole number >= 1, got {batch!r}")
-        est = raw.get("estimate_seconds", 30.0)
-        if isinstance(est, bool) or not isinstance(est, (int, float)) or est < 0:
-            raise where.fail(name, f"estimate_seconds must be a number >= 0, got {est!r}")
-        sql = raw.get("sql")
-        # A missing SQL file is reported by preflight and fails only this processor's tasks.
-        sql_path = _inside(base, sql, where, name) if sql is not None else None
-        kinds = [k for k in ("sql", "python", "http") if raw.get(k) is not None]
-        if len(kinds) != 1:
-            raise where.fail(name, "needs exactly one of `sql: file.sql`, `python: package.module:function` or "
-                                   f"`http: {{url: ...}}` (got {', '.join(kinds) or 'none'})")
-        python = raw.get("python")
-        if python is not None and (not isinstance(python, str) or python.count(":") != 1 or not all(python.split(":"))):
-            raise where.fail(name, f"python: {python!r} must be 'package.module:function'")
-        http = raw.get("http")
-        if http is not None:
-            if not isinstance(http, Mapping) or not str(http.get("url", "")).startswith(("http://", "https://")):
-                raise where.fail(name, "http: needs a mapping with `url: http(s)://...` (and optional method, "
-                                       "headers, timeout)")
-            problem = _http_problem(http)
-            if problem:
-                raise where.fail(name, f"http: {problem}")
-        options = raw.get("options") or {}
-        if not isinstance(options, Mapping) or not all(isinstance(k, str) and k.isidentifier() for k in options):
-            raise where.fail(name, f"options must be a mapping of identifier: value, got {options!r}")
-        history_names = raw.get("history_names") or ()
-        history_names = (history_names,) if isinstance(history_names, str) else tuple(history_names)
-        try:
-            for h in history_names:
-                check_identifier(h, "history name")
-        except BadInput as exc:
-            raise where.fail(name, f"history_names: {exc.message}") from exc
-        deps = []
-        for entry in raw.get("depends_on") or ():
-            if not isinstance(entry, Mapping) or len({"processor", "table"} & set(entry)) != 1:
-                raise where.fail(name, f"depends_on entry {entry!r} needs exactly one of `processor:` or `table:`")
-            extra = sorted(set(entry) - {"processor", "table", "window"})
-            if extra:
-                raise where.fail(name, f"depends_on entry has unknown key(s) {', '.join(extra)}")
-            try:
-                window = parse_window(entry.get("window", "same_date"))
-            except ValueError as exc:
-                raise where.fail(name, str(exc)) from exc
-            if "processor" in entry:
-                src = entry["processor"]
-                if src not in data["processors"]:
-                    raise where.fail(name, f"depends on unknown processor {src!r}")
-                if src == name and window.reads_current:
-                    raise where.fail(name, "a processor may read its own earlier dates, not the date it writes "
-                                           "(drop include_current / same_date on the self-dependency)")
-                deps.append(Dependency(src, window, True))
-            else:
-                src = entry["table"]
-                if src not in raw_tables:
-                    raise where.fail(name, f"depends on unknown table {src!r}; declare it under raw_tables:")
-                deps.append(Dependency(src, window, False))
-        if batch is not None and batch > 1 and any(d.is_processor and d.source == name for d in deps):
-            raise where.fail(name, "batch_size > 1 is not allowed for a processor that reads its own earlier dates")
-        expect = _parse_expect(raw.get("expect"), deps, columns, where, name)
-        try:
-            acceptance = parse_processor_acceptance(raw.get("acceptance"), {c.name for c in columns})
+            window = parse_window(entry.get("window", "same_date"))
         except ValueError as exc:
             raise where.fail(name, str(exc)) from exc
-        procs[name] = Processor(
-            name=name, phase=phase, target=target, partition=partition, sql=sql_path,
-            python=raw.get("python"), batch_size=batch, required_columns=required, depends_on=tuple(deps),
-            estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key,
-            cluster=cluster,
-            expect=expect, http=dict(http) if http is not None else None, options=dict(options), base_dir=base,
-            acceptance=acceptance, history_names=history_names)
+        if "processor" in entry:
+            src = entry["processor"]
+            if src not in section:
+                raise where.fail(name, f"depends on unknown processor {src!r}")
+            if src == name and window.reads_current:
+                raise where.fail(name, "a processor may read its own earlier dates, not the date it writes "
+                                       "(drop include_current / same_date on the self-dependency)")
+            deps.append(Dependency(src, window, True))
+        else:
+            src = entry["table"]
+            if src not in raw_tables:
+                raise where.fail(name, f"depends on unknown table {src!r}; declare it under raw_tables:")
+            deps.append(Dependency(src, window, False))
+    return deps
 
+
+def _order(names: list[str], procs: Mapping[str, Processor], where: _Where) -> tuple[str, ...]:
+    """Phase, then dependency depth, then the YAML's order; a cycle or an upstream in a later phase fails."""
     sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
     for n in names:
         sorter.add(n, *[d.source for d in procs[n].upstream_processors if d.source != n])
@@ -435,26 +501,57 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
         for d in procs[n].upstream_processors:
             if d.source != n and order.index(d.source) > order.index(n):
                 raise where.fail(n, f"depends on {d.source}, which is in a later phase")
+    return order
+
+
+def _refuse_input_target(target: str, raw_tables: Mapping[str, RawTable], run_history: str, where: _Where,
+                         name: str) -> None:
+    """A backfill replaces its target's partitions: a target that is an input or the run history
+    would overwrite what the pipeline reads, or its own record of what it did."""
+    if target in raw_tables:
+        raise where.fail(name, f"target {target} is a raw input table (raw_tables:); a backfill would overwrite "
+                               "its own inputs: write to a table of its own")
+    if target == run_history:
+        raise where.fail(name, f"target {target} is the run-history table; write to a table of its own")
+
+
+def _inside(base: Path, relative: Any, where: _Where, name: str) -> Path:
+    """A path the spec names, resolved inside the pipeline folder (a spec never reads elsewhere)."""
+    if not isinstance(relative, str) or not relative.strip():
+        raise where.fail(name, f"sql: must be a file name inside the pipeline folder, got {relative!r}")
+    folder = base.resolve()
+    path = (folder / relative).resolve()
+    if not path.is_relative_to(folder):
+        raise where.fail(name, f"sql: {relative} points outside the pipeline folder {folder}; keep SQL files "
+                               "inside it (e.g. sql/NAME.sql)")
+    return path
+
+
+_RAW_KEYS = ("partition", "game", "team", "key")
+
+
+def _parse_raw_table(name: str, opts: Any, where: _Where) -> RawTable:
+    """One `raw_tables:` entry: its partition, game and team columns, and its key."""
+    if not isinstance(opts, Mapping):
+        raise where.fail(None, f"raw table {name}: expected a mapping of {', '.join(_RAW_KEYS)}, got {opts!r}")
+    extra = sorted(set(opts) - set(_RAW_KEYS))
+    if extra:
+        raise where.fail(None, f"raw table {name}: unknown setting(s) {', '.join(extra)} "
+                               f"(known: {', '.join(sorted(_RAW_KEYS))})")
+    key = opts.get("key") or ()
+    if isinstance(key, str) or not isinstance(key, (list, tuple)):
+        raise where.fail(None, f"raw table {name}: key must be a list of columns, e.g. [game_id, player_id], "
+                               f"got {key!r}")
     try:
-        pipeline_acceptance = parse_pipeline_acceptance(data.get("acceptance"),
-                                                        {n: {c.name for c in p.columns} for n, p in procs.items()})
-    except ValueError as exc:
-        raise where.fail(None, str(exc)) from exc
-    claimed: dict[str, str] = {}
-    for n, p in procs.items():
-        for h in p.history_names:
-            if h in procs and h != n:
-                raise where.fail(n, f"history_names: {h} is another processor of this pipeline")
-            if h in claimed:
-                raise where.fail(n, f"history_names: {h} is also claimed by {claimed[h]}")
-            claimed[h] = n
-    phase_names, backfill_options = _parse_phases(data.get("phases"), where), _parse_options(
-        data.get("backfill_options"), where)
-    return PipelineSpec(name=str(data.get("name", file.parent.name)), path=file.parent, processors=procs,
-                        raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
-                        order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks,
-                        acceptance=pipeline_acceptance, phase_names=phase_names,
-                        backfill_options=backfill_options)
+        check_table_name(name)
+        cols = {k: opts.get(k) for k in ("partition", "game", "team")}
+        for k, v in cols.items():
+            if v is not None:
+                check_identifier(v, f"{k} column")
+        columns = tuple(check_identifier(c, "key column") for c in key)
+    except BadInput as exc:
+        raise where.fail(None, f"raw table {name}: {exc.message}") from exc
+    return RawTable(name, cols["partition"], cols["game"], cols["team"], columns)
 
 
 def _parse_phases(raw: Any, where: _Where) -> dict[int, str]:
@@ -553,6 +650,28 @@ def _parse_raw_table(name: str, opts: Any, where: _Where) -> RawTable:
     except BadInput as exc:
         raise where.fail(None, f"raw table {name}: {exc.message}") from exc
     return RawTable(name, cols["partition"], cols["game"], cols["team"], columns)
+
+
+def _history_names(name: str, raw: Mapping[str, Any], where: _Where) -> tuple[str, ...]:
+    """`history_names: [PlayerGameSummaryProcessor]`, each a plain identifier."""
+    found = raw.get("history_names") or ()
+    found = (found,) if isinstance(found, str) else tuple(found)
+    try:
+        return tuple(check_identifier(h, "history name") for h in found)
+    except BadInput as exc:
+        raise where.fail(name, f"history_names: {exc.message}") from exc
+
+
+def _check_history_names(procs: Mapping[str, Processor], where: _Where) -> None:
+    """A history name belongs to one processor and is not another processor's own name."""
+    claimed: dict[str, str] = {}
+    for n, p in procs.items():
+        for h in p.history_names:
+            if h in procs and h != n:
+                raise where.fail(n, f"history_names: {h} is another processor of this pipeline")
+            if h in claimed:
+                raise where.fail(n, f"history_names: {h} is also claimed by {claimed[h]}")
+            claimed[h] = n
 
 
 def _parse_expect(raw: Any, deps: list[Dependency], columns: tuple[Column, ...], where: _Where,

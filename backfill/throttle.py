@@ -8,6 +8,10 @@ SIGKILLed never gives its slot back, but its lease expires and the next acquirer
 
 The limit adapts (AIMD): a quota error halves it (never below `min_limit`), and after
 `recover_after` consecutive successes it creeps up by one (never above the configured max).
+It also *probes*: a success when the limit has not changed for `probe_seconds` raises it by
+one. Without that, a steady share of quota errors (30% of calls, say) never leaves 20
+successes in a row, and the limit stayed at 1 for the rest of the run. The on-call person can
+put it back to the maximum with `reset_limit` (`backfill throttle reset`).
 All times come from the Redis server's clock (`TIME`), so workers with skewed clocks agree on
 when a lease has expired.
 
@@ -54,8 +58,8 @@ redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 return 1
 """
 
-# KEYS: limit, max, streak, events, last_cut; ARGV: kind, min_limit, recover_after, max_events,
-#       initial_limit, cooldown_seconds
+# KEYS: limit, max, streak, events, last_cut, last_change; ARGV: kind, min_limit, recover_after,
+#       max_events, initial_limit, cooldown_seconds, probe_seconds
 _ADJUST = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
@@ -73,18 +77,44 @@ if ARGV[1] == 'quota_error' then
   redis.call('SET', KEYS[5], tostring(now))
 else
   local streak = redis.call('INCR', KEYS[3])
+  local changed = tonumber(redis.call('GET', KEYS[6]))
   if streak >= tonumber(ARGV[3]) then
     redis.call('SET', KEYS[3], 0)
     new = math.min(max, limit + 1)
     reason = 'recovered'
+  elseif limit < max and changed and now - changed >= tonumber(ARGV[7]) then
+    redis.call('SET', KEYS[3], 0)
+    new = limit + 1
+    reason = 'probe'
+  end
+  if not changed then
+    redis.call('SET', KEYS[6], tostring(now))
   end
 end
 if new ~= limit then
+  redis.call('SET', KEYS[6], tostring(now))
   redis.call('SET', KEYS[1], new)
   redis.call('LPUSH', KEYS[4], cjson.encode({at = now, limit = new, previous = limit, reason = reason}))
   redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[4]) - 1)
 end
 return new
+"""
+
+# KEYS: limit, max, streak, events, last_change; ARGV: max_events. Back to the max, leases kept.
+_RESET_LIMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local max = tonumber(redis.call('GET', KEYS[2]))
+if not max then
+  return -1
+end
+local limit = tonumber(redis.call('GET', KEYS[1])) or max
+redis.call('SET', KEYS[1], max)
+redis.call('SET', KEYS[3], 0)
+redis.call('SET', KEYS[5], tostring(now))
+redis.call('LPUSH', KEYS[4], cjson.encode({at = now, limit = max, previous = limit, reason = 'reset'}))
+redis.call('LTRIM', KEYS[4], 0, tonumber(ARGV[1]) - 1)
+return max
 """
 
 # KEYS: limit, max; ARGV: configured max. A new max clamps the live limit but keeps a backed-off one.
@@ -107,6 +137,7 @@ class Throttle:
     streak_key = "backfill:throttle:{name}:streak"
     events_key = "backfill:throttle:{name}:events"
     last_cut_key = "backfill:throttle:{name}:last_cut"
+    last_change_key = "backfill:throttle:{name}:last_change"
 
     max_events = 200
     # Jobs already in flight when the first quota error arrives usually fail too; counting each
@@ -114,18 +145,20 @@ class Throttle:
     cut_cooldown_seconds = 1.0
 
     def __init__(self, client: redis.Redis, name: str = "warehouse", *, initial_limit: int, min_limit: int = 1,
-                 lease_seconds: float = 600, recover_after: int = 20) -> None:
+                 lease_seconds: float = 600, recover_after: int = 20, probe_seconds: float = 30.0) -> None:
         if initial_limit < 1 or min_limit < 1 or min_limit > initial_limit:
             raise ValueError(f"need 1 <= min_limit ({min_limit}) <= initial_limit ({initial_limit})")
-        if lease_seconds <= 0 or recover_after < 1:
-            raise ValueError("lease_seconds must be > 0 and recover_after >= 1")
+        if lease_seconds <= 0 or recover_after < 1 or probe_seconds <= 0:
+            raise ValueError("lease_seconds and probe_seconds must be > 0 and recover_after >= 1")
         self.client = client
         self.name = name
         self.initial_limit = initial_limit
         self.min_limit = min_limit
         self.lease_seconds = lease_seconds
         self.recover_after = recover_after
+        self.probe_seconds = probe_seconds
         self._acquire = client.register_script(_ACQUIRE)
+        self._reset_limit = client.register_script(_RESET_LIMIT)
         self._adjust = client.register_script(_ADJUST)
         self._configure = client.register_script(_CONFIGURE)
         self._keys_configured = False
@@ -181,9 +214,9 @@ class Throttle:
     def _adjust_limit(self, kind: str) -> int:
         self._ensure_configured()
         keys = [self._key(t) for t in (self.limit_key, self.max_key, self.streak_key, self.events_key,
-                                       self.last_cut_key)]
+                                       self.last_cut_key, self.last_change_key)]
         args: list[str | int | float] = [kind, self.min_limit, self.recover_after, self.max_events, self.initial_limit,
-                self.cut_cooldown_seconds]
+                                         self.cut_cooldown_seconds, self.probe_seconds]
         return int(self._adjust(keys=keys, args=args))
 
     def record_success(self) -> int:
@@ -218,9 +251,25 @@ class Throttle:
             out.append(event)
         return out
 
+    def max_limit(self) -> int | None:
+        """The configured maximum the workers last set (None before any worker used the throttle)."""
+        value = self.client.get(self._key(self.max_key))
+        return int(value) if value is not None else None
+
+    def reset_limit(self) -> int | None:
+        """Put the live limit back to the configured maximum now (an event `reset`); leases held stay.
+
+        For the on-call person after a quota storm ended (or was fixed elsewhere): the limit would
+        get there by itself, one probe at a time. None when no worker has configured it yet.
+        """
+        keys = [self._key(t) for t in (self.limit_key, self.max_key, self.streak_key, self.events_key,
+                                       self.last_change_key)]
+        new = int(self._reset_limit(keys=keys, args=[self.max_events]))
+        return None if new < 0 else new
+
     def reset(self) -> None:
         """Forget limit, streak, leases and events (tests; a fresh start after changing the max)."""
         keys = [self._key(t) for t in (self.holders_key, self.limit_key, self.max_key, self.streak_key,
-                                       self.events_key, self.last_cut_key)]
+                                       self.events_key, self.last_cut_key, self.last_change_key)]
         self.client.delete(*keys)
         self._keys_configured = False

@@ -1,7 +1,8 @@
 """The Celery app factory: `create_app(settings)` and nothing at import time.
 
 The CLI builds an app only when it sends or revokes messages, from its own Settings (so
-`--redis-url` wins); `workers/app.py` is the entry module for `celery -A workers.app`.
+`--redis-url` wins), and only through `open_dispatcher`, which `Settings.dispatcher` names: the
+library never imports this package. `workers/app.py` is the entry module for `celery -A workers.app`.
 
 Configuration, chosen on purpose:
 - task_acks_late + task_reject_on_worker_lost: a message is acknowledged only after its task
@@ -39,11 +40,15 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from celery import Celery  # type: ignore[import-untyped]
 
 from backfill.settings import DEFAULT_REDIS_URL, Settings
 from backfill.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from workers.tasks import CeleryDispatcher
 
 WarehouseWrapper = Callable[[Warehouse], Warehouse]
 
@@ -114,3 +119,11 @@ def create_app(settings: Settings, warehouse_factory: WarehouseWrapper | None = 
 
         install_worker_hooks(app, settings)
     return app
+
+
+def open_dispatcher(settings: Settings) -> CeleryDispatcher:
+    """The engine's Dispatcher over a Celery app for these settings: what the CLI sends, revokes and
+    pings workers with. `Settings.dispatcher` names this function, so the CLI never imports Celery."""
+    from workers.tasks import CeleryDispatcher
+
+    return CeleryDispatcher(create_app(settings))

@@ -56,7 +56,8 @@ def settle_revoked(app: Celery, celery_id: str) -> str:
     budget = 30.0  # run from the worker's main thread, which takes no message meanwhile: shorter than a task's
     done = through_redis_outage(lambda: engine.settle(
         ctx.store, CeleryDispatcher(app, budget), run_id, task_id, None, TaskStatus.revoked, None,
-        settings=ctx.settings, warehouse=ctx.warehouse, triggers=ctx.triggers), budget, f"revoked task {task_id}")
+        settings=ctx.settings, warehouse=ctx.warehouse, triggers=ctx.triggers, observers=ctx.observers),
+        budget, f"revoked task {task_id}")
     log.warning("task %s of run %s revoked: %s", task_id, run_id, done.outcome)
     return done.outcome
 
@@ -84,7 +85,7 @@ class Watchdog:
             try:
                 ctx = _context(self.app)
                 engine.sweep(ctx.store, CeleryDispatcher(self.app, OUTAGE_BUDGET_SECONDS), self.settings,
-                             ctx.warehouse, ctx.triggers)
+                             ctx.warehouse, ctx.triggers, observers=ctx.observers)
             except OUTAGE_ERRORS as exc:  # down, or read-only during a failover: the next pass tries again
                 log.warning("watchdog sweep skipped: Redis unavailable (%s)", type(exc).__name__)
             except Exception:  # the broker down, or a bug: the next pass tries again

@@ -29,6 +29,7 @@ from backfill import engine
 from backfill.calendar import Calendar
 from backfill.checks import UpstreamCheck
 from backfill.errors import QuotaExceeded, TransientWarehouseError
+from backfill.observers import standard_observers
 from backfill.planner import Task as PlanTask
 from backfill.settings import DEFAULT_REDIS_URL, Settings
 from backfill.spec import PipelineSpec, load_spec
@@ -41,8 +42,11 @@ log = logging.getLogger(__name__)
 BACKOFF_CAP_SECONDS = 300.0
 CALENDARS_KEPT = 8  # runs whose calendar a worker process keeps (the oldest is dropped)
 # A quota error says "slow down", not "this task is broken": the throttle halves the
-# concurrency and the task waits its turn, with a budget this many times the normal one.
-QUOTA_RETRY_FACTOR = 10
+# concurrency and the task waits its turn. Its retries are bounded by time
+# (Settings.quota_retry_seconds since the first one), not by attempts, and wait at most this
+# many times the base backoff: the throttle paces the warehouse, so a long countdown only left
+# the run idle (retries 90-130 s apart at attempt 7 of a 30% storm, the run all but stalled).
+QUOTA_BACKOFF_FACTOR = 4
 # What a publish raises once kombu's own quick retries gave up on such a broker.
 BROKER_ERRORS = (*OUTAGE_ERRORS, OperationalError)
 
@@ -107,9 +111,11 @@ class WorkerContext:
         self.settings = settings
         self.store = RedisStateStore.from_url(settings.redis_url_value or DEFAULT_REDIS_URL)
         self.throttle = Throttle(self.store.client, "warehouse", initial_limit=settings.max_warehouse_jobs,
-                                 recover_after=settings.throttle_recover_after)
+                                 recover_after=settings.throttle_recover_after,
+                                 probe_seconds=settings.throttle_probe_seconds)
         self.triggers = Triggers(self.store.client)
         self.leases = LeaseKeeper(self.store, settings.lease_ttl)
+        self.observers = standard_observers(self.store, settings)
         self.holder = f"{socket.gethostname()}:{os.getpid()}"
         self._warehouse_factory = warehouse_factory
         self._warehouse: Warehouse | None = None
@@ -216,6 +222,10 @@ class CeleryDispatcher:
         for i in range(0, len(ids), 500):
             self.app.control.revoke(ids[i:i + 500])
 
+    def workers_answering(self, timeout: float = 1.0) -> bool:
+        """Whether any worker answers a ping within `timeout` seconds (the CLI's "no worker yet" hint)."""
+        return bool(self.app.control.ping(timeout=timeout))
+
 
 def _failure(task: PlanTask, attempt: int, category: str, message: str, started: float) -> dict[str, Any]:
     from backfill.executor import TaskResult
@@ -226,8 +236,13 @@ def _failure(task: PlanTask, attempt: int, category: str, message: str, started:
                       attempt=attempt).to_json()
 
 
-def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, task_id: str) -> dict[str, Any]:
-    """Run one task of a run. Never raises for a final failure: it records the failure and returns it."""
+def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, task_id: str,
+             pressure_since: float | None = None) -> dict[str, Any]:
+    """Run one task of a run. Never raises for a final failure: it records the failure and returns it.
+
+    `pressure_since`: when this task first met a quota error or throttle wait (carried by its
+    retries), for the time budget of quota retries.
+    """
     store, settings = ctx.store, ctx.settings
     redelivered = bool((celery_task.request.delivery_info or {}).get("redelivered"))
     begin = through_redis_outage(lambda: store.begin_task(run_id, task_id, ctx.holder, settings.lease_ttl,
@@ -240,20 +255,21 @@ def run_task(ctx: WorkerContext, app: Celery, celery_task: Task, run_id: str, ta
         return {"task_id": task_id, "status": decision.value}
     ctx.leases.hold(begin.lease, f"{ctx.holder}:{attempt}")
     try:
-        result = _execute(ctx, celery_task, run_id, task_id, task, attempt, begin.noop, begin.pipeline)
+        result = _execute(ctx, celery_task, run_id, task_id, task, attempt, begin.noop, begin.pipeline,
+                          pressure_since)
     finally:
         ctx.leases.drop(begin.lease)
     status = TaskStatus.succeeded if result.get("status") in ("success", "partial") else TaskStatus.failed
-    # Alerts (Sentry too) go out from settle.
+    # Alerts (Sentry too) go out from settle's observers.
     through_redis_outage(lambda: engine.settle(
         store, CeleryDispatcher(app, OUTAGE_BUDGET_SECONDS), run_id, task_id, attempt, status, result,
-        settings=settings, warehouse=ctx.warehouse, triggers=ctx.triggers, task=task),
+        settings=settings, warehouse=ctx.warehouse, triggers=ctx.triggers, task=task, observers=ctx.observers),
         what=f"task {task_id}: recording its outcome")
     return result
 
 
 def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, task: PlanTask, attempt: int,
-             noop: bool, pipeline: str) -> dict[str, Any]:
+             noop: bool, pipeline: str, pressure_since: float | None = None) -> dict[str, Any]:
     """The warehouse work of one attempt; a transient error is retried through Celery (raises Retry)."""
     if noop:  # benchmark runs measure orchestration only
         return {"task_id": task_id, "processor": task.processor, "status": "success", "rows": 0, "noop": True,
@@ -279,8 +295,17 @@ def _execute(ctx: WorkerContext, celery_task: Task, run_id: str, task_id: str, t
             _best_effort(ctx.throttle.record_quota_error)
         # Waiting for a throttle slot is quota pressure too, not a fault of the task.
         pressure = isinstance(exc, (QuotaExceeded, TimeoutError))
-        if attempt <= ctx.settings.max_retries * (QUOTA_RETRY_FACTOR if pressure else 1):
-            countdown = backoff_seconds(attempt, ctx.settings.retry_backoff_seconds)
+        base = ctx.settings.retry_backoff_seconds
+        if pressure:
+            since = pressure_since if pressure_since is not None else now()
+            if now() - since < ctx.settings.quota_retry_seconds:
+                countdown = min(backoff_seconds(attempt, base), base * QUOTA_BACKOFF_FACTOR * random.uniform(0.5, 1.5))
+                ctx.store.release_for_retry(run_id, task_id, attempt, now() + countdown)
+                log.info("task %s attempt %d: %s; retrying in %.1fs", task_id, attempt, type(exc).__name__, countdown)
+                raise celery_task.retry(countdown=countdown, max_retries=None,
+                                        kwargs={"pressure_since": since}) from exc
+        elif attempt <= ctx.settings.max_retries:
+            countdown = backoff_seconds(attempt, base)
             ctx.store.release_for_retry(run_id, task_id, attempt, now() + countdown)
             log.info("task %s attempt %d: %s; retrying in %.1fs", task_id, attempt, type(exc).__name__, countdown)
             raise celery_task.retry(countdown=countdown, max_retries=None) from exc
@@ -318,8 +343,8 @@ def register(app: Celery, settings: Settings, warehouse_factory: Callable[[Wareh
     app.backfill_context = context  # type: ignore[attr-defined]
 
     @app.task(name="backfill.run_task", bind=True, max_retries=None, shared=False, ignore_result=True)
-    def run_task_(self: Task, run_id: str, task_id: str) -> dict[str, Any]:
-        return run_task(context(), app, self, run_id, task_id)
+    def run_task_(self: Task, run_id: str, task_id: str, pressure_since: float | None = None) -> dict[str, Any]:
+        return run_task(context(), app, self, run_id, task_id, pressure_since)
 
     @app.task(name="backfill.noop", shared=False)
     def noop(i: int) -> int:

@@ -10,8 +10,8 @@ human should do, and so in how loudly they are sent:
   registry never knew, raw feeds with holes): they are listed in digests, never sent alone;
 - everything else waits for the season's digest (or goes out one by one in `immediate` mode).
 
-`auth_config` is the name older runs and the BigQuery error translation use for `critical`;
-`category_of` maps it, so history written before the rename reads the same.
+The categories themselves and `category_of` are core (`backfill.categories`, where the executor
+reads them); they are re-exported here for the alerts code that reads them with the rest.
 """
 
 from __future__ import annotations
@@ -21,36 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-CRITICAL = "critical"
-# `duplicate_key`: a written partition holds two rows with one declared key; never `success`.
-CATEGORIES = ("quota", "transient", "dependency_gap", "empty_output", "duplicate_key", "schema_drift",
-              "partial_data", "registry_gap", "processor_error", CRITICAL)
+from backfill.categories import ALIASES, CATEGORIES, CRITICAL, category_of, is_critical
+
+__all__ = ["ALIASES", "CATEGORIES", "CRITICAL", "DIGEST_ONLY", "Issue", "category_of", "cause_key", "first_line",
+           "is_critical", "issues_of"]
+
 DIGEST_ONLY = frozenset({"registry_gap", "partial_data"})
-ALIASES = {"auth_config": CRITICAL, "auth": CRITICAL, "config": CRITICAL, "permission": CRITICAL}
-# A warehouse error that says nobody may or can do this, whatever the date: configuration, not data.
-_CRITICAL_MESSAGE = re.compile(
-    r"access denied|permission denied|permission [\w.]+ denied|forbidden|\b403\b|\b401\b|unauthori[sz]ed|"
-    r"invalid credentials|could not load the default credentials|dataset [\w.:-]+ (?:was )?not found|"
-    r"not found: dataset|schema with name \S+ does not exist", re.IGNORECASE)
 _CAUSE_NOISE = re.compile(r"\d{4}-\d{2}-\d{2}|\b\d+\b|'[^']*'|\"[^\"]*\"")
-
-
-def category_of(raw: str | None, message: str | None = None) -> str:
-    """The canonical category of a raw one (and its message): unknown names are `processor_error`.
-
-    A `processor_error` whose message says access was denied or a dataset is missing is
-    `critical`: retrying the next date cannot help, and it must not wait for a digest.
-    """
-    name = ALIASES.get(raw or "", raw or "processor_error")
-    if name not in CATEGORIES:
-        name = "processor_error"
-    if name == "processor_error" and message and _CRITICAL_MESSAGE.search(message):
-        return CRITICAL
-    return name
-
-
-def is_critical(category: str | None) -> bool:
-    return category_of(category) == CRITICAL
 
 
 def cause_key(processor: str, category: str, message: str) -> str:

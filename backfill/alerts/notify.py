@@ -1,4 +1,4 @@
-"""What the engine calls: `on_task_settled`, `on_retry`, `on_run_finished`; and what `digest`/`status` read.
+"""Alerts as an engine observer (`AlertObserver`), and the digest `digest`/`status` read.
 
 Modes (the run's `alerts`, from `enqueue --alerts` or `BACKFILL_ALERTS`):
 - `digest`: issues accumulate per season; when the last task of a season in the run settles,
@@ -8,15 +8,15 @@ Modes (the run's `alerts`, from `enqueue --alerts` or `BACKFILL_ALERTS`):
 - `immediate`: one message per final task failure, when it happens; nothing else.
 - `off`: nothing is sent anywhere (Sentry included); `backfill digest` still shows it all.
 
-Exactly once. The engine calls `on_task_settled` only for a settle its atomic step accepted,
-so duplicate callbacks and late redeliveries never get here twice. What is sent is guarded
+Exactly once. The engine tells its observers a task settled only for a settle its atomic step
+accepted, so duplicate callbacks and late redeliveries never get here twice. What is sent is guarded
 twice: a Redis claim per scope (two workers finishing a season's last tasks at once) and a
 durable ledger in the warehouse (`alerts.ledger`), so a season digest sent before Redis was
 flushed is not sent again after `resume` rebuilt the run. Season digests are sent once per
 run, ever; a `retry` that changes the outcome sends one `update` digest when it ends, a retry
 that changes nothing sends none.
 
-Never fatal: every entry point catches and logs; a sink is retried a few times, then its
+Never fatal: the engine logs and skips an observer that raises; a sink is retried a few times, then its
 failure is recorded in Redis, where `status` shows it. The run goes on either way.
 """
 
@@ -33,8 +33,10 @@ from backfill.alerts.ledger import read_sent, write_sent
 from backfill.alerts.message import Alert
 from backfill.alerts.sinks import Sink, configured_sinks, deliver, secrets_of
 from backfill.alerts.store import AlertStore
+from backfill.engine.events import EngineObserver, RetryStarted, RunFinished, SeasonComplete, TaskSettled
+from backfill.planner import Task
 from backfill.settings import Settings
-from backfill.state import RedisStateStore, RunRecord, StateStore, TaskStatus
+from backfill.state import RedisStateStore, RunRecord, TaskStatus
 from backfill.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -63,23 +65,24 @@ class Notifier:
             self._sinks = configured_sinks(self.settings)
         return self._sinks
 
-    # -- engine callbacks -----------------------------------------------------------------
-    def task_settled(self, run_id: str, task_id: str, status: TaskStatus, result: Mapping[str, Any] | None) -> None:
-        run = self.store.get_run(run_id)
-        task = self.store.task(run_id, task_id)
-        if run is None or task is None:
+    # -- what the observer hands on -----------------------------------------------------------
+    def task_settled(self, run: RunRecord, task_id: str, task: Task | None, status: TaskStatus,
+                     result: Mapping[str, Any] | None) -> None:
+        task = task if task is not None and task.id == task_id else self.store.task(run.run_id, task_id)
+        if task is None:
             return
         issues = issues_of(result) if result is not None and not result.get("noop") else []
-        self.alerts.record_issues(run_id, task.season, task_id, issues)
+        self.alerts.record_issues(run.run_id, task.season, task_id, issues)
         if run.alerts == "immediate" and status is TaskStatus.failed and result is not None:
             self._send_failure(run, task_id, result, "failure")
         if run.alerts != "digest":
             return
         for issue in self._distinct_critical(issues):
             self._send_critical(run, task_id, issue, result or {})
-        self._ensure_lists(run)
-        if self.alerts.season_settled(run_id, run.seq, task.season, self.store.states_key.format(run_id)):
-            self._send_digest(run, f"season:{task.season}", "season", task.season)
+
+    def season_complete(self, run: RunRecord, season: str) -> None:
+        if run.alerts == "digest":
+            self._send_digest(run, f"season:{season}", "season", season)
 
     def run_finished(self, run_id: str) -> None:
         run = self.store.get_run(run_id)
@@ -117,16 +120,6 @@ class Notifier:
 
     def _task_seasons(self, run_id: str) -> list[str]:
         return sorted({t.season for t in self.store.tasks(run_id).values()}, reverse=True)
-
-    def _ensure_lists(self, run: RunRecord) -> None:
-        """Each season's tasks in dispatch-like order, for the O(1) 'season settled' check."""
-        if self.alerts.is_built(run.run_id, run.seq):
-            return
-        by_season: dict[str, list[tuple[int, str, str]]] = {}
-        for task in self.store.tasks(run.run_id).values():
-            first = task.dates[0].isoformat() if task.dates else ""
-            by_season.setdefault(task.season, []).append((task.wave, first, task.id))
-        self.alerts.install_lists(run.run_id, run.seq, {s: [i for *_, i in sorted(v)] for s, v in by_season.items()})
 
     def _send_digest(self, run: RunRecord, scope: str, kind: str, season: str | None,
                      unless_fingerprint: str | None = None) -> None:
@@ -207,42 +200,35 @@ class Notifier:
         log.info("run %s: %s alert %s sent to %s", run.run_id, alert.kind, alert.scope, ", ".join(took) or "no sink")
 
 
-# -- the functions the engine calls; none of them ever raises --------------------------------
-def on_task_settled(store: StateStore, run_id: str, task_id: str, status: TaskStatus,
-                    result: Mapping[str, Any] | None, settings: Settings,
-                    warehouse: WarehouseSource = _no_warehouse) -> None:
-    if not isinstance(store, RedisStateStore):  # alert state lives beside run state, in Redis
-        return
-    try:
-        Notifier(store, settings, warehouse).task_settled(run_id, task_id, status, result)
-    except Exception:  # noqa: BLE001 - alerts never fail a task
-        log.warning("run %s: alerting on task %s failed", run_id, task_id, exc_info=True)
+class AlertObserver(EngineObserver):
+    """Alerts listening to the engine: issues per task, critical and immediate alerts, season
+    and final digests, retry marks. Alert state lives beside run state, in Redis."""
+
+    def __init__(self, store: RedisStateStore, settings: Settings, sinks: list[Sink] | None = None) -> None:
+        self.store = store
+        self.settings = settings
+        self.sinks = sinks
+
+    def _notifier(self, warehouse: WarehouseSource) -> Notifier:
+        return Notifier(self.store, self.settings, warehouse, self.sinks)
+
+    def on_task_settled(self, event: TaskSettled) -> None:
+        self._notifier(event.warehouse).task_settled(event.run, event.task_id, event.task, event.status, event.result)
+
+    def on_season_complete(self, event: SeasonComplete) -> None:
+        self._notifier(event.warehouse).season_complete(event.run, event.season)
+
+    def on_run_finished(self, event: RunFinished) -> None:
+        warehouse = event.warehouse
+        self._notifier(lambda: warehouse).run_finished(event.run_id)
+
+    def on_retry(self, event: RetryStarted) -> None:
+        """Mark sequence `seq` as a retry: its end may send an `update` digest (if the outcome changed)."""
+        AlertStore(self.store.client).mark_retry(event.run_id, event.seq)
 
 
-def on_run_finished(store: StateStore, run_id: str, settings: Settings,
-                    warehouse: WarehouseSource = _no_warehouse) -> None:
-    if not isinstance(store, RedisStateStore):
-        return
-    try:
-        Notifier(store, settings, warehouse).run_finished(run_id)
-    except Exception:  # noqa: BLE001 - alerts never fail a run
-        log.warning("run %s: final alert failed", run_id, exc_info=True)
-
-
-def on_retry(store: StateStore, run_id: str, seq: int) -> None:
-    """Mark sequence `seq` as a retry: its end may send an `update` digest (if the outcome changed)."""
-    if not isinstance(store, RedisStateStore):
-        return
-    try:
-        AlertStore(store.client).mark_retry(run_id, seq)
-    except Exception:  # noqa: BLE001
-        log.warning("run %s: could not mark retry %d for alerts", run_id, seq, exc_info=True)
-
-
-def alert_status(store: StateStore, run_id: str) -> dict[str, Any]:
+def alert_status(store: RedisStateStore, run_id: str) -> dict[str, Any]:
     """For `status`: the mode, what was sent (kind, scope, sinks that took it) and sink failures."""
     run = store.get_run(run_id)
-    if not isinstance(store, RedisStateStore):
-        return {"mode": run.alerts if run else None, "sent": [], "failures": []}
     alerts = AlertStore(store.client)
     return {"mode": run.alerts if run else None, "sent": alerts.sent_log(run_id), "failures": alerts.failures(run_id)}

@@ -11,6 +11,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "backfill.cli.plan": ("plan",),
     "backfill.cli.data": ("data",),
     "backfill.cli.triggers": ("triggers",),
+    "backfill.cli.throttle": ("throttle",),
     "backfill.cli.services": ("worker", "down"),
     "backfill.cli.run": ("enqueue", "status", "runs", "cancel", "retry", "resume"),
     "backfill.cli.demo": ("demo",),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ class CliContext:
         except ValidationError as exc:
             first = exc.errors()[0]
             field_name = str(first["loc"][0]) if first.get("loc") else "setting"
-            raise BadInput(f"invalid setting {field_name} (BACKFILL_{field_name.upper()}): {first['msg']}",
+            message = str(first["msg"]).removeprefix("Value error, ")
+            raise BadInput(f"invalid setting {field_name} (BACKFILL_{field_name.upper()}): {message}",
                            hint="fix the flag or environment variable") from None
         return cls(settings=settings, debug=debug)
 
@@ -49,6 +51,22 @@ class CliContext:
 
     def spec(self, pipeline: str | None) -> PipelineSpec:
         return load_spec(pipeline or self.settings.pipeline)
+
+    def pipeline_dir(self, pipeline: str | None = None) -> Path:
+        """The given or configured pipeline directory when it holds a pipeline.yaml, else the package
+        installed under that path's name (`pipelines/nba` -> `pipelines.nba`, the reference pipeline),
+        so `backfill demo` and `backfill data` work from any directory."""
+        configured = Path(pipeline or self.settings.pipeline)
+        if (configured / "pipeline.yaml").exists() or configured.is_file():
+            return configured.resolve()
+        if not configured.is_absolute() and all(part.isidentifier() for part in configured.parts):
+            try:
+                found = importlib.util.find_spec(".".join(configured.parts))
+            except ImportError:
+                found = None
+            if found is not None and found.origin:
+                return Path(found.origin).resolve().parent
+        return configured
 
     def close(self) -> None:
         if self._warehouse is not None:

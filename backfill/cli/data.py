@@ -1,117 +1,47 @@
-"""`backfill data`: fill the raw Phase 2 tables from the sample league or the real NBA CSVs."""
+"""`backfill data`: fill the raw tables with the configured pipeline's own loaders.
+
+The subcommands come from the pipeline's plugin (`plugin:` in its pipeline.yaml, see
+`backfill.cli.plugin`); the reference pipeline's are `data sample` (the synthetic league) and
+`data import-nba DIR` (the real CSVs). The library itself knows no pipeline's data.
+"""
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import click
-from rich.console import Console
-from rich.table import Table
 
 from backfill.cli.context import CliContext
-from backfill.errors import BadInput
+from backfill.cli.plugin import PipelinePlugin, plugin_of
 
 
-@click.group()
+class _PipelineCommands(click.Group):
+    """A group whose commands are the configured pipeline plugin's `data_commands`."""
+
+    def _plugin(self, ctx: click.Context) -> tuple[str, PipelinePlugin]:
+        obj = ctx.find_object(CliContext)
+        if obj is None:  # parsed without running the group (help, a parse-only check): the defaults
+            obj = CliContext.build(home=None, warehouse=None, redis_url=None, debug=False)
+        spec = obj.spec(str(obj.pipeline_dir()))
+        return str(spec.path), plugin_of(spec)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(c.name or "" for c in self._plugin(ctx)[1].data_commands)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where, plugin = self._plugin(ctx)
+        command = plugin.data_command(cmd_name)
+        if command is None and not ctx.resilient_parsing:
+            known = ", ".join(sorted(c.name or "" for c in plugin.data_commands)) or "none"
+            raise click.UsageError(f"no data command {cmd_name!r} in the pipeline at {where} (its plugin offers: "
+                                   f"{known}); set BACKFILL_PIPELINE to a pipeline whose pipeline.yaml names a "
+                                   "`plugin:` with it", ctx)
+        return command
+
+
+@click.group(cls=_PipelineCommands)
 @click.pass_context
 def data(ctx: click.Context) -> None:
-    """Fill the raw tables: a synthetic sample league, or the real NBA CSVs."""
+    """Fill the raw tables with the pipeline's loaders (the reference pipeline: a synthetic sample
+    league, or the real NBA CSVs)."""
     # Release the DuckDB file as soon as the load ends, so a caller in the same process can open it.
     if isinstance(ctx.obj, CliContext):
         ctx.call_on_close(ctx.obj.close)
-
-
-def _seasons(text: str | None) -> tuple[str, ...]:
-    from pipelines.nba.load import check_season
-    from pipelines.nba.sample import DEFAULT_SEASONS
-
-    if not text:
-        return DEFAULT_SEASONS
-    seasons = tuple(check_season(s) for s in text.split(",") if s.strip())
-    if not seasons:
-        raise BadInput(f"--seasons {text!r} names no season: write seasons like 2022-23,2023-24")
-    return seasons
-
-
-def _rows_table(title: str, rows: dict[str, int], per_season: dict[str, dict[str, int]]) -> Table:
-    seasons = sorted({s for counts in per_season.values() for s in counts})
-    table = Table(title=title)
-    table.add_column("table", no_wrap=True)
-    table.add_column("rows", justify="right")
-    for s in seasons:
-        table.add_column(s, justify="right")
-    for name, n in rows.items():
-        table.add_row(name, f"{n:,}", *[f"{per_season.get(name, {}).get(s, 0):,}" if name in per_season else ""
-                                        for s in seasons])
-    return table
-
-
-def _emit(payload: dict[str, Any]) -> None:
-    click.echo(json.dumps(payload, indent=2, sort_keys=True, default=str))
-
-
-@data.command()
-@click.option("--seasons", default=None,
-              help="Comma-separated seasons, e.g. 2022-23,2023-24 (default: 2021-22..2024-25).")
-@click.option("--seed", default=7, show_default=True, type=int, help="Same seed, same league.")
-@click.option("--allow-shrink", is_flag=True,
-              help="Replace a season even when a table would lose more than 5% of its rows.")
-@click.option("--json", "as_json", is_flag=True, help="Print a stable JSON object.")
-@click.pass_obj
-def sample(obj: CliContext, seasons: str | None, seed: int, allow_shrink: bool, as_json: bool) -> None:
-    """Generate the synthetic league and replace those seasons in the warehouse."""
-    from pipelines.nba.sample import load_sample
-
-    summary = load_sample(obj.warehouse(create=True), _seasons(seasons), seed, allow_shrink=allow_shrink)
-    if as_json:
-        _emit({"command": "sample", **summary.to_dict()})
-        return
-    console = Console()
-    console.print(_rows_table(f"sample league, seed {seed}", summary.rows, summary.rows_per_season))
-    console.print(f"loaded {', '.join(summary.seasons)} in {summary.seconds:.1f} s")
-
-
-@data.command("import-nba")
-@click.argument("directory", type=click.Path(file_okay=False, path_type=str))
-@click.option("--allow-shrink", is_flag=True,
-              help="Replace a season even when a table would lose more than 5% of its rows.")
-@click.option("--dedupe", is_flag=True,
-              help="Keep the last copy of rows that repeat a raw table's key (default: refuse the import).")
-@click.option("--json", "as_json", is_flag=True, help="Print a stable JSON object.")
-@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
-@click.pass_obj
-def import_nba_command(obj: CliContext, directory: str, allow_shrink: bool, dedupe: bool, as_json: bool,
-                       quiet: bool) -> None:
-    """Import player_logs/, playoff_player_logs/ and prop_lines/ CSVs from DIRECTORY.
-
-    Every file is validated before the warehouse is opened: a bad file is exit 2 and changes nothing.
-    """
-    from pipelines.nba.importer import read_nba, stderr_progress, write_nba
-
-    progress = None if quiet else stderr_progress
-    data = read_nba(directory, progress, dedupe=dedupe)
-    summary = write_nba(obj.warehouse(create=True), data, allow_shrink=allow_shrink, progress=progress)
-    if as_json:
-        _emit({"command": "import-nba", **summary.to_dict()})
-        return
-    console = Console()
-    console.print(_rows_table(f"imported {summary.files} files from {directory}", summary.rows,
-                              summary.rows_per_season))
-    for line in summary.shrunk:
-        console.print(f"shrunk (--allow-shrink): {line}")
-    for table, n in summary.deduplicated.items():
-        console.print(f"--dedupe: {n:,} repeated row(s) of {table} dropped (the last copy of each key kept)")
-    if summary.skipped:
-        skipped = Table(title=f"{summary.skipped_total:,} rows skipped")
-        skipped.add_column("file")
-        skipped.add_column("reason")
-        skipped.add_column("rows", justify="right")
-        for file, reasons in summary.skipped.items():
-            for reason, n in reasons.items():
-                skipped.add_row(file, reason, f"{n:,}")
-        console.print(skipped)
-        console.print("skipped by reason: " + ", ".join(f"{r} {n:,}" for r, n in summary.skipped_by_reason.items()))
-    else:
-        console.print("no rows skipped")
-    console.print(f"done in {summary.seconds:.1f} s")

@@ -1,7 +1,9 @@
 """`backfill demo`: the users' first step (a 7-day Phase 3+4 test run) end to end on the sample league.
 
 It sets up whatever is missing and leaves it running for the next command: a local Redis,
-the sample league in the warehouse, and one worker whose pid `backfill down` knows.
+the demo's data in the warehouse, and one worker whose pid `backfill down` knows. The range,
+phases and data come from the pipeline's plugin (`backfill.cli.plugin.Demo`); the reference
+pipeline's are the users' test week on its sample league.
 """
 
 from __future__ import annotations
@@ -18,40 +20,40 @@ from rich.console import Console
 from backfill import engine
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
+from backfill.cli.plugin import Demo, plugin_of
 from backfill.cli.run import Session, check_succeeded, prepare_targets, print_summary, wait_for
 from backfill.cli.selection import plan_from_warehouse
+from backfill.errors import BadInput
 from backfill.planner import PlanRequest
 from backfill.settings import Settings, redact_url
+from backfill.spec import PipelineSpec
 from backfill.state import RunRecord
-
-DEMO_RANGE = ("2023-11-01", "2023-11-07")
-DEMO_SEASON = "2023-24"
 
 
 def demo_pipeline(ctx: CliContext) -> str:
-    """The configured pipeline if it is there, else the NBA pipeline shipped with the package."""
-    configured = Path(ctx.settings.pipeline)
-    if (configured / "pipeline.yaml").exists():
-        return str(configured.resolve())
-    import pipelines.nba
-
-    return str(Path(pipelines.nba.__file__).resolve().parent)
+    """The configured pipeline if it is there, else the reference pipeline installed with the package."""
+    return str(ctx.pipeline_dir())
 
 
-def _ensure_league(ctx: CliContext, session: Session, console: Console) -> None:
-    spec = ctx.spec(demo_pipeline(ctx))
+def _demo_of(spec: PipelineSpec) -> Demo:
+    demo = plugin_of(spec).demo
+    if demo is None:
+        raise BadInput(f"pipeline {spec.name} ({spec.path}) has no demo: its pipeline.yaml names no `plugin:` "
+                       "with one", hint="run `backfill demo` with the reference pipeline (BACKFILL_PIPELINE unset)")
+    return demo
+
+
+def _ensure_data(spec: PipelineSpec, demo: Demo, session: Session, console: Console) -> None:
     warehouse = session.warehouse(create=True)
     if warehouse.table_exists(spec.schedule_table) and Calendar.from_warehouse(warehouse, spec.schedule_table).seasons:
         return
-    from pipelines.nba.sample import load_sample
-
-    console.print(f"loading the sample league ({DEMO_SEASON}) into {session.settings.warehouse_url} ...")
-    load_sample(warehouse, seasons=(DEMO_SEASON,))
+    console.print(f"loading {demo.data_name} ({demo.season}) into {session.settings.warehouse_url} ...")
+    demo.load(warehouse, demo.season)
 
 
 def _ensure_worker(ctx: CliContext, session: Session, console: Console) -> None:
     """Start one worker unless one already answers; its pid goes under <home>/pids for `backfill down`."""
-    if session.app.control.ping(timeout=1.0):
+    if session.dispatcher.workers_answering(timeout=1.0):
         return
     from backfill.cli.services import celery_worker_argv, worker_env
     from backfill.localredis import pids_dir
@@ -68,7 +70,7 @@ def _ensure_worker(ctx: CliContext, session: Session, console: Console) -> None:
     (pdir / f"worker-{proc.pid}.pid").write_text(f"{proc.pid}\n")
     console.print(f"started a worker (pid {proc.pid}, log {settings.home / 'worker.log'})")
     deadline = time.monotonic() + 60
-    while not session.app.control.ping(timeout=1.0):
+    while not session.dispatcher.workers_answering(timeout=1.0):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise click.ClickException(f"the worker did not start; see {settings.home / 'worker.log'}")
 
@@ -76,31 +78,29 @@ def _ensure_worker(ctx: CliContext, session: Session, console: Console) -> None:
 @click.command("demo")
 @click.pass_obj
 def demo(ctx: CliContext) -> None:
-    """Run the users' 7-day test backfill (2023-11-01..07, phases 3 and 4) on the sample league."""
+    """Run the pipeline's demo backfill; the reference pipeline's is the users' 7-day test run
+    (2023-11-01..07, phases 3 and 4) on the sample league."""
     console = Console(stderr=True)
-    session = Session(ctx)
-    console.print(f"redis: {redact_url(session.settings.redis_url_value)}")
-    _ensure_league(ctx, session, console)
-    _ensure_worker(ctx, session, console)
-    import datetime as dt
-
     pipeline = demo_pipeline(ctx)
     spec = ctx.spec(pipeline)
-    # The test week is mid-season: its windows read Phase 3 back to the season start, which the
-    # sample league has never computed, so those upstream partitions are planned too.
-    request = PlanRequest(ranges=((dt.date.fromisoformat(DEMO_RANGE[0]), dt.date.fromisoformat(DEMO_RANGE[1])),),
-                          phases=frozenset({3, 4}), concurrency=ctx.settings.concurrency, force=True,
-                          batch="auto", with_upstream=True)
+    plan_demo = _demo_of(spec)
+    session = Session(ctx)
+    console.print(f"redis: {redact_url(session.settings.redis_url_value)}")
+    _ensure_data(spec, plan_demo, session, console)
+    _ensure_worker(ctx, session, console)
+    # The range's windows may read upstream partitions before it that were never computed, so
+    # those are planned too (--with-upstream).
+    request = PlanRequest(ranges=((plan_demo.start, plan_demo.end),), phases=plan_demo.phases,
+                          concurrency=ctx.settings.concurrency, force=True, batch="auto", with_upstream=True)
     warehouse = session.warehouse()
     plan, _ = plan_from_warehouse(spec, warehouse, request)
     record = RunRecord(run_id=engine.new_run_id(), pipeline=pipeline, request=request.to_json(),
                        alerts="off", history_table=spec.run_history_table)
     prepare_targets(spec, warehouse, plan)
-    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers)
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, observers=session.observers)
     engine.record_request(warehouse, record)
     click.echo(record.run_id)
-    console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves: the test week and the Phase 3 "
-                  "partitions its windows read back to the season start (--with-upstream)")
+    console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves: {plan_demo.scope} (--with-upstream)")
     info = wait_for(session, record.run_id, console)
     print_summary(info, console)
     # A --home given on the command line must be given again: the hint says so, ready to paste.

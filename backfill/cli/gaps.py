@@ -24,7 +24,7 @@ from rich.table import Table
 
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
-from backfill.cli.selection import _csv, parse_phases, parse_ranges, reading_options, verify_option
+from backfill.cli.selection import _csv, parse_phases, parse_ranges, parse_season_types, reading_options, verify_option
 from backfill.errors import BadInput, PlanError, ProblemsFound
 from backfill.runhistory import RunHistory
 from backfill.warehouse import Warehouse, open_warehouse
@@ -34,12 +34,16 @@ NEVER_RUN = "never_run"  # the counts key for gaps without any run-history row
 
 
 def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.date], ...],
-              names: tuple[str, ...], seasons: frozenset[str] | None, verify_existing: bool = False) -> dict[str, Any]:
+              names: tuple[str, ...], seasons: frozenset[str] | None,
+              season_types: frozenset[str] | None = None, verify: bool = False,
+              pipeline: str | None = None, verify_existing: bool = False) -> dict[str, Any]:
     """The `--json` document: every gap with its season and latest status, and the counts.
 
-    Partitions whose latest success the processors' own code wrote (`history_names`) are done
-    and counted as adopted; `verify_existing` holds them to `expect:` first, and lists the ones
-    that fail as gaps."""
+    `verify`: also the partitions whose latest run succeeded but whose rows are gone or short
+    (`backfill.validate.verify`), listed as gaps with `emptied: true`. Partitions whose latest
+    success the processors' own code wrote (`history_names`) are done and counted as adopted;
+    `verify_existing` holds them to `expect:` first and lists the ones that fail as gaps.
+    """
     calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
     if not calendar.seasons:
         raise BadInput(f"the schedule table {spec.schedule_table} is empty",
@@ -56,6 +60,9 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         found.update(history.gaps(calendar, names, lo, hi))
         game_dates.update(calendar.game_dates_between(lo, hi))
         days.update(lo + dt.timedelta(days=i) for i in range((hi - lo).days + 1))
+    if seasons or season_types:
+        found = {(p, d) for p, d in found if calendar.selected(d, seasons, season_types)}
+        game_dates = {d for d in game_dates if calendar.selected(d, seasons, season_types)}
     lo = min(a for a, _ in ranges)
     hi = max(b for _, b in ranges)
     adopted = {(p, d) for p, d in history.adopted(lo, hi, names) if d in game_dates} if history.aliases else set()
@@ -66,17 +73,23 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         failing = failing_adopted(warehouse, spec, calendar, frozenset(adopted), ranges)
         found.update(failing)
         adopted -= failing.keys()
-    if seasons:
-        found = {(p, d) for p, d in found if calendar.season_of(d) in seasons}
-        game_dates = {d for d in game_dates if calendar.season_of(d) in seasons}
-        adopted = {(p, d) for p, d in adopted if calendar.season_of(d) in seasons}
     latest = {(r["processor_name"], r["data_date"]): r for r in history.latest(lo, hi, names)} if found else {}
     order = {n: i for i, n in enumerate(names)}
     rows = [{"processor": p, "date": d.isoformat(), "season": calendar.season_of(d),
              "last_status": (latest.get((p, d)) or {}).get("status"),
              "reason": (f"adopted success fails its checks: {failing[(p, d)]}" if (p, d) in failing
-                        else _reason(latest.get((p, d))))}
+                        else _reason(latest.get((p, d)))), "emptied": False}
             for p, d in sorted(found, key=lambda pd: (order[pd[0]], pd[1]))]
+    emptied: list[dict[str, Any]] = []
+    if verify:
+        from backfill.validate.verify import verify_done
+
+        emptied = [{"processor": h.processor, "date": h.date.isoformat(), "season": calendar.season_of(h.date),
+                    "last_status": "success", "reason": h.reason, "emptied": True, "rows": h.rows,
+                    "recorded_rows": h.recorded}
+                   for h in verify_done(spec, calendar, warehouse, names, sorted(game_dates))]
+        found |= {(r["processor"], dt.date.fromisoformat(r["date"])) for r in emptied}
+        rows = sorted(rows + emptied, key=lambda r: (order[str(r["processor"])], str(r["date"])))
     by_season = Counter(str(r["season"]) for r in rows)
     by_status = Counter(r["last_status"] or NEVER_RUN for r in rows)
     by_processor = {n: 0 for n in names}
@@ -93,8 +106,22 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         "by_processor": by_processor,
         "by_season": dict(sorted(by_season.items())),
         "by_last_status": dict(sorted(by_status.items())),
+        "emptied": len(emptied),
     }
-    return {"gaps": rows, "counts": counts, "upstream": upstream}
+    return {"gaps": rows, "counts": counts, "upstream": upstream,
+            "refill": _refill_commands(spec, calendar, emptied, pipeline)}
+
+
+def _refill_commands(spec: Any, calendar: Calendar, emptied: list[dict[str, Any]],
+                     pipeline: str | None) -> list[str]:
+    """`enqueue --force --wait` commands that rewrite exactly the emptied partitions, in pipeline order
+    (`enqueue` alone skips them: their latest run says success)."""
+    from backfill.validate.staleness import recompute_commands
+
+    per: dict[str, list[dt.date]] = {}
+    for r in emptied:
+        per.setdefault(r["processor"], []).append(dt.date.fromisoformat(r["date"]))
+    return recompute_commands({n: per[n] for n in spec.order if n in per}, calendar, pipeline) if per else []
 
 
 _PARTITION = re.compile(r"\b([a-z_][a-z0-9_]*)@(\d{4}-\d{2}-\d{2})\b")
@@ -159,7 +186,7 @@ def render_gaps(result: dict[str, Any], names: tuple[str, ...], console: Console
 
 def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.date], ...],
                  names: tuple[str, ...], seasons: frozenset[str] | None, pipeline: str | None,
-                 as_json: bool) -> None:
+                 as_json: bool, season_types: frozenset[str] | None = None) -> None:
     """`gaps --stale`: print the stale partitions; exit 1 with the recompute commands when there are any."""
     from backfill.validate.render import render_stale
     from backfill.validate.staleness import find_stale
@@ -169,7 +196,7 @@ def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, d
         unknown = sorted(seasons - set(calendar.seasons))
         if unknown:
             raise PlanError(f"unknown season(s) {', '.join(unknown)}: the schedule has {', '.join(calendar.seasons)}")
-    report = find_stale(spec, calendar, warehouse, names, ranges, seasons, pipeline)
+    report = find_stale(spec, calendar, warehouse, names, ranges, seasons, pipeline, season_types)
     if as_json:
         click.echo(json.dumps(report.to_json(calendar)))
     else:
@@ -177,7 +204,7 @@ def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, d
     if report.stale:
         raise ProblemsFound(f"{len(report.stale)} stale partition(s) in "
                             f"{sum(1 for n in report.by_processor.values() if n)} processor(s)",
-                            hint="recompute them with: " + " && ".join(report.commands))
+                            hint="recompute them with `" + " && ".join(report.commands) + "`")
 
 
 def _open(obj: CliContext, *, read_only: bool = True) -> tuple[Warehouse, bool]:
@@ -196,11 +223,13 @@ def _open(obj: CliContext, *, read_only: bool = True) -> tuple[Warehouse, bool]:
 @click.option("--json", "as_json", is_flag=True, help="Print the gaps as JSON (shape in docs/cli.md).")
 @click.option("--stale", is_flag=True, help="List stale partitions (code or upstream changed since written) "
                                             "and the enqueue commands that recompute them.")
+@click.option("--verify", is_flag=True, help="Also count each done partition's rows: a partition whose latest run "
+                                             "succeeded but is empty or short now is a gap, refilled with --force.")
 @verify_option
 @click.pass_obj
 def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | None, ranges: tuple[str, ...],
-         phases: str | None, processors: str | None, seasons: str | None, as_json: bool, stale: bool,
-         verify_existing: bool) -> None:
+         phases: str | None, processors: str | None, seasons: str | None, season_types: str | None, as_json: bool,
+         stale: bool, verify: bool, verify_existing: bool) -> None:
     """(processor, game date) partitions with no successful latest run; exit 1 when there are any.
 
     Off-days and the All-Star break are never gaps. Fill them by enqueueing the same selection:
@@ -210,18 +239,18 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
     parsed = parse_ranges(start, end, ranges)
     phase_set = parse_phases(phases)
     names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors, "--processors")) or None)
+    types = parse_season_types(season_types)
+    chosen = frozenset(_csv(seasons, "--seasons")) or None
     warehouse, close = _open(obj)
     if stale:
         try:
-            chosen = frozenset(_csv(seasons, "--seasons")) or None
-            report_stale(warehouse, spec, parsed, names, chosen, pipeline, as_json)
+            report_stale(warehouse, spec, parsed, names, chosen, pipeline, as_json, types)
         finally:
             if close:
                 warehouse.close()
         return
     try:
-        result = find_gaps(warehouse, spec, parsed, names, frozenset(_csv(seasons, "--seasons")) or None,
-                           verify_existing)
+        result = find_gaps(warehouse, spec, parsed, names, chosen, types, verify, pipeline, verify_existing)
     finally:
         if close:
             warehouse.close()
@@ -234,9 +263,16 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         where = " ".join(f"--range {a}:{b}" for a, b in parsed)
         if pipeline:
             where = f"--pipeline {pipeline} {where}"
+        if seasons:
+            where += f" --seasons {','.join(sorted(chosen or ()))}"
+        if types:
+            where += f" --season-types {','.join(sorted(types))}"
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
-        verify = " --verify-existing" if result["counts"]["adopted_failing_checks"] else ""
-        fill = f"`backfill enqueue {where} --processors {','.join(procs)}{verify}`"
+        plain = sorted({r["processor"] for r in result["gaps"] if not r["emptied"]}, key=names.index)
+        # --with-upstream: a gap whose windows read upstream partitions that never ran (a week
+        # enqueued without its upstream) fails `dependency_gap` again without them.
+        again = " --verify-existing" if result["counts"]["adopted_failing_checks"] else ""
+        fill = f"`backfill enqueue {where} --processors {','.join(plain)} --with-upstream{again}`" if plain else ""
         holes = result["upstream"]
         if holes:
             dates = sorted({h["date"] for h in holes})
@@ -246,6 +282,14 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
             lead = f"--pipeline {pipeline} " if pipeline else ""
             fill = (f"refill their upstream first with `backfill enqueue {lead}{spans} --processors {ups} --force` "
                     f"(its run history says success, its rows are missing), then {fill} or `backfill retry RUN_ID`")
-        else:
+        elif fill:
             fill = f"fill them with {fill}"
+        if result["refill"]:
+            # Done in the history, empty in the table: only --force rewrites them, and what read
+            # them is stale afterwards.
+            selection = where + (f" --phases {phases}" if phases else "") + (
+                f" --processors {processors}" if processors else "")
+            refill = ("refill the emptied partitions with `" + "` then `".join(result["refill"])
+                      + f"`, then recompute what read them: `backfill gaps --stale {selection}`")
+            fill = f"{refill}; {fill}" if fill else refill
         raise ProblemsFound(f"{n} gap(s) in {len(procs)} processor(s)", hint=fill)

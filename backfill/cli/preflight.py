@@ -28,6 +28,9 @@ def refuse_on_problems(problems: list[Problem], console: Console, action: str = 
     """Print every problem (one line each), then fail with exit 2: nothing is half-started."""
     if not problems:
         return
+    if len(problems) == 1:  # one problem: one line, the problem itself
+        raise BadInput(f"preflight {problems[0].kind}: {problems[0].message}; {action}",
+                       hint="fix it, then run the command again")
     for p in problems:
         console.print(f"[red]preflight[/red] {p.kind}: {p.message}", highlight=False, soft_wrap=True)
     raise BadInput(f"preflight found {len(problems)} problem(s); {action}",

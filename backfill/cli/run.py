@@ -11,7 +11,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import click
 from pydantic import SecretStr
@@ -33,6 +33,7 @@ from backfill.cli.selection import (
 )
 from backfill.errors import BadInput, ProblemsFound, SpecError
 from backfill.planner import Plan, PlanRequest, build_plan
+from backfill.processors.base import load_ref
 from backfill.runhistory import RunHistory
 from backfill.settings import Settings
 from backfill.spec import PipelineSpec
@@ -41,8 +42,18 @@ from backfill.state.redis import OUTAGE_ERRORS
 from backfill.warehouse import Warehouse, open_warehouse
 
 
+class WorkerDispatcher(engine.Dispatcher, Protocol):
+    """The engine's Dispatcher, plus the one thing only the CLI asks: does any worker answer yet."""
+
+    def workers_answering(self, timeout: float = 1.0) -> bool: ...
+
+
 class Session:
-    """What the run commands share: a Redis that answers, the state store, and a dispatcher."""
+    """What the run commands share: a Redis that answers, the state store, and a dispatcher.
+
+    The dispatcher comes from the factory `Settings.dispatcher` names (`workers.factory:open_dispatcher`,
+    Celery's): the CLI reaches the broker only through it, never by importing Celery or `workers`.
+    """
 
     def __init__(self, ctx: CliContext) -> None:
         from backfill.localredis import ensure_redis
@@ -50,21 +61,22 @@ class Session:
         url = ensure_redis(ctx.settings)
         self.settings: Settings = ctx.settings.model_copy(update={"redis_url": SecretStr(url)})
         self.store = RedisStateStore.from_url(url)
-        self._app: Any = None
+        self._dispatcher: WorkerDispatcher | None = None
 
     @property
-    def dispatcher(self) -> engine.Dispatcher:
-        from workers.tasks import CeleryDispatcher
-
-        return CeleryDispatcher(self.app)
+    def dispatcher(self) -> WorkerDispatcher:
+        if self._dispatcher is None:
+            factory = load_ref(self.settings.dispatcher, "dispatcher factory (BACKFILL_DISPATCHER)", BadInput)
+            self._dispatcher = factory(self.settings)
+        return self._dispatcher
 
     @property
-    def app(self) -> Any:
-        if self._app is None:
-            from workers.factory import create_app  # never workers.app: that one reads the environment
+    def observers(self) -> engine.Observers:
+        """Who listens to the engine's events from the CLI: a `retry` marks its sequence for the
+        alert update digest; a run finished from here (nothing left to resume) sends its final digest."""
+        from backfill.observers import standard_observers
 
-            self._app = create_app(self.settings)
-        return self._app
+        return standard_observers(self.store, self.settings)
 
     @property
     def triggers(self) -> engine.TriggerPauser:
@@ -161,6 +173,14 @@ def check_succeeded(info: dict[str, Any]) -> None:
                             "than expected", hint=f"`backfill gaps` lists them with the reason; fix the raw data "
                                                   f"and `backfill retry {info['run_id']}`")
     if info["status"] != RunStatus.succeeded.value:
+        if any(f["category"] == "dependency_gap" for f in info["failures"]) and info.get("request"):
+            # Upstream partitions outside the run never ran: a retry meets the same holes.
+            from backfill.cli.selection import request_flags
+
+            raise ProblemsFound(f"run {info['run_id']} ended {info['status']}: tasks read upstream partitions that "
+                                "this run does not plan and that never succeeded (dependency_gap)",
+                                hint=f"plan them too: `backfill enqueue {request_flags(info['request'])} "
+                                     "--with-upstream --wait`")
         raise ProblemsFound(f"run {info['run_id']} ended {info['status']}",
                             hint=f"see `backfill status {info['run_id']}`; fix and `backfill retry {info['run_id']}`")
 
@@ -198,14 +218,15 @@ def enqueue(obj: CliContext, pipeline: str | None, alerts: str | None, strict: b
                        request={**request.to_json(), **({"options": run_options} if run_options else {})},
                        alerts=alerts or obj.settings.alerts, strict=strict, history_table=spec.run_history_table)
     prepare_targets(spec, warehouse, plan)
-    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings)
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings,
+                     observers=session.observers)
     engine.record_request(warehouse, record)
     click.echo(record.run_id)
     console.print(f"enqueued {len(plan)} tasks in {len(plan.waves)} waves")
     for w in plan.warnings:
         console.print(f"[yellow]warning[/yellow]: {w}")
     if wait:
-        if not session.app.control.ping(timeout=1.0):
+        if not session.dispatcher.workers_answering(timeout=1.0):
             console.print("[yellow]no worker answers yet[/yellow]: start one with `backfill worker` (waiting)")
         wait_and_exit(session, record.run_id, console)
 
@@ -371,7 +392,8 @@ def retry(obj: CliContext, run_id: str, wait: bool) -> None:
     if record is not None and record.status is RunStatus.cancelled:
         raise BadInput(f"run {run_id} was cancelled; retry redoes only the failed tasks of a run that ended",
                        hint=f"continue it with `backfill resume {run_id}`")
-    n = engine.retry(session.store, session.dispatcher, run_id, session.triggers, session.settings)
+    n = engine.retry(session.store, session.dispatcher, run_id, session.triggers, session.settings,
+                     observers=session.observers)
     click.echo(f"run {run_id}: retrying {n} failed/partial/blocked/revoked task(s)")
     if wait:
         wait_and_exit(session, run_id, Console(stderr=True))
@@ -387,7 +409,8 @@ def resume(obj: CliContext, run_id: str, pipeline: str | None, wait: bool) -> No
     """Continue a run after its queue or its Redis state was lost; finished tasks are not redone."""
     session = Session(obj)
     if session.store.get_run(run_id) is not None:
-        n = engine.resume(session.store, session.dispatcher, run_id, session.triggers, session.settings)
+        n = engine.resume(session.store, session.dispatcher, run_id, session.triggers, session.settings,
+                          observers=session.observers)
         click.echo(f"run {run_id}: resumed {n} unfinished task(s)")
     else:
         n = rebuild(obj, session, run_id, pipeline)
@@ -427,5 +450,6 @@ def rebuild(obj: CliContext, session: Session, run_id: str, pipeline: str | None
         session.store.create_run(replace(record, status=RunStatus.succeeded, finished_at=time.time()), [])
         return 0
     prepare_targets(spec, warehouse, plan)
-    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings)
+    engine.start_run(session.store, session.dispatcher, plan, record, session.triggers, session.settings,
+                     observers=session.observers)
     return len(plan)

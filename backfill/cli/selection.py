@@ -140,8 +140,34 @@ def reading_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--phases", default=None, help="Comma-separated phases, e.g. 3,4."),
         click.option("--processors", default=None, help="Comma-separated processor names."),
         click.option("--seasons", default=None, help="Comma-separated seasons, e.g. 2023-24,2024-25."),
+        click.option("--season-types", default=None, help="Comma-separated: regular,play_in,playoffs."),
     ]
     return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
+
+
+def parse_season_types(value: str | None) -> frozenset[str] | None:
+    """`--season-types` as a set (None: every type), unknown names refused."""
+    from backfill.calendar import SEASON_TYPES
+
+    chosen = frozenset(_csv(value, "--season-types")) or None
+    unknown = sorted((chosen or frozenset()) - set(SEASON_TYPES))
+    if unknown:
+        raise PlanError(f"--season-types {', '.join(unknown)}: unknown; use {','.join(SEASON_TYPES)}")
+    return chosen
+
+
+def request_flags(request: dict[str, Any]) -> str:
+    """A stored request's selection as CLI flags (ranges, phases or processors, seasons, season
+    types), for the commands a hint prints: pasted, they select what the run selected."""
+    parts = [f"--range {a}:{b}" for a, b in request.get("ranges") or []]
+    if request.get("processors"):
+        parts.append("--processors " + ",".join(request["processors"]))
+    elif request.get("phases"):
+        parts.append("--phases " + ",".join(str(p) for p in sorted(request["phases"])))
+    for key, flag in (("seasons", "--seasons"), ("season_types", "--season-types")):
+        if request.get(key):
+            parts.append(f"{flag} " + ",".join(sorted(request[key])))
+    return " ".join(parts)
 
 
 def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...], phases: str | None,

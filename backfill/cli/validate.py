@@ -16,7 +16,7 @@ from rich.console import Console
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
 from backfill.cli.gaps import _open
-from backfill.cli.selection import _csv, parse_phases, parse_ranges, reading_options
+from backfill.cli.selection import _csv, parse_phases, parse_ranges, parse_season_types, reading_options
 from backfill.errors import BadInput, PlanError, ProblemsFound
 
 
@@ -30,7 +30,8 @@ from backfill.errors import BadInput, PlanError, ProblemsFound
               help="Also write the report as Markdown to FILE (the sign-off record).")
 @click.pass_obj
 def validate(obj: CliContext, pipeline: str | None, start: str | None, end: str | None, ranges: tuple[str, ...],
-             phases: str | None, processors: str | None, seasons: str | None, spot_checks: int | None,
+             phases: str | None, processors: str | None, seasons: str | None, season_types: str | None,
+             spot_checks: int | None,
              seed: int | None, as_json: bool, markdown_file: Path | None) -> None:
     """Prove a backfill complete against the schedule; exit 0 only when every acceptance criterion holds.
 
@@ -46,6 +47,7 @@ def validate(obj: CliContext, pipeline: str | None, start: str | None, end: str 
     phase_set = parse_phases(phases)
     names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors, "--processors")) or None)
     season_list = _csv(seasons, "--seasons")
+    types = parse_season_types(season_types)
     if markdown_file is not None and not markdown_file.parent.is_dir():
         raise BadInput(f"--markdown {markdown_file}: the directory {markdown_file.parent} does not exist")
     warehouse, close = _open(obj, read_only=False)
@@ -58,7 +60,8 @@ def validate(obj: CliContext, pipeline: str | None, start: str | None, end: str 
         if unknown:
             raise PlanError(f"unknown season(s) {', '.join(unknown)}: the schedule has {', '.join(calendar.seasons)}")
         report = run_validation(spec, warehouse, calendar, names, parsed, season_list or None, seed=seed,
-                                spot_checks=spot_checks, pipeline_flag=pipeline)
+                                spot_checks=spot_checks, pipeline_flag=pipeline,
+                                season_types=sorted(types) if types else None)
     finally:
         if close:
             warehouse.close()

@@ -38,7 +38,7 @@ class Draft:
     tasks: list[DraftTask]
     requested_dates: tuple[dt.date, ...]
     skipped_completed: int = 0
-    skipped_adopted: int = 0
+    skipped_adopted: int = 0  # of those, the ones the processors' own code wrote (history_names)
     no_game_days: int = 0
     outside_season_days: int = 0
     unsatisfied: Counter[str] = field(default_factory=Counter)
@@ -124,6 +124,23 @@ def _with_upstream(spec: PipelineSpec, wanted: dict[str, list[dt.date]], complet
     return {n: sorted(ds) for n, ds in need.items()}
 
 
+def _todo_by_season(calendar: Calendar, request: PlanRequest, selected: tuple[str, ...],
+                    wanted: dict[str, list[dt.date]], draft: Draft) -> dict[str, dict[str, list[dt.date]]]:
+    """Each selected processor's dates still to do (all of them when forced), by season; the dates
+    already completed are counted on the draft as skipped."""
+    todo_by: dict[str, dict[str, list[dt.date]]] = {}
+    for name in selected:
+        todo = [d for d in wanted[name] if request.force or (name, d) not in request.completed]
+        draft.skipped_completed += len(wanted[name]) - len(todo)
+        if not request.force:
+            draft.skipped_adopted += sum(1 for d in wanted[name] if (name, d) in request.adopted)
+        by_season: dict[str, list[dt.date]] = defaultdict(list)
+        for d in todo:
+            by_season[calendar.season_of(d) or "?"].append(d)
+        todo_by[name] = dict(by_season)
+    return todo_by
+
+
 def build_draft(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) -> Draft:
     validate_request(calendar, request)
     selected = spec.select(set(request.phases) if request.phases else None,
@@ -144,16 +161,7 @@ def build_draft(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) ->
     if request.with_upstream:
         wanted = _with_upstream(spec, wanted, request.completed, resolve)
         selected = tuple(n for n in spec.order if wanted.get(n))
-    todo_by: dict[str, dict[str, list[dt.date]]] = {}
-    for name in selected:
-        todo = [d for d in wanted[name] if request.force or (name, d) not in request.completed]
-        draft.skipped_completed += len(wanted[name]) - len(todo)
-        if not request.force:
-            draft.skipped_adopted += sum(1 for d in wanted[name] if (name, d) in request.adopted)
-        by_season: dict[str, list[dt.date]] = defaultdict(list)
-        for d in todo:
-            by_season[calendar.season_of(d) or "?"].append(d)
-        todo_by[name] = dict(by_season)
+    todo_by = _todo_by_season(calendar, request, selected, wanted, draft)
     draft.batches = decide(spec, selected, {n: {s: len(v) for s, v in by.items()} for n, by in todo_by.items()},
                            batch=request.batch, overrides=request.batch_sizes, profile=request.profile,
                            costs=request.costs, durations=request.durations, concurrency=request.concurrency)

@@ -207,10 +207,9 @@ def coverage(spec: PipelineSpec, calendar: Calendar, warehouse: Warehouse, runs:
         req = run.request
         names = spec.select(set(req["phases"]) if req.get("phases") else None,
                             set(req["processors"]) if req.get("processors") else None)
-        seasons = set(req.get("seasons") or []) or None
         days = {d for a, b in req.get("ranges") or [] for d in
                 calendar.game_dates_between(dt.date.fromisoformat(a), dt.date.fromisoformat(b))
-                if seasons is None or calendar.season_of(d) in seasons}
+                if calendar.selected(d, req.get("seasons"), req.get("season_types"))}
         for n in names:
             wanted[n] |= days
     processors = [n for n in spec.order if n in wanted]
@@ -278,22 +277,25 @@ def issues_encountered(rows: Sequence[dict[str, Any]], cov: Coverage | None) -> 
     return out
 
 
-def selections(spec: PipelineSpec, runs: Sequence[RunFacts]) -> list[Selection]:
-    """The runs' selections, one per distinct set of processors, each with its merged ranges.
+def selections(spec: PipelineSpec, runs: Sequence[RunFacts], calendar: Calendar | None = None) -> list[Selection]:
+    """The runs' selections, one per distinct set of processors, seasons and season types,
+    each with its merged ranges.
 
     A Phase 3 run over the season start and a Phase 3 + 4 run over the test week are two
     selections: validating or filling their cross product would report Phase 4 of the season
-    start, which nobody asked for, as missing.
+    start, which nobody asked for, as missing. Likewise a `--seasons 2022-23` run over a range
+    that spans two seasons selects that season only, and its flags say so.
     """
-    groups: dict[tuple[str, ...], list[tuple[dt.date, dt.date]]] = {}
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]], list[tuple[dt.date, dt.date]]] = {}
     for run in runs:
         req = run.request
         names = spec.select(set(req["phases"]) if req.get("phases") else None,
                             set(req["processors"]) if req.get("processors") else None)
-        groups.setdefault(tuple(names), []).extend(
+        key = (tuple(names), tuple(sorted(req.get("seasons") or [])), tuple(sorted(req.get("season_types") or [])))
+        groups.setdefault(key, []).extend(
             (dt.date.fromisoformat(a), dt.date.fromisoformat(b)) for a, b in req.get("ranges") or [])
     out = []
-    for names, ranges in groups.items():
+    for (names, seasons, types), ranges in groups.items():
         merged = merged_ranges(ranges)
         phases = {spec.processors[n].phase for n in names}
         parts = [f"--range {a.isoformat()}:{b.isoformat()}" for a, b in merged]
@@ -301,13 +303,23 @@ def selections(spec: PipelineSpec, runs: Sequence[RunFacts]) -> list[Selection]:
             parts.append("--phases " + ",".join(str(p) for p in sorted(phases)))
         else:
             parts.append("--processors " + ",".join(names))
-        out.append(Selection(list(names), merged, " ".join(parts)))
+        if seasons:
+            parts.append("--seasons " + ",".join(seasons))
+        if types:
+            parts.append("--season-types " + ",".join(types))
+        days = [d for a, b in merged for d in calendar.game_dates_between(a, b)
+                if calendar.selected(d, seasons, types)] if calendar is not None else []
+        touched = sorted({s for d in days if (s := calendar.season_of(d))}) if calendar is not None else list(seasons)
+        out.append(Selection(list(names), merged, " ".join(parts), list(seasons), list(types), touched,
+                             frozenset(d.isoformat() for d in days)))
     return out
 
 
 def latest_validation(campaign: Campaign, sel: Selection) -> Validation | None:
-    """The newest validation that covers the selection (its processors and every date of its ranges)."""
-    fits = [v for v in campaign.validations if set(sel.processors) <= set(v.processors) and v.covers(sel.ranges)]
+    """The newest validation that covers the selection: its processors, every date of its ranges
+    and every season it has game dates in (a validation of one season says nothing of another)."""
+    fits = [v for v in campaign.validations if set(sel.processors) <= set(v.processors) and v.covers(sel.ranges)
+            and set(sel.touched) <= set(v.seasons)]
     return fits[-1] if fits else None
 
 
@@ -317,7 +329,7 @@ def next_commands(campaign: Campaign) -> list[tuple[str, str]]:
     for run in campaign.runs:
         if run.status == "running":
             out.append((f"run {run.run_id} is still running", f"backfill status {run.run_id} --watch"))
-        elif run.source == "redis" and run.status in ("failed", "partial"):
+        elif run.source == "redis" and run.status in ("failed", "partial") and not _upstream_outside(run):
             out.append((f"run {run.run_id} ended {run.status}: rerun its failed, blocked and partial tasks after "
                         "fixing the cause", f"backfill retry {run.run_id} --wait"))
     cov = campaign.coverage
@@ -326,13 +338,17 @@ def next_commands(campaign: Campaign) -> list[tuple[str, str]]:
     for sel in campaign.selections:
         chosen = set(sel.processors)
         cells = {k: c for k, c in (cov.cells.items() if cov else []) if k[0] in chosen
-                 and any(a.isoformat() <= k[1] <= b.isoformat() for a, b in sel.ranges)}
+                 and (k[1] in sel.days if sel.days else any(a.isoformat() <= k[1] <= b.isoformat()
+                                                           for a, b in sel.ranges))}
         missing = [k for k, c in cells.items() if c not in ("succeeded", "stale")]
         if missing and not running:
             out.append((f"{len(missing)} partition(s) of the selection are not succeeded: list them",
                         f"backfill gaps {sel.flags}"))
-            out.append(("enqueue the same selection: the run history skips what already succeeded",
-                        f"backfill enqueue {sel.flags} --wait"))
+            # --with-upstream: a date whose windows read upstream partitions that never ran (a
+            # strict-gap week) fails again without them; with them done it adds nothing.
+            out.append(("enqueue the same selection and the upstream partitions it reads that are not done: the "
+                        "run history skips what already succeeded",
+                        f"backfill enqueue {sel.flags} --with-upstream --wait"))
         if any(c == "stale" for c in cells.values()):
             out.append(("stale partitions (code or upstream changed after they were written): the commands "
                         "that recompute exactly them", f"backfill gaps --stale {sel.flags}"))
@@ -341,8 +357,15 @@ def next_commands(campaign: Campaign) -> list[tuple[str, str]]:
             why = ("no validation covers this selection since the last run finished"
                    if v is None or v.validated_at.timestamp() < last_end
                    else "the latest validation of this selection failed: fix what it found, then validate again")
-            out.append((why, f"backfill validate {sel.flags} --markdown signoff.md"))
+            out.append((why, f"backfill validate {sel.flags}"))
     return out
+
+
+def _upstream_outside(run: RunFacts) -> bool:
+    """The run failed on upstream partitions it did not plan (`dependency_gap`): a `retry` reruns
+    the same tasks against the same missing inputs and fails again, so the log suggests an
+    `enqueue --with-upstream` of the selection instead."""
+    return any(t.error_category == "dependency_gap" for t in run.tasks if t.status == "failed")
 
 
 def collect_campaign(run_ids: Sequence[str], *, store: RedisStateStore | None, warehouse: Warehouse,
@@ -375,13 +398,13 @@ def collect_campaign(run_ids: Sequence[str], *, store: RedisStateStore | None, w
     else:
         campaign.coverage_note = f"no schedule in {spec.schedule_table}: coverage not computed"
     ranges = campaign.ranges()
-    campaign.selections = selections(spec, runs)
+    campaign.selections = selections(spec, runs, calendar if calendar.seasons else None)
     if validate and calendar.seasons:
         from backfill.validate.suite import validate as run_validation
 
         for sel in campaign.selections:
-            found = run_validation(spec, warehouse, calendar, sel.processors, sel.ranges, None,
-                                   pipeline_flag=pipeline_flag)
+            found = run_validation(spec, warehouse, calendar, sel.processors, sel.ranges, sel.seasons or None,
+                                   pipeline_flag=pipeline_flag, season_types=sel.season_types or None)
             record_validation(warehouse, history_table, found)
     campaign.validations = [v for v in load_validations(warehouse, history_table) if v.touches(ranges)]
     campaign.issues = issues_encountered(rows, campaign.coverage)

@@ -185,10 +185,14 @@ class Selection:
     processors: list[str]
     ranges: list[tuple[dt.date, dt.date]]
     flags: str
+    seasons: list[str] = field(default_factory=list)  # the runs' --seasons (empty: every season in the ranges)
+    season_types: list[str] = field(default_factory=list)  # the runs' --season-types (empty: every type)
+    touched: list[str] = field(default_factory=list)  # seasons with game dates in the selection
+    days: frozenset[str] = frozenset()  # its game dates (ISO), when the schedule is known
 
     def to_json(self) -> dict[str, Any]:
         return {"processors": self.processors, "ranges": [[a.isoformat(), b.isoformat()] for a, b in self.ranges],
-                "flags": self.flags}
+                "seasons": self.seasons, "season_types": self.season_types, "flags": self.flags}
 
 
 @dataclass

@@ -356,5 +356,15 @@ class StateStore(ABC):
     @abstractmethod
     def add_queued(self, run_id: str, celery_ids: Sequence[str]) -> None: ...
 
+    def season_settled(self, run_id: str, seq: int, season: str) -> bool:
+        """Whether every task of `season` in the run has settled (sequence `seq`: after a retry
+        the answer is about the retried tasks too). Behind the engine's season-complete event.
+
+        This default reads the whole run (fine for small stores); Redis answers in O(1) amortised.
+        """
+        tasks = self.tasks(run_id)
+        states = self.states(run_id)
+        return all(states[i].finished for i, t in tasks.items() if t.season == season and i in states)
+
     @abstractmethod
     def queued(self, run_id: str) -> list[str]: ...

@@ -86,7 +86,7 @@ class MemoryStateStore(StateStore):
         entry = self._expiring.get(key)
         if entry is None:
             return None
-        if entry[1] <= self.clock():
+        if entry[1] < self.clock():  # like Redis: a key expires once its time is past, not at it
             del self._expiring[key]
             return None
         return entry[0]

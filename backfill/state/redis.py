@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -108,7 +109,10 @@ class RedisStateStore(StateStore):
     mutex_key = "backfill:run:{0}:mutex:{1}"
     queued_key = "backfill:run:{0}:queued"
     lock_key = "backfill:lock:{0}:{1}"
+    seasons_built_key = "backfill:run:{0}:seasons:{1}:built"  # run, seq: the season lists of that sequence exist
+    season_pending_key = "backfill:run:{0}:seasons:{1}:{2}"  # run, seq, season -> list of unsettled task ids
     guard_ttl_seconds = 7 * 24 * 3600
+    season_ttl_seconds = 30 * 24 * 3600
 
     def __init__(self, client: redis.Redis) -> None:
         # Built with decode_responses=True (see from_url), so every reply is a str; the Any
@@ -125,6 +129,8 @@ class RedisStateStore(StateStore):
         self._live = client.register_script(scripts.LIVE_LEASES)
         self._renew = client.register_script(scripts.RENEW)
         self._drop = client.register_script(scripts.DROP_UNFLUSHED)
+        self._season_settled = client.register_script(scripts.SEASON_SETTLED)
+        self._install_seasons = client.register_script(scripts.INSTALL_SEASONS)
         self._pause = client.register_script(scripts.PAUSE)
         self._unpause = client.register_script(scripts.UNPAUSE)
 
@@ -331,6 +337,34 @@ class RedisStateStore(StateStore):
 
     def attempts(self, run_id: str) -> dict[str, int]:
         return {k: int(v) for k, v in self.client.hgetall(self.attempts_key.format(run_id)).items()}
+
+    # -- seasons settled -------------------------------------------------------------------
+    def season_settled(self, run_id: str, seq: int, season: str) -> bool:
+        """One Lua call per settle: each season keeps a list of its tasks in dispatch-like order
+        (built once per sequence), and settled tasks are popped off its head."""
+        if not self.client.exists(self.seasons_built_key.format(run_id, seq)):
+            self._install_season_lists(run_id, seq)
+        return bool(self._season_settled(keys=[self.season_pending_key.format(run_id, seq, season),
+                                                self.states_key.format(run_id)]))
+
+    def _install_season_lists(self, run_id: str, seq: int) -> bool:
+        """Install each season's task list for sequence `seq` unless someone did already."""
+        by_season: dict[str, list[tuple[int, str, str]]] = {}
+        for task in self.tasks(run_id).values():
+            first = task.dates[0].isoformat() if task.dates else ""
+            by_season.setdefault(task.season, []).append((task.wave, first, task.id))
+        token = uuid.uuid4().hex[:8]
+        keys = [self.seasons_built_key.format(run_id, seq)]
+        pipe = self.client.pipeline()
+        for season, entries in by_season.items():
+            ids = [i for *_, i in sorted(entries)]
+            tmp = f"{self.season_pending_key.format(run_id, seq, season)}:tmp:{token}"
+            for i in range(0, len(ids), 1000):
+                pipe.rpush(tmp, *ids[i:i + 1000])
+            pipe.expire(tmp, 600)
+            keys += [tmp, self.season_pending_key.format(run_id, seq, season)]
+        pipe.execute()
+        return bool(self._install_seasons(keys=keys, args=[self.season_ttl_seconds]))
 
     # -- guards and queued celery ids ----------------------------------------------------
     def claim(self, run_id: str, name: str, stale_after: float | None = None) -> bool:

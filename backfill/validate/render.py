@@ -39,6 +39,10 @@ def render_report(report: Report, console: Console) -> None:
         for f in c.findings:
             table.add_row(f.processor or "", f.message, "\n".join(f.examples[:FIRST]))
         console.print(table)
+    refill = next((c.data.get("refill") for c in report.checks if c.name == "completeness"), None)
+    if refill:
+        console.print("done in the run history but empty or short in the warehouse; refill with `"
+                      + " && ".join(refill) + "`", soft_wrap=True)
     commands = next((c.data.get("commands") for c in report.checks if c.name == "staleness"), None)
     if commands:
         console.print("recompute the stale partitions with: " + " && ".join(commands), soft_wrap=True)
@@ -64,6 +68,10 @@ def markdown(report: Report) -> str:
         for f in c.findings:
             lines.append(f"- {f.processor + ': ' if f.processor else ''}{f.message}")
             lines += [f"  - `{e}`" for e in f.examples[:FIRST]]
+    refill = next((c.data.get("refill") for c in report.checks if c.name == "completeness"), None)
+    if refill:
+        lines += ["", "Done in the run history but empty or short in the warehouse; refill with:", "", "```",
+                  " && ".join(refill), "```"]
     commands = next((c.data.get("commands") for c in report.checks if c.name == "staleness"), None)
     if commands:
         lines += ["", "Recompute the stale partitions with:", "", "```", " && ".join(commands), "```"]

@@ -77,16 +77,15 @@ class StaleReport:
 
 def find_stale(spec: PipelineSpec, calendar: Calendar, warehouse: Warehouse, selected: Sequence[str],
                ranges: Sequence[tuple[dt.date, dt.date]], seasons: Iterable[str] | None = None,
-               pipeline_flag: str | None = None) -> StaleReport:
+               pipeline_flag: str | None = None, season_types: Iterable[str] | None = None) -> StaleReport:
     """Stale partitions of `selected` processors on the game dates of `ranges` (and `seasons`).
 
     Staleness is computed over every processor of the seasons the ranges touch (all seasons when
     a window crosses seasons), so a stale upstream outside the selection still makes its readers
     stale, and a stale partition's dependents after the range are found too.
     """
-    season_set = set(seasons) if seasons else None
     picked = {d for lo, hi in ranges for d in calendar.game_dates_between(lo, hi)
-              if season_set is None or calendar.season_of(d) in season_set}
+              if calendar.selected(d, seasons, season_types)}
     if not picked:
         return StaleReport([], {}, [], 0, 0, {n: 0 for n in selected})
     cross = any(d.window.cross_season for p in spec.processors.values() for d in p.depends_on)

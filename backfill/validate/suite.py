@@ -34,7 +34,8 @@ from backfill.keys import describe_duplicates, duplicates_sql
 from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec, Processor
 from backfill.validate.spotcheck import sample_partitions, spot_check
-from backfill.validate.staleness import as_date, find_stale, game_date_runs, stamp
+from backfill.validate.staleness import as_date, find_stale, game_date_runs, recompute_commands, stamp
+from backfill.validate.verify import verify_done
 from backfill.warehouse import Warehouse
 
 EXAMPLES = 5
@@ -108,12 +109,15 @@ class _Table:
 def validate(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, processors: Sequence[str],
              ranges: Sequence[tuple[dt.date, dt.date]], seasons: Sequence[str] | None = None, *,
              seed: int | None = None, spot_checks: int | None = None,
-             pipeline_flag: str | None = None) -> Report:
-    """Run every check over the selection; the report passes only when every criterion holds."""
+             pipeline_flag: str | None = None, season_types: Sequence[str] | None = None) -> Report:
+    """Run every check over the selection; the report passes only when every criterion holds.
+
+    `seasons` and `season_types` narrow the ranges' game dates the way a run's own selection
+    did, so validating a `--seasons 2022-23` run judges that season only.
+    """
     began = time.monotonic()
-    season_set = set(seasons) if seasons else None
     picked = sorted({d for lo, hi in ranges for d in calendar.game_dates_between(lo, hi)
-                     if season_set is None or calendar.season_of(d) in season_set})
+                     if calendar.selected(d, seasons, season_types)})
     seed = random.SystemRandom().randrange(1_000_000) if seed is None else seed
     run = _Run(spec, warehouse, calendar, list(processors), picked)
     checks = [Check(name, title) for name, title in CHECKS]
@@ -127,7 +131,7 @@ def validate(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, proce
         n = spec.acceptance.spot_checks if spot_checks is None else spot_checks
         run.spot_checks(by_name["spot_checks"], n, seed)
         run.keys(by_name["keys"])
-        stale = find_stale(spec, calendar, warehouse, processors, ranges, seasons, pipeline_flag)
+        stale = find_stale(spec, calendar, warehouse, processors, ranges, seasons, pipeline_flag, season_types)
         check = by_name["staleness"]
         check.figures.append(f"{stale.checked - len(stale.stale)} of {stale.checked} written partitions current"
                              + (f" ({stale.unversioned} written before code versions were recorded)"
@@ -139,6 +143,15 @@ def validate(spec: PipelineSpec, warehouse: Warehouse, calendar: Calendar, proce
             check.findings.append(Finding(name, f"{len(items)} stale partition(s): {items[0].reasons[0]}",
                                           [s.date for s in items]))
         check.data = {"commands": stale.commands, "stale": len(stale.stale), "unversioned": stale.unversioned}
+        # Partitions the history calls done whose rows are gone or short: `enqueue` skips them,
+        # so the findings above come with the --force commands that refill them (gaps --verify).
+        holes = verify_done(spec, calendar, warehouse, list(processors), picked)
+        if holes:
+            emptied: dict[str, list[dt.date]] = defaultdict(list)
+            for h in holes:
+                emptied[h.processor].append(h.date)
+            by_name["completeness"].data["refill"] = recompute_commands(
+                {n: emptied[n] for n in spec.order if n in emptied}, calendar, pipeline_flag)
     else:
         by_name["completeness"].findings.append(Finding(None, "the selection holds no game dates of the schedule"))
     used = sorted({label for d in picked if (label := calendar.season_of(d))})
@@ -396,7 +409,8 @@ class _Run:
 
     def keys(self, check: Check) -> None:
         """Every declared key holds: the selected processors' targets and every raw table with a `key:`."""
-        tables = [(p.target, p.partition, p.key, p.name) for p in (self.spec.processors[n] for n in self.processors)]
+        tables: list[tuple[str, str | None, tuple[str, ...], str | None]] = [
+            (p.target, p.partition, p.key, p.name) for p in (self.spec.processors[n] for n in self.processors)]
         tables += [(t.name, t.partition, t.key, None) for t in self.spec.raw_tables.values()]
         checked = 0
         for table, partition, key, owner in tables:

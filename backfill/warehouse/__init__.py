@@ -25,6 +25,9 @@ def open_warehouse(url: str, *, create: bool = True, **kwargs: Any) -> Warehouse
         from backfill.warehouse.duckdb import DuckDBWarehouse
 
         path = url.removeprefix("duckdb:///") if url.startswith("duckdb:///") else url.removeprefix("duckdb://")
+        if not path or Path(path).is_dir():
+            raise BadInput(f"warehouse URL {url!r} names {'a folder' if path else 'no file'}",
+                           hint="name the DuckDB file: duckdb:///relative/path.duckdb or duckdb:////absolute/path.duckdb")
         if not create and path != ":memory:" and not Path(path).is_file():
             raise CannotConnect(f"no warehouse at {path}",
                                 hint="check --warehouse / BACKFILL_WAREHOUSE, or load raw data first: "

@@ -270,10 +270,10 @@ class StateContract:
     def test_an_expired_lease_is_reaped_and_its_late_outcome_is_stale(self, store: StateStore,
                                                                        advance: Advance) -> None:
         start(store)
-        first = store.begin_task("r1", "a", "dead:1", 0.5)
+        first = store.begin_task("r1", "a", "dead:1", 1.0)
         kept = store.begin_task("r1", "e", "alive:1", 30)
         assert store.reap("r1") == []
-        advance(0.6)
+        advance(1.1)
         assert store.live_leases("r1") == 1
         assert store.renew_leases({first.lease: "dead:1:1"}, 30) == 0  # an expired lease is not brought back
         assert store.reap("r1") == ["a"]
@@ -290,12 +290,13 @@ class StateContract:
 
     def test_a_renewed_lease_outlives_its_first_ttl(self, store: StateStore, advance: Advance) -> None:
         start(store)
-        begin = store.begin_task("r1", "a", "h:1", 0.6)
-        advance(0.2)
-        assert store.renew_leases({begin.lease: "h:1:1", "backfill:run:r1:lease:zz": "x"}, 1.0) == 1
-        advance(0.6)  # past the first TTL, within the renewed one
+        # TTLs of a second or more: a loaded machine pausing the test must not expire a lease early.
+        begin = store.begin_task("r1", "a", "h:1", 1.0)
+        advance(0.3)
+        assert store.renew_leases({begin.lease: "h:1:1", "backfill:run:r1:lease:zz": "x"}, 2.0) == 1
+        advance(1.0)  # past the first TTL, within the renewed one
         assert store.reap("r1") == [] and store.live_leases("r1") == 1
-        advance(0.6)
+        advance(1.2)
         assert store.reap("r1") == ["a"]
 
     def test_mark_sent_restamps_only_tasks_in_flight(self, store: StateStore, advance: Advance) -> None:

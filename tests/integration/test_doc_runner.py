@@ -2,7 +2,8 @@
 
 A block fenced as ```` ```console tested ```` is runnable: each `$ ` line is a command (`\\`
 continuations joined), the lines after it up to the next `$ ` are its shown output. The blocks
-of docs/execution-guide.md, docs/failure-recovery.md and docs/monitoring.md run in that order
+of docs/execution-guide.md, docs/failure-recovery.md, docs/monitoring.md and
+docs/troubleshooting.md run in that order
 against a fresh sample-league warehouse, a real redis-server and a real Celery worker (started
 before the first command that needs one, as the guide tells the reader to in a terminal). All
 lines go to the same shell, so a variable one sets (`RUN=$(backfill enqueue ...)`: `enqueue`
@@ -31,7 +32,7 @@ from tests.integration.engine_harness import Worker
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
-GUIDES = ["docs/execution-guide.md", "docs/failure-recovery.md", "docs/monitoring.md"]
+GUIDES = ["docs/execution-guide.md", "docs/failure-recovery.md", "docs/monitoring.md", "docs/troubleshooting.md"]
 NEEDS_WORKER = re.compile(r"\bbackfill\s+(?:enqueue|retry|resume)\b")
 
 _VOLATILE = [  # applied to the escaped expected line, in order

@@ -92,3 +92,26 @@ def test_quota_errors_on_10_percent_of_calls_are_retried_until_the_run_completes
     rows = history(env["wh"], run_id)
     assert {r["status"] for r in rows} == {"success"}
     assert max(r["attempt"] for r in rows) > 1
+
+
+@pytest.mark.slow
+def test_a_steady_30_percent_quota_storm_ends_by_itself_and_the_throttle_probes_back_up(env: dict) -> None:
+    """30% of warehouse calls refused all run long (about 5 of 6 attempts fail: each makes several
+    calls): retries stay short and bounded by time, and the limit, cut to 1, probes back up.
+
+    At the users' defaults (backoff base 2 s, probe after 30 s) the playbook's 50-task storm
+    finished by itself in 394 s (attempts up to 33) where it used to stall with retries 90-130 s
+    apart; that takes too long for CI, so here the base and the probe interval are shorter, the
+    rate and everything else as shipped."""
+    env["worker"](app="tests.support.faulty_app", BACKFILL_TEST_QUOTA_RATE="0.3",
+                  BACKFILL_THROTTLE_PROBE_SECONDS="2")
+    run_id = enqueue(env, "--batch", "1", selection=("--start", "2023-10-24", "--end", "2023-10-26", "--phases", "3"))
+    store = env["store"]
+    assert store.get_run(run_id).status is RunStatus.running  # type: ignore[union-attr]
+    run = wait_run(store, run_id, timeout=180)
+    results = store.results(run_id)
+    failed = {t: (r["attempt"], r["error_category"]) for t, r in results.items() if r["status"] == "failed"}
+    assert run.status is RunStatus.succeeded, failed
+    assert max(store.attempts(run_id).values()) > 2
+    reasons = [e["reason"] for e in Throttle(store.client, "warehouse", initial_limit=20).events()]
+    assert "quota_error" in reasons and "probe" in reasons, reasons

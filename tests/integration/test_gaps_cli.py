@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import duckdb
 import pytest
 from click.testing import CliRunner, Result
 
@@ -92,26 +93,26 @@ def test_a_partial_latest_run_is_a_gap_with_its_reason(league: dict[str, object]
     doc = json.loads(result.stdout)
     assert doc["gaps"] == [{"processor": OFFENSE, "date": league["partial"].isoformat(),  # type: ignore[attr-defined]
                             "season": "2023-24", "last_status": "partial",
-                            "reason": "partial: partial_data: no rows for team BOS in game g1"}]
+                            "reason": "partial: partial_data: no rows for team BOS in game g1", "emptied": False}]
 
 
 def test_gaps_json_shape_and_exit_1(league: dict[str, object]) -> None:
     result = gaps(league, *week("--processors", f"{OFFENSE},{DEFENSE}", "--json"))
     assert result.exit_code == 1, (result.output, result.stderr)
     doc = json.loads(result.stdout)
-    assert set(doc) == {"gaps", "counts", "upstream"} and doc["upstream"] == []
+    assert set(doc) == {"gaps", "counts", "upstream", "refill"} and doc["upstream"] == doc["refill"] == []
     assert doc["gaps"][1:] == [
         {"processor": DEFENSE, "date": league["failed"].isoformat(), "season": "2023-24",  # type: ignore[attr-defined]
-         "last_status": "failed", "reason": "failed: processor_error: boom"},
+         "last_status": "failed", "reason": "failed: processor_error: boom", "emptied": False},
         {"processor": DEFENSE, "date": league["missing"].isoformat(), "season": "2023-24",  # type: ignore[attr-defined]
-         "last_status": None, "reason": "never ran"},
+         "last_status": None, "reason": "never ran", "emptied": False},
     ]
     n_dates = len(league["game_dates"])  # type: ignore[arg-type]
     assert doc["counts"] == {
         "gaps": 3, "game_dates": n_dates, "partitions_checked": 2 * n_dates, "adopted": 0,
         "adopted_failing_checks": 0, "days_without_games": len(league["week_off_days"]),  # type: ignore[arg-type]
         "by_processor": {OFFENSE: 1, DEFENSE: 2}, "by_season": {"2023-24": 3},
-        "by_last_status": {"failed": 1, "never_run": 1, "partial": 1},
+        "by_last_status": {"failed": 1, "never_run": 1, "partial": 1}, "emptied": 0,
     }
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: 3 gap(s) in 2 processor(s)"), result.stderr
@@ -175,8 +176,13 @@ def test_bad_input_exits_2_with_one_line(league: dict[str, object], args: tuple[
     assert result.stdout == ""
 
 
-def test_empty_warehouse_exits_2(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{tmp_path / 'empty.duckdb'}", "gaps",
-                                      "--pipeline", PIPELINE, *week()])
+def test_empty_warehouse_exits_2_and_a_missing_one_3_creating_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{empty}", "gaps", "--pipeline", PIPELINE, *week()])
     assert result.exit_code == 2, (result.output, result.stderr)
     assert "no schedule table" in result.stderr
+    missing = tmp_path / "not-here" / "wh.duckdb"
+    result = CliRunner().invoke(cli, ["--warehouse", f"duckdb:///{missing}", "gaps", "--pipeline", PIPELINE, *week()])
+    assert result.exit_code == 3 and f"no warehouse at {missing}" in result.stderr
+    assert not missing.parent.exists()

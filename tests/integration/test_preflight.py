@@ -23,7 +23,8 @@ def test_a_column_missing_in_one_season_is_named_and_nothing_is_enqueued(env: di
     assert result.exit_code == 2, result.output
     assert ("schema_drift: nba_raw.team_boxscores.stl is missing in season 2023-24" in result.output
             and "read by team_defense_game_summary" in result.output), result.output
-    assert result.output.strip().splitlines()[-1].startswith("error: preflight found 1 problem(s); nothing was")
+    assert result.output.strip().splitlines() == [result.output.strip()], "one problem: one line"
+    assert result.output.startswith("error: preflight schema_drift: ") and "; nothing was enqueued" in result.output
     assert env["store"].list_runs() == []
     plan = cli(env, "plan", *WEEK, "--preflight", "--json")
     assert plan.exit_code == 2 and '"kind": "schema_drift"' in plan.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import threading
@@ -148,3 +149,48 @@ def test_a_lowered_max_clamps_a_live_limit(client: redis.Redis) -> None:
     with t.slot("x"):
         pass
     assert t.limit() == 4
+
+
+def test_under_steady_quota_errors_the_limit_probes_back_up(client: redis.Redis) -> None:
+    # 20 successes in a row never happen at a steady 30% of quota errors: only the probe raises it.
+    t = Throttle(client, initial_limit=8, recover_after=20, probe_seconds=0.3)
+    t.cut_cooldown_seconds = 0
+    for _ in range(3):
+        t.record_quota_error()
+    assert t.limit() == 1
+    t.record_success()
+    assert t.limit() == 1, "no probe before probe_seconds without a change"
+    time.sleep(0.35)
+    assert t.record_success() == 2
+    time.sleep(0.35)
+    t.record_quota_error()  # a cut restarts the wait for the next probe
+    t.record_success()
+    assert t.limit() == 1
+    reasons = [e["reason"] for e in t.events()]
+    assert reasons.count("probe") == 1 and reasons[-1] == "quota_error", reasons
+
+
+def test_throttle_reset_puts_the_limit_back_and_keeps_slots(client: redis.Redis, redis_server) -> None:  # type: ignore[no-untyped-def]
+    from click.testing import CliRunner
+
+    from backfill.cli import cli
+
+    def run(*args: str):  # type: ignore[no-untyped-def]
+        return CliRunner().invoke(cli, ["--redis-url", redis_server.url, "throttle", *args], catch_exceptions=False)
+
+    nothing = run("reset")
+    assert nothing.exit_code == 2 and "no worker has used the throttle" in nothing.output, nothing.output
+    t = Throttle(client, initial_limit=8)
+    t.cut_cooldown_seconds = 0
+    held = t.try_acquire("running-job")
+    for _ in range(3):
+        t.record_quota_error()
+    assert t.limit() == 1
+    shown = run("status", "--json")
+    assert shown.exit_code == 0 and json.loads(shown.output)["limit"] == 1
+    done = run("reset", "--json")
+    assert done.exit_code == 0 and json.loads(done.output) == {"previous": 1, "limit": 8}, done.output
+    assert t.limit() == 8 and t.in_use() == 1 and held is not None
+    assert t.events()[-1]["reason"] == "reset"
+    human = run("status")
+    assert "throttle limit 8 of max 8; 1 slot(s) in use" in human.output and "reset: 1 -> 8" in human.output

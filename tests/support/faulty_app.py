@@ -9,7 +9,9 @@ Read from the environment here, in test code, so production workers have no such
 from __future__ import annotations
 
 import os
+import sys
 
+from backfill.localredis import celery_settings
 from backfill.settings import Settings
 from backfill.warehouse import Warehouse
 from tests.support.faults import FaultyWarehouse
@@ -24,4 +26,8 @@ def wrap(warehouse: Warehouse) -> Warehouse:
     return FaultyWarehouse(warehouse, quota_rate=QUOTA_RATE, slow_tables=SLOW_TABLES)
 
 
-app = create_app(Settings(), wrap, worker=True)
+# The same Redis as `celery -A workers.app`: BACKFILL_REDIS_URL, else the CLI's local one under home.
+settings, note = celery_settings(Settings())
+if note:
+    print(note, file=sys.stderr)
+app = create_app(settings, wrap, worker=True)

@@ -28,3 +28,10 @@ def test_plan_against_a_missing_warehouse_creates_no_file(tmp_path: Path) -> Non
     assert out.returncode == 3
     assert "no warehouse at" in out.stderr and "backfill data sample" in out.stderr
     assert not target.exists()
+
+
+def test_a_dispatcher_factory_that_is_not_module_function_is_one_line_and_exit_2() -> None:
+    out = _backfill("runs", BACKFILL_DISPATCHER="workers.factory.open_dispatcher")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()]
+    assert "BACKFILL_DISPATCHER" in out.stderr and "Traceback" not in out.stderr
