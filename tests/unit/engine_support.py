@@ -18,6 +18,8 @@ from typing import Any
 
 from backfill import engine
 from backfill.calendar import Calendar
+from backfill.engine.events import Observers
+from backfill.engine.history import HistoryFlusher
 from backfill.executor import TaskResult
 from backfill.planner import Plan, PlanRequest, Task, build_plan
 from backfill.settings import Settings
@@ -159,7 +161,8 @@ class InProcessWorker:
         out = self.outcomes.get(task.id, lambda t, a: result(t, a))(task, attempt)
         status = TaskStatus.succeeded if out["status"] in ("success", "partial") else TaskStatus.failed
         done = engine.settle(self.store, self.dispatcher, message.run_id, task.id, attempt, status, out,
-                             settings=self.settings, warehouse=self.warehouse, triggers=self.triggers, task=task)
+                             settings=self.settings, warehouse=self.warehouse, triggers=self.triggers, task=task,
+                             observers=Observers([HistoryFlusher(self.settings)]))
         self.log.append(("settle", task.id))
         return done.outcome
 

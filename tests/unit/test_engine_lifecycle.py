@@ -327,6 +327,8 @@ def test_resume_after_run_state_was_lost_rebuilds_from_the_ledger_and_skips_reco
 
     from backfill.cli.context import CliContext
     from backfill.cli.run import rebuild
+    from backfill.engine.events import Observers
+    from backfill.engine.history import HistoryFlusher
     from tests.unit.engine_support import SEASONS, small_spec
     from tests.unit.planner_support import league
 
@@ -346,7 +348,7 @@ def test_resume_after_run_state_was_lost_rebuilds_from_the_ledger_and_skips_reco
     assert fresh.get_run(record.run_id) is None
     again = InProcessWorker(fresh, RecordingDispatcher(), settings, lambda: warehouse)
     session = SimpleNamespace(store=fresh, dispatcher=again.dispatcher, triggers=None, settings=settings,
-                              warehouse=lambda: warehouse)
+                              warehouse=lambda: warehouse, observers=Observers([HistoryFlusher(settings)]))
     n = rebuild(CliContext(settings), session, record.run_id)  # type: ignore[arg-type]
     assert n == len(plan) - len(done)
     assert not done & set(fresh.tasks(record.run_id))
