@@ -602,56 +602,6 @@ def _http_problem(http: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _refuse_input_target(target: str, raw_tables: Mapping[str, RawTable], run_history: str, where: _Where,
-                         name: str) -> None:
-    """A backfill replaces its target's partitions: a target that is an input or the run history
-    would overwrite what the pipeline reads, or its own record of what it did."""
-    if target in raw_tables:
-        raise where.fail(name, f"target {target} is a raw input table (raw_tables:); a backfill would overwrite "
-                               "its own inputs: write to a table of its own")
-    if target == run_history:
-        raise where.fail(name, f"target {target} is the run-history table; write to a table of its own")
-
-
-def _inside(base: Path, relative: Any, where: _Where, name: str) -> Path:
-    """A path the spec names, resolved inside the pipeline folder (a spec never reads elsewhere)."""
-    if not isinstance(relative, str) or not relative.strip():
-        raise where.fail(name, f"sql: must be a file name inside the pipeline folder, got {relative!r}")
-    folder = base.resolve()
-    path = (folder / relative).resolve()
-    if not path.is_relative_to(folder):
-        raise where.fail(name, f"sql: {relative} points outside the pipeline folder {folder}; keep SQL files "
-                               "inside it (e.g. sql/NAME.sql)")
-    return path
-
-
-_RAW_KEYS = ("partition", "game", "team", "key")
-
-
-def _parse_raw_table(name: str, opts: Any, where: _Where) -> RawTable:
-    """One `raw_tables:` entry: its partition, game and team columns, and its key."""
-    if not isinstance(opts, Mapping):
-        raise where.fail(None, f"raw table {name}: expected a mapping of {', '.join(_RAW_KEYS)}, got {opts!r}")
-    extra = sorted(set(opts) - set(_RAW_KEYS))
-    if extra:
-        raise where.fail(None, f"raw table {name}: unknown setting(s) {', '.join(extra)} "
-                               f"(known: {', '.join(sorted(_RAW_KEYS))})")
-    key = opts.get("key") or ()
-    if isinstance(key, str) or not isinstance(key, (list, tuple)):
-        raise where.fail(None, f"raw table {name}: key must be a list of columns, e.g. [game_id, player_id], "
-                               f"got {key!r}")
-    try:
-        check_table_name(name)
-        cols = {k: opts.get(k) for k in ("partition", "game", "team")}
-        for k, v in cols.items():
-            if v is not None:
-                check_identifier(v, f"{k} column")
-        columns = tuple(check_identifier(c, "key column") for c in key)
-    except BadInput as exc:
-        raise where.fail(None, f"raw table {name}: {exc.message}") from exc
-    return RawTable(name, cols["partition"], cols["game"], cols["team"], columns)
-
-
 def _history_names(name: str, raw: Mapping[str, Any], where: _Where) -> tuple[str, ...]:
     """`history_names: [PlayerGameSummaryProcessor]`, each a plain identifier."""
     found = raw.get("history_names") or ()
