@@ -20,7 +20,7 @@ from typing import Any
 from backfill.calendar import Calendar, as_date
 from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner.model import TaskKey
-from backfill.runhistory import stamp
+from backfill.runhistory import RunHistory, stamp
 from backfill.spec import PipelineSpec, Processor
 from backfill.warehouse import Warehouse
 
@@ -154,13 +154,13 @@ class UpstreamCheck:
         return out
 
     def _history(self, keys: Sequence[TaskKey]) -> dict[TaskKey, tuple[str, str]]:
-        table = self.spec.run_history_table
-        if not self.warehouse.table_exists(table):
+        history = RunHistory.of(self.warehouse, self.spec)
+        if not self.warehouse.table_exists(history.table):
             return {}
         rows = self.warehouse.query(
-            f"SELECT processor_name, data_date, status, started_at, finished_at, attempt FROM {table} "
-            "WHERE processor_name IN UNNEST(@procs) AND data_date IN UNNEST(@dates)",
-            {"procs": sorted({p for p, _ in keys}), "dates": sorted({d for _, d in keys})})
+            f"SELECT processor_name, data_date, status, started_at, finished_at, attempt FROM ({history.view_sql()}) "
+            "AS h WHERE history_name IN UNNEST(@procs) AND data_date IN UNNEST(@dates)",
+            {"procs": history.names({p for p, _ in keys}), "dates": sorted({d for _, d in keys})})
         return latest_statuses(rows, set(keys), self.stale_running_seconds)
 
     def _row_counts(self, keys: Sequence[TaskKey]) -> dict[TaskKey, int]:

@@ -12,7 +12,7 @@ the schedule, per game and per team: a status says what was written, never more.
 from __future__ import annotations
 
 import datetime as dt
-import json
+import socket
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
@@ -68,6 +68,10 @@ class TaskResult:
     status_by_date: dict[dt.date, TaskOutcome] = field(default_factory=dict)
     issues_by_date: dict[dt.date, list[str]] = field(default_factory=dict)  # [category, message]
     code_version: str | None = None  # the processor's code fingerprint (backfill.fingerprint)
+    options: dict[str, Any] | None = None  # what the processor was sent (spec block, its own, the run's)
+    # date -> the defensive check's verdict: {passed, missing: [partitions], upstream: [{processor, present, needed}]}
+    checks_by_date: dict[dt.date, dict[str, Any]] = field(default_factory=dict)
+    execution_host: str | None = None
 
     def __post_init__(self) -> None:
         """Outcomes given as their strings (stored results, callers) become the enum."""
@@ -92,7 +96,7 @@ class TaskResult:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["dates"] = [d.isoformat() for d in self.dates]
-        for k in ("rows_by_date", "status_by_date", "issues_by_date"):
+        for k in ("rows_by_date", "status_by_date", "issues_by_date", "checks_by_date"):
             data[k] = {d.isoformat(): v for d, v in getattr(self, k).items()}
         for k in ("started_at", "finished_at"):
             value = getattr(self, k)
@@ -118,7 +122,9 @@ class TaskResult:
             unresolved_players=int(data.get("unresolved_players", 0)), attempt=int(data.get("attempt", 1)),
             status_by_date={k: TaskOutcome(v) for k, v in by_date("status_by_date").items()},
             issues_by_date={k: list(v) for k, v in by_date("issues_by_date").items()},
-            code_version=data.get("code_version"))
+            code_version=data.get("code_version"), options=data.get("options"),
+            checks_by_date={k: dict(v) for k, v in by_date("checks_by_date").items()},
+            execution_host=data.get("execution_host"))
 
 
 def _now() -> dt.datetime:
@@ -177,14 +183,19 @@ def execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_id
     otherwise) unless the schedule says the date's inputs are empty; fewer rows than `expect:`
     declares, NULLs in required columns, or raw data missing a scheduled game or team are
     `partial`. Post-write hooks (registry gaps) add warnings and counts, never failures.
-    Every processor kind (`sql:`, `python:`, `http:`) gets the same checks; `options` (the
-    processor's own, overridden by the run's) reach it as parameters; `settings` carries HTTP auth.
+    Every processor kind (`sql:`, `python:`, `http:`) gets the same checks and the same options:
+    the spec's `backfill_options`, then its own `options:`, then the run's `options` (`--option`),
+    recorded on the result so the run history says what was sent; `settings` carries HTTP auth.
     """
     # A DuckDB warehouse opened without `hold` (a worker sharing the file with the CLI) opens and
     # closes the file around every query, and each close checkpoints: held for the whole task, a
     # task's dozen queries cost one open instead of a dozen (0.5 s -> 0.07 s per small task).
     session = getattr(warehouse, "session", None)
-    with session() if callable(session) else nullcontext():
+    # Not for an HTTP processor: its service writes the same warehouse while the call is out, and a
+    # DuckDB file held by the worker for the whole task would lock that service out until it timed out.
+    proc = spec.processors.get(task.processor)
+    hold = callable(session) and (proc is None or proc.kind != "http")
+    with session() if hold and callable(session) else nullcontext():
         return _execute_task(task, warehouse, spec, run_id=run_id, attempt=attempt, raise_transient=raise_transient,
                              check=check, strict=strict, calendar=calendar, options=options, settings=settings)
 
@@ -195,7 +206,7 @@ def _execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_i
     started = _now()
     clock = time.monotonic()
     result = TaskResult(task.id, task.processor, task.phase, task.season, tuple(task.dates), TaskOutcome.success,
-                        started_at=started, attempt=attempt)
+                        started_at=started, attempt=attempt, execution_host=socket.gethostname())
     outcome = _Outcome(task.dates)
     try:
         proc, table = _prepare(task, spec)
@@ -208,10 +219,11 @@ def _execute_task(task: Task, warehouse: Warehouse, spec: PipelineSpec, *, run_i
         cal = calendar or (check.calendar if check is not None else Calendar.from_warehouse(warehouse,
                                                                                               spec.schedule_table))
         verdicts = check.check(proc.name, task.dates) if check is not None else {}
+        result.checks_by_date = {d: _check_record(v) for d, v in verdicts.items()}
         todo = _apply_checks(result, outcome, verdicts, strict)
         labels = {"run_id": run_id, "task_id": task.id, "processor": task.processor}
-        base = Invocation(proc, table, todo, warehouse, run_id, task.id, attempt,
-                          {**proc.options, **(options or {})}, labels, settings,
+        result.options = spec.options_for(proc.name, options)
+        base = Invocation(proc, table, todo, warehouse, run_id, task.id, attempt, result.options, labels, settings,
                           window_start=window_start(cal, proc, todo) if todo else None)
         if todo:
             _write_bisecting(kind, base, todo, outcome, result)
@@ -250,6 +262,13 @@ def window_start(cal: Calendar, proc: Processor, dates: Sequence[dt.date]) -> dt
     first = min(dates)
     reads = [r for dep in proc.depends_on for d in dates for r in cal.resolve(dep.window, d).dates]
     return min([first, *reads])
+
+
+def _check_record(v: DateCheck) -> dict[str, Any]:
+    """The defensive check of one date as the run history records it (their dependency columns)."""
+    return {"passed": not v.gaps, "missing": [str(g) for g in v.gaps],
+            "upstream": [{"processor": src, "present": have, "needed": need}
+                         for src, (have, need) in sorted(v.coverage.items())]}
 
 
 def _fail_all(result: TaskResult, category: str, message: str) -> None:
@@ -424,6 +443,40 @@ def _check_expectations(outcome: _Outcome, warehouse: Warehouse, spec: PipelineS
                              f"no rows for {len(absent)} team(s) playing: {', '.join(absent[:6])}")
 
 
+def verify_written(warehouse: Warehouse, spec: PipelineSpec, cal: Calendar,
+                   partitions: Mapping[str, Sequence[dt.date]]) -> dict[tuple[str, dt.date], str]:
+    """Partitions written by someone else, held to what their processor declares (`expect:`): why each fails.
+
+    The same checks as after a write of ours: rows on a date with games (unless the schedule
+    says the date may be empty), then `rows_per_game`, `rows_like` and `every_team`.
+    """
+    out: dict[tuple[str, dt.date], str] = {}
+    emptiness = Emptiness(spec, cal)
+    for name, dates in partitions.items():
+        proc = spec.processors[name]
+        if not dates:
+            continue
+        if not proc.columns or not warehouse.table_exists(proc.target):
+            out.update({(name, d): f"{proc.target} does not exist" for d in dates})
+            continue
+        table = proc.table
+        outcome = _Outcome(dates)
+        counts = {as_date(r["d"]): int(r["n"]) for r in warehouse.query(
+            f"SELECT {table.partition} AS d, COUNT(*) AS n FROM {table.name} WHERE {table.partition} IN UNNEST(@dates) "
+            "GROUP BY 1", {"dates": sorted(dates)})}
+        rows = {d: counts.get(d, 0) for d in dates}
+        settled = [d for d in dates if not emptiness.may_be_empty(name, d)]
+        for d in settled:
+            if rows[d] == 0 and cal.games_on(d):
+                outcome.mark(d, TaskOutcome.failed, ErrorCategory.empty_output,
+                             f"0 rows in {table.name} on a date with {len(cal.games_on(d))} game(s)")
+        _check_expectations(outcome, warehouse, spec, proc, table, cal, settled, rows)
+        for d in dates:
+            if outcome.status[d] != TaskOutcome.success:
+                out[(name, d)] = outcome.issue[d][1]
+    return out
+
+
 def _table_of(spec: PipelineSpec, name: str) -> tuple[str, str | None]:
     """(table, partition column) of a processor or a raw table."""
     if name in spec.processors:
@@ -463,21 +516,3 @@ def _partial_raw(warehouse: Warehouse, spec: PipelineSpec, proc: Processor, cal:
                             out.append((f"{dep.source} has no rows for team {team} in game {game.game_id} "
                                         f"({game.away_team} at {game.home_team}); processed what is there", d))
     return out
-
-
-def history_rows(result: TaskResult, task: Task, run_id: str, wave: int) -> list[dict[str, Any]]:
-    """One processor_run_history row per date of the task (the table is partitioned by date)."""
-    per_date = result.duration_seconds / max(len(result.dates), 1)
-    warnings = json.dumps(result.warnings)
-    rows = []
-    for d in result.dates:
-        category, message = result.date_issue(d)
-        rows.append({
-            "processor_name": result.processor, "phase": result.phase, "data_date": d, "season": result.season,
-            "run_id": run_id, "task_id": result.task_id, "status": result.date_status(d), "attempt": result.attempt,
-            "records_processed": result.rows_by_date.get(d, 0), "duration_seconds": round(per_date, 4),
-            "started_at": result.started_at, "finished_at": result.finished_at,
-            "error_category": category, "error_message": message,
-            "warnings": warnings, "backfill_mode": True, "bootstrap": task.bootstrap, "wave": wave,
-            "code_version": result.code_version})
-    return rows

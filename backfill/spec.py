@@ -30,11 +30,13 @@ WINDOW_KINDS = ("same_date", "game_dates", "team_games", "days", "season_to_date
 _SIZED = ("game_dates", "team_games", "days")
 _PROCESSOR_KEYS = {"phase", "target", "partition", "sql", "python", "http", "options", "batch_size",
                    "required_columns", "depends_on", "estimate_seconds", "description", "columns", "key", "cluster",
-                   "ranges",
+                   "ranges", "history_names",
                    "expect", "acceptance"}
 _EXPECT_KEYS = {"rows_per_game", "rows_like", "every_team"}
 _TOP_KEYS = {"name", "description", "schedule_table", "run_history_table", "bootstrap_days", "raw_tables",
-             "processors", "post_write", "acceptance", "plugin"}
+             "processors", "post_write", "acceptance", "plugin", "phases", "backfill_options"}
+_HTTP_KEYS = {"url", "method", "headers", "timeout", "headers_from_env", "body", "reply"}
+_REPLY_KEYS = {"results", "processor", "status", "success", "message", "category"}
 DEFAULT_SCHEDULE_TABLE = "raw.schedule"
 DEFAULT_RUN_HISTORY_TABLE = "reference.processor_run_history"
 
@@ -116,6 +118,9 @@ class Processor:
     http: Mapping[str, Any] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     base_dir: Path | None = None
+    # The names the users' own code writes this processor's run history under (their class
+    # names, e.g. PlayerGameSummaryProcessor): their `success` rows count as this processor's.
+    history_names: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -178,6 +183,22 @@ class PipelineSpec:
     # `package.module:function` returning the pipeline's CLI plugin (its `data` commands, the demo's
     # data): pipeline-specific commands come from the pipeline, never from the library.
     plugin: str | None = None
+    # phase number -> the name the users' run history uses (`phase_3_analytics`).
+    phase_names: Mapping[int, str] = field(default_factory=dict)
+    # Sent with every call of every processor kind in a backfill (`backfill_mode: true`, ...);
+    # a processor's own `options:` and then the run's `--option` override them.
+    backfill_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def phase_name(self, phase: int) -> str:
+        return self.phase_names.get(phase) or f"phase_{phase}"
+
+    def history_aliases(self) -> dict[str, str]:
+        """history name -> processor, for every processor that declares `history_names`."""
+        return {a: n for n, p in self.processors.items() for a in p.history_names}
+
+    def options_for(self, processor: str, run_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What a call of `processor` is sent: the spec's block, its own options, then the run's."""
+        return {**self.backfill_options, **self.processors[processor].options, **(run_options or {})}
 
     def topological(self) -> tuple[str, ...]:
         """Processors so that every processor comes after its (non-self) upstreams."""
@@ -302,6 +323,7 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
     for name in names:
         procs[name] = _processor(name, data["processors"], raw_tables, run_history, targets, file.parent, where)
     order = _order(names, procs, where)
+    _check_history_names(procs, where)
     try:
         pipeline_acceptance = parse_pipeline_acceptance(data.get("acceptance"),
                                                         {n: {c.name for c in p.columns} for n, p in procs.items()})
@@ -310,7 +332,9 @@ def _build(data: Mapping[str, Any], file: Path, where: _Where) -> PipelineSpec:
     return PipelineSpec(name=str(data.get("name", file.parent.name)), path=file.parent, processors=procs,
                         raw_tables=raw_tables, schedule_table=schedule_table, run_history_table=run_history,
                         order=order, bootstrap_days=int(data.get("bootstrap_days", 14)), post_write=hooks,
-                        acceptance=pipeline_acceptance, plugin=plugin)
+                        acceptance=pipeline_acceptance, plugin=plugin,
+                        phase_names=_parse_phases(data.get("phases"), where),
+                        backfill_options=_parse_options(data.get("backfill_options"), where))
 
 
 def _top_settings(data: Mapping[str, Any], where: _Where) -> tuple[str, str, tuple[str, ...], str | None]:
@@ -383,7 +407,7 @@ def _processor(name: Any, section: Mapping[str, Any], raw_tables: Mapping[str, R
         estimate_seconds=float(est), description=str(raw.get("description", "")), columns=columns, key=key,
         cluster=cluster,
         expect=expect, http=dict(http) if http is not None else None, options=dict(options), base_dir=base,
-        acceptance=acceptance)
+        acceptance=acceptance, history_names=_history_names(name, raw, where))
 
 
 def _table_settings(name: str, raw: Mapping[str, Any], where: _Where) -> tuple[
@@ -425,9 +449,9 @@ def _kind_settings(name: str, raw: Mapping[str, Any], base: Path,
         if not isinstance(http, Mapping) or not str(http.get("url", "")).startswith(("http://", "https://")):
             raise where.fail(name, "http: needs a mapping with `url: http(s)://...` (and optional method, "
                                    "headers, timeout)")
-        extra = sorted(set(http) - {"url", "method", "headers", "timeout"})
-        if extra:
-            raise where.fail(name, f"http: unknown setting(s) {', '.join(extra)}")
+        problem = _http_problem(http)
+        if problem:
+            raise where.fail(name, f"http: {problem}")
     return sql_path, http
 
 
@@ -532,6 +556,76 @@ def _parse_raw_table(name: str, opts: Any, where: _Where) -> RawTable:
     except BadInput as exc:
         raise where.fail(None, f"raw table {name}: {exc.message}") from exc
     return RawTable(name, cols["partition"], cols["game"], cols["team"], columns)
+
+
+def _parse_phases(raw: Any, where: _Where) -> dict[int, str]:
+    """`phases: {3: phase_3_analytics}`: the names the run history's `phase` column gets."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise where.fail(None, f"phases must map a phase number to its name, got {raw!r}")
+    out: dict[int, str] = {}
+    for k, v in raw.items():
+        if isinstance(k, bool) or not isinstance(k, int) or not isinstance(v, str) or not v:
+            raise where.fail(None, f"phases: {k!r}: {v!r} must be a phase number and a name, e.g. "
+                                   "3: phase_3_analytics")
+        out[k] = v
+    return out
+
+
+def _parse_options(raw: Any, where: _Where) -> dict[str, Any]:
+    """`backfill_options: {backfill_mode: true, ...}`: plain values sent with every call."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not all(isinstance(k, str) and k.isidentifier() for k in raw):
+        raise where.fail(None, f"backfill_options must be a mapping of identifier: value, got {raw!r}")
+    for k, v in raw.items():
+        if v is not None and not isinstance(v, (bool, int, float, str)):
+            raise where.fail(None, f"backfill_options.{k} must be true/false, a number or text, got {v!r}")
+    return dict(raw)
+
+
+def _http_problem(http: Mapping[str, Any]) -> str | None:
+    """What is wrong with an `http:` block, or None (the kind itself checks the rest at call time)."""
+    extra = sorted(set(http) - _HTTP_KEYS)
+    if extra:
+        return f"unknown setting(s) {', '.join(extra)} (known: {', '.join(sorted(_HTTP_KEYS))})"
+    env = http.get("headers_from_env") or {}
+    if not isinstance(env, Mapping) or not all(isinstance(v, str) and v.isidentifier() for v in env.values()):
+        return f"headers_from_env must map a header to an environment variable name, got {env!r}"
+    body = http.get("body")
+    if body is not None and not isinstance(body, Mapping):
+        return f"body must be a mapping (the JSON body template), got {body!r}"
+    reply = http.get("reply")
+    if reply is not None:
+        if not isinstance(reply, Mapping):
+            return f"reply must be a mapping of {', '.join(sorted(_REPLY_KEYS))}, got {reply!r}"
+        unknown = sorted(set(reply) - _REPLY_KEYS)
+        if unknown:
+            return f"reply: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(_REPLY_KEYS))})"
+    return None
+
+
+def _history_names(name: str, raw: Mapping[str, Any], where: _Where) -> tuple[str, ...]:
+    """`history_names: [PlayerGameSummaryProcessor]`, each a plain identifier."""
+    found = raw.get("history_names") or ()
+    found = (found,) if isinstance(found, str) else tuple(found)
+    try:
+        return tuple(check_identifier(h, "history name") for h in found)
+    except BadInput as exc:
+        raise where.fail(name, f"history_names: {exc.message}") from exc
+
+
+def _check_history_names(procs: Mapping[str, Processor], where: _Where) -> None:
+    """A history name belongs to one processor and is not another processor's own name."""
+    claimed: dict[str, str] = {}
+    for n, p in procs.items():
+        for h in p.history_names:
+            if h in procs and h != n:
+                raise where.fail(n, f"history_names: {h} is another processor of this pipeline")
+            if h in claimed:
+                raise where.fail(n, f"history_names: {h} is also claimed by {claimed[h]}")
+            claimed[h] = n
 
 
 def _parse_expect(raw: Any, deps: list[Dependency], columns: tuple[Column, ...], where: _Where,

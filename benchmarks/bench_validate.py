@@ -23,9 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from backfill.calendar import Calendar  # noqa: E402
-from backfill.executor import execute_task, history_rows  # noqa: E402
+from backfill.executor import execute_task  # noqa: E402
 from backfill.planner import PlanRequest, build_plan  # noqa: E402
-from backfill.runhistory import RunHistory  # noqa: E402
+from backfill.runhistory import RowContext, RunHistory, build_rows  # noqa: E402
 from backfill.spec import load_spec  # noqa: E402
 from backfill.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
 from pipelines.nba.importer import default_data_dir  # noqa: E402
@@ -56,7 +56,7 @@ def build(data: Path, seasons: Sequence[str], path: Path) -> None:
             result = execute_task(task, w, spec, run_id="bench-validate", calendar=cal)
             if result.status != "success":
                 print(f"  {task.id}: {result.status} {result.error_message}")
-            history.write(history_rows(result, task, "bench-validate", task.wave))
+            history.write(build_rows(task, "bench-validate", RowContext.of(spec), result=result.to_json()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

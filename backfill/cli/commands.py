@@ -20,6 +20,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "backfill.cli.validate": ("validate",),
     "backfill.cli.digest": ("digest",),
     "backfill.cli.report": ("report",),
+    "backfill.cli.sql": ("sql",),
 }
 
 

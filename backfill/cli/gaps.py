@@ -24,7 +24,7 @@ from rich.table import Table
 
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
-from backfill.cli.selection import _csv, parse_phases, parse_ranges, parse_season_types, reading_options
+from backfill.cli.selection import _csv, parse_phases, parse_ranges, parse_season_types, reading_options, verify_option
 from backfill.errors import BadInput, PlanError, ProblemsFound
 from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.runhistory import RunHistory
@@ -37,11 +37,13 @@ NEVER_RUN = "never_run"  # the counts key for gaps without any run-history row
 def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.date], ...],
               names: tuple[str, ...], seasons: frozenset[str] | None,
               season_types: frozenset[str] | None = None, verify: bool = False,
-              pipeline: str | None = None) -> dict[str, Any]:
+              pipeline: str | None = None, verify_existing: bool = False) -> dict[str, Any]:
     """The `--json` document: every gap with its season and latest status, and the counts.
 
     `verify`: also the partitions whose latest run succeeded but whose rows are gone or short
-    (`backfill.validate.verify`), listed as gaps with `emptied: true`.
+    (`backfill.validate.verify`), listed as gaps with `emptied: true`. Partitions whose latest
+    success the processors' own code wrote (`history_names`) are done and counted as adopted;
+    `verify_existing` holds them to `expect:` first and lists the ones that fail as gaps.
     """
     calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
     if not calendar.seasons:
@@ -51,7 +53,7 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         unknown = sorted(seasons - set(calendar.seasons))
         if unknown:
             raise PlanError(f"unknown season(s) {', '.join(unknown)}: the schedule has {', '.join(calendar.seasons)}")
-    history = RunHistory(warehouse, spec.run_history_table)
+    history = RunHistory.of(warehouse, spec)
     found: set[tuple[str, dt.date]] = set()
     game_dates: set[dt.date] = set()
     days: set[dt.date] = set()
@@ -64,11 +66,20 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         game_dates = {d for d in game_dates if calendar.selected(d, seasons, season_types)}
     lo = min(a for a, _ in ranges)
     hi = max(b for _, b in ranges)
+    adopted = {(p, d) for p, d in history.adopted(lo, hi, names) if d in game_dates} if history.aliases else set()
+    failing: dict[tuple[str, dt.date], str] = {}
+    if verify_existing and adopted:
+        from backfill.cli.selection import failing_adopted
+
+        failing = failing_adopted(warehouse, spec, calendar, frozenset(adopted), ranges)
+        found.update(failing)
+        adopted -= failing.keys()
     latest = {(r["processor_name"], r["data_date"]): r for r in history.latest(lo, hi, names)} if found else {}
     order = {n: i for i, n in enumerate(names)}
     rows = [{"processor": p, "date": d.isoformat(), "season": calendar.season_of(d),
-             "last_status": (latest.get((p, d)) or {}).get("status"), "reason": _reason(latest.get((p, d))),
-             "emptied": False}
+             "last_status": (latest.get((p, d)) or {}).get("status"),
+             "reason": (f"adopted success fails its checks: {failing[(p, d)]}" if (p, d) in failing
+                        else _reason(latest.get((p, d)))), "emptied": False}
             for p, d in sorted(found, key=lambda pd: (order[pd[0]], pd[1]))]
     emptied: list[dict[str, Any]] = []
     if verify:
@@ -90,6 +101,8 @@ def find_gaps(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, dt.d
         "gaps": len(rows),
         "game_dates": len(game_dates),
         "partitions_checked": len(game_dates) * len(names),
+        "adopted": len(adopted),
+        "adopted_failing_checks": len(failing),
         "days_without_games": len(days) - len({d for d in days if calendar.is_game_date(d)}),
         "by_processor": by_processor,
         "by_season": dict(sorted(by_season.items())),
@@ -143,6 +156,11 @@ def render_gaps(result: dict[str, Any], names: tuple[str, ...], console: Console
     console.print(f"[bold]Gaps[/bold]: {counts['gaps']} of {counts['partitions_checked']} (processor, game date) "
                   f"partitions over {counts['game_dates']} game dates "
                   f"({counts['days_without_games']} day(s) without games are never gaps)")
+    if counts.get("adopted") or counts.get("adopted_failing_checks"):
+        console.print(f"{counts['adopted']} done partition(s) adopted from the processors' own history rows "
+                      "(history_names)" + (f"; {counts['adopted_failing_checks']} adopted partition(s) fail their "
+                                           "expect: checks and are gaps" if counts.get("adopted_failing_checks")
+                                           else ""))
     per: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for r in result["gaps"]:
         per.setdefault(r["processor"], {}).setdefault(str(r["season"]), []).append(r)
@@ -211,10 +229,11 @@ def _open(obj: CliContext, *, read_only: bool = True, snapshot: bool = True) -> 
                                             "and the enqueue commands that recompute them.")
 @click.option("--verify", is_flag=True, help="Also count each done partition's rows: a partition whose latest run "
                                              "succeeded but is empty or short now is a gap, refilled with --force.")
+@verify_option
 @click.pass_obj
 def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | None, ranges: tuple[str, ...],
          phases: str | None, processors: str | None, seasons: str | None, season_types: str | None, as_json: bool,
-         stale: bool, verify: bool) -> None:
+         stale: bool, verify: bool, verify_existing: bool) -> None:
     """(processor, game date) partitions with no successful latest run; exit 1 when there are any.
 
     Off-days and the All-Star break are never gaps. Fill them by enqueueing the same selection:
@@ -235,7 +254,7 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
                 warehouse.close()
         return
     try:
-        result = find_gaps(warehouse, spec, parsed, names, chosen, types, verify, pipeline)
+        result = find_gaps(warehouse, spec, parsed, names, chosen, types, verify, pipeline, verify_existing)
     finally:
         if close:
             warehouse.close()
@@ -256,7 +275,8 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         plain = sorted({r["processor"] for r in result["gaps"] if not r["emptied"]}, key=names.index)
         # --with-upstream: a gap whose windows read upstream partitions that never ran (a week
         # enqueued without its upstream) fails `dependency_gap` again without them.
-        fill = f"`backfill enqueue {where} --processors {','.join(plain)} --with-upstream`" if plain else ""
+        again = " --verify-existing" if result["counts"]["adopted_failing_checks"] else ""
+        fill = f"`backfill enqueue {where} --processors {','.join(plain)} --with-upstream{again}`" if plain else ""
         holes = result["upstream"]
         if holes:
             dates = sorted({h["date"] for h in holes})

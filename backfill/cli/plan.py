@@ -9,7 +9,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
+from backfill.cli.selection import (
+    build_request,
+    option_flag,
+    parse_options,
+    plan_from_warehouse,
+    selection_options,
+    sent_options,
+)
 from backfill.cli.windows import window_from, window_options, windows_summary
 from backfill.planner import Plan
 
@@ -80,6 +87,16 @@ def render_batching(plan: Plan, console: Console) -> None:
     console.print(table)
 
 
+def render_options(sent: dict[str, Any], console: Console) -> None:
+    """The options every call is sent (the spec's backfill_options and --option), and exceptions."""
+    def show(opts: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={json.dumps(v)}" for k, v in opts.items()) or "none"
+
+    console.print(f"[bold]Options[/bold] sent to every processor: {show(sent['every_processor'])}", highlight=False)
+    for name, opts in sent["by_processor"].items():
+        console.print(f"  {name}: {show(opts)}", highlight=False)
+
+
 def render_cost(cost: Any, console: Console) -> None:
     table = Table(title=f"Estimated BigQuery scan (dry runs, on demand at ${cost.usd_per_tib:g}/TiB)")
     for col in ("processor", "tasks", "dates", "sampled bytes", "estimated bytes", "estimated $"):
@@ -99,9 +116,11 @@ def render_cost(cost: Any, console: Console) -> None:
 @click.option("--cost", "with_cost", is_flag=True,
               help="BigQuery only: dry-run one task per processor and season and estimate bytes and on-demand cost.")
 @window_options
+@option_flag
 @click.pass_obj
 def plan(obj: Any, /, pipeline: str | None, as_json: bool, run_preflight: bool, with_cost: bool,
-         window: str | None, tz: str | None, days: str | None, **selection: Any) -> None:
+         window: str | None, tz: str | None, days: str | None, options: tuple[str, ...],
+         **selection: Any) -> None:
     """Show the waves, tasks and estimates of a backfill, without running anything.
 
     With --window, also how many of those windows the estimated wall time needs from now.
@@ -109,6 +128,7 @@ def plan(obj: Any, /, pipeline: str | None, as_json: bool, run_preflight: bool, 
     from backfill.cli.preflight import check_request, refuse_on_problems
 
     hours = window_from(window, tz, days)
+    run_options = parse_options(options)
     spec = obj.spec(pipeline)
     request = build_request(default_concurrency=obj.settings.concurrency, **selection)
     problems = check_request(spec, obj.warehouse(), request) if run_preflight else []
@@ -122,11 +142,13 @@ def plan(obj: Any, /, pipeline: str | None, as_json: bool, run_preflight: bool, 
 
         cost = estimate_cost(result, spec, obj.warehouse(), calendar)
     windows = windows_summary(hours, result.estimates.wall_seconds) if hours else None
+    sent = sent_options(spec, sorted({t.processor for t in result.tasks()}, key=spec.order.index), run_options)
     if as_json:
-        click.echo(json.dumps({**result.to_json(), **({"cost": cost.to_json()} if cost else {}),
+        click.echo(json.dumps({**result.to_json(), "options": sent, **({"cost": cost.to_json()} if cost else {}),
                                **({"windows": windows} if windows else {})}))
     else:
         render_plan(result, Console())
+        render_options(sent, Console())
         if cost:
             render_cost(cost, Console())
         if windows:

@@ -8,6 +8,7 @@ from backfill.calendar import Calendar
 from backfill.checks import Problem, preflight
 from backfill.errors import BadInput
 from backfill.planner import PlanRequest
+from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec
 from backfill.warehouse import Warehouse
 
@@ -17,7 +18,10 @@ def check_request(spec: PipelineSpec, warehouse: Warehouse, request: PlanRequest
     calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
     names = spec.select(set(request.phases) if request.phases else None,
                         set(request.processors) if request.processors else None)
-    return preflight(spec, warehouse, calendar, names, request.ranges, request.seasons)
+    problems = preflight(spec, warehouse, calendar, names, request.ranges, request.seasons)
+    # The run history is written at the first flush; a column of the users' table that cannot
+    # hold what it writes must stop the run here, with nothing written, not fail every flush.
+    return problems + [Problem("run_history", m) for m in RunHistory.of(warehouse, spec).problems()]
 
 
 def refuse_on_problems(problems: list[Problem], console: Console, action: str = "nothing was enqueued") -> None:

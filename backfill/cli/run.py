@@ -22,9 +22,16 @@ from rich.table import Table
 
 from backfill import engine
 from backfill.cli.context import CliContext
-from backfill.cli.plan import _duration, render_plan
+from backfill.cli.plan import _duration, render_options, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
-from backfill.cli.selection import build_request, plan_from_warehouse, selection_options
+from backfill.cli.selection import (
+    build_request,
+    option_flag,
+    parse_options,
+    plan_from_warehouse,
+    selection_options,
+    sent_options,
+)
 from backfill.cli.windows import window_from, window_options
 from backfill.errors import BadInput, CannotConnect, ProblemsFound, SpecError
 from backfill.outcome import ErrorCategory, TaskOutcome
@@ -125,7 +132,7 @@ def prepare_targets(spec: PipelineSpec, warehouse: Warehouse, plan: Plan, reader
     for name in sorted({t.processor for t in plan.tasks()}):
         if name in spec.processors:
             warehouse.create_table(spec.processors[name].table)
-    RunHistory(warehouse, spec.run_history_table).ensure()
+    RunHistory.of(warehouse, spec).ensure()
 
 
 def _pipeline_path(ctx: CliContext, pipeline: str | None) -> str:
@@ -216,8 +223,7 @@ def check_succeeded(info: dict[str, Any]) -> None:
               help="Alert mode (default from settings: digest).")
 @click.option("--strict/--no-strict", default=True, show_default=True,
               help="Strict: upstream windows must be complete before a task runs.")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-              help="Passed to every processor of the run (e.g. backfill_mode=true); repeatable.")
+@option_flag
 @click.option("--dry-run", is_flag=True, help="Print the plan and enqueue nothing.")
 @window_options
 @click.option("--gate", type=click.Choice(["validate"]), default=None,
@@ -244,6 +250,8 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
     plan, _ = plan_from_warehouse(spec, reader, request)
     if dry_run:
         render_plan(plan, Console())
+        render_options(sent_options(spec, sorted({t.processor for t in plan.tasks()}, key=spec.order.index),
+                                    run_options), Console())
         return
     if len(plan) == 0:
         console.print("nothing to do: every selected partition's latest run succeeded (use --force to redo)")
@@ -278,20 +286,6 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
         if not session.dispatcher.workers_answering(timeout=1.0):
             console.print("[yellow]no worker answers yet[/yellow]: start one with `backfill worker` (waiting)")
         wait_and_exit(session, record.run_id, console)
-
-
-def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """`--option key=value` pairs; values read as bool/int/float when they look like one."""
-    from backfill.processors.base import parse_option
-
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise BadInput(f"--option {pair!r} is not KEY=VALUE with KEY a name",
-                           hint="e.g. --option backfill_mode=true")
-        out[key] = parse_option(value)
-    return out
 
 
 def _latest_run(session: Session) -> str:
@@ -557,7 +551,7 @@ def rebuild(obj: CliContext, session: Session, run_id: str, pipeline: str | None
     plan, calendar = plan_from_warehouse(spec, warehouse, replace(request, force=False))
     if request.force:
         # A forced run redid everything: only this run's own successes count as done.
-        history = RunHistory(warehouse, spec.run_history_table)
+        history = RunHistory.of(warehouse, spec)
         mine = frozenset((r["processor_name"], r["data_date"]) for r in history.latest(run_id=run_id)
                          if r["status"] == TaskOutcome.success)
         plan = build_plan(spec, calendar, replace(request, completed=mine))

@@ -14,7 +14,7 @@ from backfill.calendar import Calendar
 from backfill.errors import BadInput, PlanError
 from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.planner.batching import BIGQUERY, DUCKDB, GENERIC, WarehouseProfile, calibrate, parse_batch
-from backfill.planner.model import ORDERS
+from backfill.planner.model import ORDERS, TaskKey
 from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec
 
@@ -71,6 +71,39 @@ def parse_phases(value: str | None) -> frozenset[int] | None:
         raise PlanError(f"--phases {value!r} must be numbers like 3,4") from None
 
 
+verify_existing_help = ("Hold partitions adopted from the processors' own history rows (history_names) to "
+                        "their `expect:` checks before trusting them; those that fail are gaps.")
+verify_option = click.option("--verify-existing", is_flag=True, help=verify_existing_help)
+
+
+option_flag = click.option(
+    "--option", "options", multiple=True, metavar="KEY=VALUE",
+    help="Sent to every processor of the run, over the spec's backfill_options (e.g. backfill_mode=false); "
+         "repeatable.")
+
+
+def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """`--option key=value` pairs; values read as bool/int/float when they look like one."""
+    from backfill.processors.base import parse_option
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise BadInput(f"--option {pair!r} is not KEY=VALUE with KEY a name",
+                           hint="e.g. --option backfill_mode=true")
+        out[key] = parse_option(value)
+    return out
+
+
+def sent_options(spec: PipelineSpec, names: Any, run_options: dict[str, Any]) -> dict[str, Any]:
+    """What `plan` shows: the options every processor of the run is sent, and each processor whose
+    own `options:` make its call differ."""
+    block = {**spec.backfill_options, **run_options}
+    differ = {n: spec.options_for(n, run_options) for n in names if spec.options_for(n, run_options) != block}
+    return {"every_processor": block, "by_processor": differ}
+
+
 def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a command with DESIGN.md's selection flags."""
     opts = [
@@ -92,6 +125,7 @@ def selection_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--with-upstream", is_flag=True,
                      help="Also plan the upstream partitions the windows read that are not done yet "
                           "(a test week mid-season needs Phase 3 back to the season start)."),
+        verify_option,
     ]
     return functools.reduce(lambda f, o: o(f), reversed(opts), fn)
 
@@ -139,7 +173,7 @@ def request_flags(request: dict[str, Any]) -> str:
 def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...], phases: str | None,
                   processors: str | None, seasons: str | None, season_types: str | None, order: str,
                   concurrency: int | None, force: bool, default_concurrency: int, batch: str = "auto",
-                  with_upstream: bool = False) -> PlanRequest:
+                  with_upstream: bool = False, verify_existing: bool = False) -> PlanRequest:
     try:
         chosen = parse_batch(batch)
     except ValueError as exc:
@@ -149,7 +183,8 @@ def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...]
         processors=frozenset(_csv(processors, "--processors")) or None,
         seasons=frozenset(_csv(seasons, "--seasons")) or None,
         season_types=frozenset(_csv(season_types, "--season-types")) or None, order=order,
-        concurrency=concurrency or default_concurrency, force=force, batch=chosen, with_upstream=with_upstream)
+        concurrency=concurrency or default_concurrency, force=force, batch=chosen, with_upstream=with_upstream,
+        verify_existing=verify_existing)
 
 
 def plan_from_warehouse(spec: PipelineSpec, warehouse: Any, request: PlanRequest) -> tuple[Plan, Calendar]:
@@ -158,15 +193,31 @@ def plan_from_warehouse(spec: PipelineSpec, warehouse: Any, request: PlanRequest
     if not calendar.seasons:
         raise BadInput(f"the schedule table {spec.schedule_table} is empty",
                        hint="load raw data first: `backfill data sample` or `backfill data import-nba DIR`")
-    history = RunHistory(warehouse, spec.run_history_table)
+    history = RunHistory.of(warehouse, spec)
     lo = min(a for a, _ in request.ranges)
     hi = max(b for _, b in request.ranges)
     completed = history.completed(lo - dt.timedelta(days=400), hi)
+    adopted = history.adopted(lo - dt.timedelta(days=400), hi) if history.aliases else frozenset()
+    if request.verify_existing and adopted:
+        failing = failing_adopted(warehouse, spec, calendar, adopted, request.ranges)
+        completed, adopted = completed - failing.keys(), adopted - failing.keys()
     profile = warehouse_profile(warehouse)
     estimates = {n: p.estimate_seconds for n, p in spec.processors.items()}
     costs = calibrate(history.task_samples(), profile, estimates)
-    request = replace(request, completed=completed, profile=profile, costs=costs)
+    request = replace(request, completed=completed, adopted=adopted, profile=profile, costs=costs)
     return build_plan(spec, calendar, request), calendar
+
+
+def failing_adopted(warehouse: Any, spec: PipelineSpec, calendar: Calendar, adopted: frozenset[TaskKey],
+                    ranges: tuple[tuple[dt.date, dt.date], ...]) -> dict[TaskKey, str]:
+    """Adopted partitions inside `ranges` that fail their processor's `expect:` checks, and why."""
+    from backfill.executor import verify_written
+
+    wanted: dict[str, list[dt.date]] = {}
+    for name, day in sorted(adopted):
+        if name in spec.processors and any(lo <= day <= hi for lo, hi in ranges):
+            wanted.setdefault(name, []).append(day)
+    return verify_written(warehouse, spec, calendar, wanted)
 
 
 def warehouse_profile(warehouse: Any) -> WarehouseProfile:

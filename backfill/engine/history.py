@@ -1,68 +1,85 @@
-"""The run history of settled tasks: rows per date, written in bulk, never one write per task."""
+"""The run history of settled tasks: rows per date, written in bulk, never one write per task.
+
+Rows are made by `backfill.runhistory.build_rows` (the one builder, for every outcome); this
+module only gathers what each settled task left in run state and writes it in one go.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from backfill.engine.events import EngineObserver, TaskSettled
-from backfill.errors import BadInput
+from backfill.errors import BackfillError, BadInput
 from backfill.outcome import ErrorCategory, TaskOutcome
-from backfill.planner import Task
-from backfill.runhistory import RunHistory
+from backfill.runhistory import RowContext, RunHistory, build_rows
 from backfill.settings import Settings
-from backfill.spec import DEFAULT_RUN_HISTORY_TABLE
-from backfill.state import StateStore, TaskStatus
+from backfill.spec import DEFAULT_RUN_HISTORY_TABLE, load_spec
+from backfill.state import RunRecord, StateStore, TaskStatus
 from backfill.state.base import now
 from backfill.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 FLUSH_LOCK_SECONDS = 120.0
 SETTLED_KINDS = (TaskStatus.success, TaskStatus.partial, TaskStatus.failed, TaskStatus.revoked, TaskStatus.blocked)
+# A cancelled task never ran, yet their table gets its row too (with a `started_at`), so
+# `gaps` and `resume` see why the date is not done.
+RECORDED_KINDS = (*SETTLED_KINDS, TaskStatus.cancelled)
+REVOKED_MESSAGE = "revoked through Celery (control revoke, Flower or the API)"
 
 
-def _plain_rows(task: Task, run_id: str, status: str, attempt: int, category: str | None,
-                message: str | None) -> list[dict[str, Any]]:
-    stamp = dt.datetime.now(dt.UTC)
-    return [{"processor_name": task.processor, "phase": task.phase, "data_date": d, "season": task.season,
-             "run_id": run_id, "task_id": task.id, "status": status, "attempt": attempt, "records_processed": 0,
-             "duration_seconds": 0.0, "started_at": None, "finished_at": stamp, "error_category": category,
-             "error_message": message, "warnings": [], "backfill_mode": True,
-             "bootstrap": task.bootstrap, "wave": task.wave} for d in task.dates]
+@lru_cache(maxsize=32)
+def _context(pipeline: str, mtime: float) -> RowContext:
+    return RowContext.of(load_spec(pipeline))
 
 
-def _result_rows(result: Mapping[str, Any], task: Task, run_id: str) -> list[dict[str, Any]]:
-    if result.get("noop"):
-        return _plain_rows(task, run_id, TaskOutcome.success, int(result.get("attempt", 1)), None, None)
-    from backfill.executor import TaskResult, history_rows
-
-    return history_rows(TaskResult.from_json(dict(result)), task, run_id, task.wave)
+def row_context(run: RunRecord | None) -> RowContext:
+    """Phase names and target tables from the run's pipeline spec (read once per spec version)."""
+    if run is None or not run.pipeline:
+        return RowContext()
+    path = Path(run.pipeline)
+    file = path / "pipeline.yaml" if path.is_dir() else path
+    try:
+        return _context(str(path), file.stat().st_mtime)
+    except (OSError, BackfillError):  # the rows still go out, with `phase_N` for the phase names
+        log.warning("run %s: cannot read its pipeline %s for phase names", run.run_id, run.pipeline)
+        return RowContext()
 
 
 def history_rows_for(store: StateStore, run_id: str, task_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Run-history rows of settled tasks: their results, or a blocked/revoked row per date."""
+    """Run-history rows of settled (and cancelled) tasks: their results, or one row per date of
+    a task that never ran, stamped now."""
     states = store.states(run_id)
-    ids = [i for i in task_ids if states.get(i) in SETTLED_KINDS]
+    ids = [i for i in task_ids if states.get(i) in RECORDED_KINDS]
     tasks = store.tasks_by_id(run_id, ids)
     results = store.results_by_id(run_id, ids)
     causes = store.blocked_by(run_id, [i for i in ids if states[i] is TaskStatus.blocked])
     attempts = store.attempts(run_id)
+    context = row_context(store.get_run(run_id))
+    now = dt.datetime.now(dt.UTC)
     rows: list[dict[str, Any]] = []
     for i in ids:
         task, state = tasks.get(i), states[i]
         if task is None:
             continue
         if state is TaskStatus.blocked:
-            rows += _plain_rows(task, run_id, TaskOutcome.blocked, 0, ErrorCategory.dependency_gap,
-                                f"upstream {causes.get(i, 'task')} failed")
+            cause = causes.get(i, "task")
+            rows += build_rows(task, run_id, context, outcome=TaskOutcome.blocked,
+                               category=ErrorCategory.dependency_gap,
+                               message=f"upstream {cause} failed", at=now, parent=cause.split("@")[0])
         elif state is TaskStatus.revoked:
-            rows += _plain_rows(task, run_id, TaskOutcome.revoked, attempts.get(i, 0), ErrorCategory.revoked,
-                                "revoked through Celery (control revoke, Flower or the API)")
+            rows += build_rows(task, run_id, context, outcome=TaskOutcome.revoked, attempt=attempts.get(i, 0),
+                               category=ErrorCategory.revoked, message=REVOKED_MESSAGE, at=now)
+        elif state is TaskStatus.cancelled:
+            rows += build_rows(task, run_id, context, outcome=TaskOutcome.cancelled, attempt=attempts.get(i, 0),
+                               message="the run was cancelled before this task ran", at=now)
         elif i in results:
-            rows += _result_rows(results[i], task, run_id)
+            rows += build_rows(task, run_id, context, result=results[i], at=now)
     return rows
 
 
@@ -92,8 +109,9 @@ def flush_history(store: StateStore, warehouse: Warehouse | None, run_id: str, *
     finally:
         store.unlock(run_id, "flush")
 
+
 def record_finished(store: StateStore, warehouse: Warehouse, run_id: str) -> int:
-    """Write the run history of every settled task of the run, in one bulk write.
+    """Write the run history of every settled and cancelled task of the run, in one bulk write.
 
     A cancelled run never reaches its finish step, so the tasks that settled since the last
     flush would otherwise be known only to Redis. The write is a keyed upsert, so rows a
@@ -103,7 +121,7 @@ def record_finished(store: StateStore, warehouse: Warehouse, run_id: str) -> int
     if run is None:
         raise BadInput(f"no run {run_id} in Redis", hint="`backfill runs` lists the known runs")
     states = store.states(run_id)
-    rows = history_rows_for(store, run_id, [i for i, s in states.items() if s in SETTLED_KINDS])
+    rows = history_rows_for(store, run_id, [i for i, s in states.items() if s in RECORDED_KINDS])
     return RunHistory(warehouse, run.history_table).write(rows)
 
 

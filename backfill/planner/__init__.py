@@ -31,8 +31,10 @@ def build_plan(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) -> 
     if draft.outside_season_days:
         warnings.append(f"{draft.outside_season_days} requested day(s) lie outside every season in the schedule")
     if draft.skipped_completed:
+        adopted = (f"; {draft.skipped_adopted} of them adopted from rows the processors' own code wrote "
+                   "(history_names)" if draft.skipped_adopted else "")
         warnings.append(f"{draft.skipped_completed} task date(s) already succeeded in the run history and are "
-                        "skipped (use --force to redo them)")
+                        f"skipped (use --force to redo them){adopted}")
     bootstrap = sum(1 for t in draft.tasks if t.bootstrap)
     if bootstrap:
         warnings.append(f"{bootstrap} bootstrap task(s) in the first {spec.bootstrap_days} days of a season run "
@@ -56,6 +58,7 @@ def build_plan(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) -> 
         "by_season": dict(sorted(by_season.items())),
         "by_processor": {n: by_processor[n] for n in spec.order if by_processor[n]},
         "bootstrap": bootstrap,
+        "adopted": draft.skipped_adopted,
         "days_without_games": draft.no_game_days,
         "days_outside_seasons": draft.outside_season_days,
         "unsatisfied_upstream": sum(draft.unsatisfied.values()),
@@ -67,4 +70,5 @@ def build_plan(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) -> 
         "processors": {n: draft.batches[n].to_json() for n in spec.order if n in draft.batches},
     }
     return Plan(request=request, waves=waves, estimates=estimates, warnings=tuple(warnings),
-                skipped_completed=draft.skipped_completed, counts=counts, batching=batching)
+                skipped_completed=draft.skipped_completed, skipped_adopted=draft.skipped_adopted, counts=counts,
+                batching=batching)

@@ -38,6 +38,7 @@ class Draft:
     tasks: list[DraftTask]
     requested_dates: tuple[dt.date, ...]
     skipped_completed: int = 0
+    skipped_adopted: int = 0  # of those, the ones the processors' own code wrote (history_names)
     no_game_days: int = 0
     outside_season_days: int = 0
     unsatisfied: Counter[str] = field(default_factory=Counter)
@@ -131,6 +132,8 @@ def _todo_by_season(calendar: Calendar, request: PlanRequest, selected: tuple[st
     for name in selected:
         todo = [d for d in wanted[name] if request.force or (name, d) not in request.completed]
         draft.skipped_completed += len(wanted[name]) - len(todo)
+        if not request.force:
+            draft.skipped_adopted += sum(1 for d in wanted[name] if (name, d) in request.adopted)
         by_season: dict[str, list[dt.date]] = defaultdict(list)
         for d in todo:
             by_season[calendar.season_of(d) or "?"].append(d)

@@ -41,11 +41,14 @@ class PlanRequest:
     force: bool = False
     batch_sizes: Mapping[str, int] = field(default_factory=dict)
     completed: frozenset[TaskKey] = frozenset()
+    # The part of `completed` whose success was written by the users' own code (history names).
+    adopted: frozenset[TaskKey] = frozenset()
     durations: Mapping[str, float] = field(default_factory=dict)
     batch: int | str | None = None
     profile: WarehouseProfile = GENERIC
     costs: Mapping[str, Cost] = field(default_factory=dict)
     with_upstream: bool = False  # also plan the upstream partitions the windows read that are not done
+    verify_existing: bool = False  # hold adopted partitions to `expect:` before skipping them
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -61,6 +64,7 @@ class PlanRequest:
             "batch": self.batch,
             "warehouse": self.profile.kind,
             "with_upstream": self.with_upstream,
+            "verify_existing": self.verify_existing,
         }
 
     @classmethod
@@ -75,7 +79,8 @@ class PlanRequest:
             concurrency=int(data.get("concurrency", 8)), force=bool(data.get("force", False)),
             batch_sizes=dict(data.get("batch_sizes") or {}), batch=data.get("batch"),
             profile=PROFILES.get(data.get("warehouse") or "generic", GENERIC),
-            with_upstream=bool(data.get("with_upstream", False)), **extra)
+            with_upstream=bool(data.get("with_upstream", False)),
+            verify_existing=bool(data.get("verify_existing", False)), **extra)
 
 
 @dataclass(frozen=True)
@@ -138,6 +143,7 @@ class Plan:
     estimates: Estimates
     warnings: tuple[str, ...]
     skipped_completed: int = 0
+    skipped_adopted: int = 0
     counts: Mapping[str, Any] = field(default_factory=dict)
     batching: Mapping[str, Any] = field(default_factory=dict)
 
@@ -159,5 +165,6 @@ class Plan:
             "warnings": list(self.warnings),
             "counts": dict(self.counts),
             "skipped_completed": self.skipped_completed,
+            "skipped_adopted": self.skipped_adopted,
             "batching": dict(self.batching),
         }

@@ -61,10 +61,11 @@ def runs_since(store: RedisStateStore | None, warehouse: Warehouse, history_tabl
 
 
 def history_of(warehouse: Warehouse, history_table: str, run_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Every run-history row (all attempts) of these runs."""
+    """Every run-history row (all attempts) of these runs, in the tool's canonical names."""
     if not run_ids or not warehouse.table_exists(history_table):
         return []
-    return warehouse.query(f"SELECT * FROM {history_table} WHERE run_id IN UNNEST(@ids)", {"ids": list(run_ids)})
+    view = RunHistory(warehouse, history_table).view_sql()
+    return warehouse.query(f"SELECT * FROM ({view}) AS h WHERE run_id IN UNNEST(@ids)", {"ids": list(run_ids)})
 
 
 def _warnings(value: Any) -> list[str]:
@@ -170,7 +171,7 @@ def _from_history(warehouse: Warehouse, history_table: str, run_id: str, rows: l
     trail = _attempt_trail(rows)
     meta: dict[str, dict[str, Any]] = {}
     for r in rows:
-        m = meta.setdefault(str(r["task_id"]), {"processor": r["processor_name"], "phase": int(r["phase"]),
+        m = meta.setdefault(str(r["task_id"]), {"processor": r["processor_name"], "phase": int(r["phase_number"] or 0),
                                                 "season": str(r["season"] or ""), "wave": int(r["wave"] or 0),
                                                 "dates": set()})
         m["dates"].add(as_date(r["data_date"]).isoformat())
@@ -232,7 +233,7 @@ def coverage(spec: PipelineSpec, calendar: Calendar, warehouse: Warehouse, runs:
     if not all_days:
         return Coverage(processors, [], cells, detail)
     latest = {(r["processor_name"], as_date(r["data_date"])): r
-              for r in RunHistory(warehouse, spec.run_history_table).latest(all_days[0], all_days[-1], processors)}
+              for r in RunHistory.of(warehouse, spec).latest(all_days[0], all_days[-1], processors)}
     ranges = merged_ranges((d, d) for d in all_days)
     stale = {(s.processor, s.date): s for s in find_stale(spec, calendar, warehouse, processors, ranges,
                                                           pipeline_flag=pipeline_flag).stale}

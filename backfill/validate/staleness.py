@@ -25,7 +25,7 @@ from backfill.calendar import Calendar, as_date
 from backfill.fingerprint import code_version
 from backfill.outcome import TaskOutcome
 from backfill.planner.model import TaskKey
-from backfill.runhistory import stamp
+from backfill.runhistory import RunHistory, stamp
 from backfill.spec import PipelineSpec
 from backfill.warehouse import Warehouse
 
@@ -200,14 +200,13 @@ def game_date_runs(dates: Iterable[dt.date], calendar: Calendar) -> list[tuple[d
 
 def _written(spec: PipelineSpec, warehouse: Warehouse, lo: dt.date, hi: dt.date) -> dict[TaskKey, Written]:
     """The latest attempt that wrote each partition (success or partial), one partition-filtered query."""
-    table = spec.run_history_table
-    if not warehouse.table_exists(table):
+    history = RunHistory.of(warehouse, spec)
+    if not warehouse.table_exists(history.table):
         return {}
-    has_version = "code_version" in warehouse.table_columns(table)
-    version = "code_version" if has_version else "CAST(NULL AS STRING) AS code_version"
+    # `finished_at` is the row's `processed_at`: their own rows' write time counts as ours does.
     rows = warehouse.query(
-        f"SELECT processor_name, data_date, started_at, finished_at, attempt, {version} FROM {table} "
-        "WHERE data_date BETWEEN @lo AND @hi AND status IN UNNEST(@written)",
+        f"SELECT processor_name, data_date, started_at, finished_at, attempt, code_version FROM "
+        f"({history.view_sql()}) AS h WHERE data_date BETWEEN @lo AND @hi AND status IN UNNEST(@written)",
         {"lo": lo, "hi": hi, "written": list(WRITTEN)})
     best: dict[TaskKey, tuple[tuple[float, int], Written]] = {}
     for r in rows:

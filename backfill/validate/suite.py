@@ -32,7 +32,7 @@ from backfill.calendar import Calendar, as_date
 from backfill.checks import DEFAULT_STALE_RUNNING_SECONDS, Emptiness
 from backfill.keys import describe_duplicates, duplicates_sql
 from backfill.outcome import TaskOutcome
-from backfill.runhistory import stamp
+from backfill.runhistory import RunHistory, stamp
 from backfill.spec import PipelineSpec, Processor
 from backfill.validate.spotcheck import sample_partitions, spot_check
 from backfill.validate.staleness import find_stale, game_date_runs, recompute_commands
@@ -324,13 +324,13 @@ class _Run:
 
     def _latest(self) -> dict[tuple[str, dt.date], str]:
         """Latest status per partition; a `running` row older than the stale age is `stale_running`."""
-        table = self.spec.run_history_table
-        if not self.warehouse.table_exists(table):
+        history = RunHistory.of(self.warehouse, self.spec)
+        if not self.warehouse.table_exists(history.table):
             return {}
         rows = self.warehouse.query(
-            f"SELECT processor_name, data_date, status, started_at, finished_at, attempt FROM {table} "
-            "WHERE data_date BETWEEN @lo AND @hi AND processor_name IN UNNEST(@procs)",
-            {"lo": self.lo, "hi": self.hi, "procs": self.processors})
+            f"SELECT processor_name, data_date, status, started_at, finished_at, attempt FROM ({history.view_sql()}) "
+            "AS h WHERE data_date BETWEEN @lo AND @hi AND history_name IN UNNEST(@procs)",
+            {"lo": self.lo, "hi": self.hi, "procs": history.names(self.processors)})
         now = time.time()
         best: dict[tuple[str, dt.date], tuple[tuple[float, int], str]] = {}
         for r in rows:

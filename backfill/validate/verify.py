@@ -61,7 +61,7 @@ def verify_done(spec: PipelineSpec, calendar: Calendar, warehouse: Warehouse, na
     picked = set(dates)
     latest: Mapping[tuple[str, dt.date], Any] = {
         (str(r["processor_name"]), as_date(r["data_date"])): r
-        for r in RunHistory(warehouse, spec.run_history_table).latest(min(dates), max(dates), names)
+        for r in RunHistory.of(warehouse, spec).latest(min(dates), max(dates), names)
         if r["status"] in DONE_STATUSES and as_date(r["data_date"]) in picked}
     per: dict[str, list[dt.date]] = defaultdict(list)
     for name, day in latest:

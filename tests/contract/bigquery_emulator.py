@@ -23,21 +23,19 @@ What the emulator cannot do, and so what these tests do not exercise (kept in on
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from backfill.warehouse.bigquery import BigQueryWarehouse, transaction_write_job
-from backfill.warehouse.schema import TableSchema
+from backfill.warehouse.bigquery import BigQueryWarehouse
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path(os.environ.get("BACKFILL_BQ_EMULATOR_VENV", REPO / ".venv-bq"))
@@ -110,21 +108,16 @@ def start_emulator(workdir: Path) -> Iterator[Emulator]:
 
 
 class EmulatedBigQueryWarehouse(BigQueryWarehouse):
-    """The production warehouse, except that one-date writes go through the transaction.
+    """The production warehouse with `partition_decorators=False`: one-date writes go through the
+    transaction, as `bigquery://...?endpoint=` does for a user's rehearsal on the emulator.
 
     Only because the emulator cannot replace a partition through a `table$YYYYMMDD` decorator
     (see the module docstring); every other call is `BigQueryWarehouse`'s own.
     """
 
-    def replace_partitions(self, table: TableSchema, dates: Sequence[dt.date], select_sql: str,
-                           params: Mapping[str, Any] | None = None, *,
-                           labels: Mapping[str, str] | None = None) -> int:
-        if len(set(dates)) != 1:
-            return super().replace_partitions(table, dates, select_sql, params, labels=labels)
-        job = transaction_write_job(table, dates, select_sql, params, self.project)
-        self.create_table(table)
-        rows = list(self._run(job.sql, job.params, labels))
-        return int(rows[0]["n"]) if rows else 0
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("partition_decorators", False)
+        super().__init__(client, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -110,8 +110,9 @@ def test_one_date_write_is_a_partition_decorator_job(emulated: EmulatedBigQueryW
     emulated.create_table(src)
     emulated.insert_rows(src.name, [row(D2, "A", 1)])
     target = events(dataset)
-    BigQueryWarehouse.replace_partitions(emulated, target, [D2], SELECT_SOURCE.format(source=src.name),
-                                         {"start_date": D2, "end_date": D2})
+    production = BigQueryWarehouse(emulated.client, location="US")  # partition decorators on, as on BigQuery
+    production.replace_partitions(target, [D2], SELECT_SOURCE.format(source=src.name),
+                                  {"start_date": D2, "end_date": D2})
     job = next(j for j in emulated.client.list_jobs(max_results=50)
                if getattr(j, "destination", None) is not None and "$" in j.destination.table_id)
     assert job.destination.table_id == "events$20240111"

@@ -19,6 +19,7 @@ from click.testing import CliRunner, Result
 
 from backfill import engine
 from backfill.cli import cli as backfill_cli
+from backfill.runhistory import RunHistory
 from backfill.state import RedisStateStore, RunRecord, RunStatus, TaskStatus
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from pipelines.nba.sample import load_sample
@@ -161,9 +162,12 @@ def table_checksums(path: Path, tables: list[str]) -> dict[str, tuple[int, str]]
 
 
 def history(path: Path, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Run-history rows in the tool's canonical names (`RunHistory.view_sql`: status = our outcome,
+    finished_at = processed_at, attempt = retry_attempt); the raw table has the users' names."""
     wh = DuckDBWarehouse(path, hold=False)
     where = f" WHERE run_id = '{run_id}'" if run_id else ""
-    return wh.query(f"SELECT * FROM nba_reference.processor_run_history{where}")
+    view = RunHistory(wh, "nba_reference.processor_run_history").view_sql()
+    return wh.query(f"SELECT * FROM ({view}) AS h{where}")
 
 
 @pytest.fixture(scope="session")

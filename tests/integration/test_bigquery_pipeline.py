@@ -11,8 +11,8 @@ the test) one unit apart in the last decimal place it was rounded to. The BigQue
 history is in BigQuery, and its tables are partitioned and clustered as the spec says.
 
 What is not exercised here (the emulator cannot, see tests/contract/bigquery_emulator.py): the
-one-date partition-decorator job (the worker's `tests.support.emulated_app` sends one-date
-writes through the transaction), bytes billed.
+one-date partition-decorator job (an `?endpoint=` warehouse, as here, sends one-date writes through
+the transaction: the worker is the production `workers.app`, as a user's rehearsal), bytes billed.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def test_real_november_through_the_engine_on_the_emulator_equals_duckdb(
         return run_id, took
 
     duck_run, duck_took = run(f"duckdb:///{duck}", "workers.app")
-    bq_run, bq_took = run(url, "tests.support.emulated_app")
+    bq_run, bq_took = run(url, "workers.app")
     tasks = store.tasks(bq_run).values()
     sizes = {len(t.dates) for t in tasks}
     assert max(sizes) > 1, f"want several-date tasks (the transaction path), got sizes {sizes}"

@@ -102,10 +102,14 @@ def test_cancel_mid_run_stops_new_work_and_keeps_triggers_until_released(env: di
     assert not triggers.is_enabled("phase3->phase4") and not triggers.is_enabled("phase4->phase5")
     assert cli(env, "cancel", run_id, "--settle", "0", "--release-triggers").exit_code == 0
     assert triggers.is_enabled("phase3->phase4") and triggers.is_enabled("phase4->phase5")
-    # Every task that finished before or during the cancel is in the durable run history.
+    # Every task that finished before or during the cancel is in the durable run history, and every
+    # cancelled one too (their table wants a row, with its started_at, for what never ran).
     finished = {t for t, s in store.states(run_id).items() if s in (TaskStatus.success, TaskStatus.failed)}
-    recorded = {r["task_id"] for r in history(env["wh"], run_id)}
-    assert finished and finished == recorded
+    cancelled = {t for t, s in store.states(run_id).items() if s is TaskStatus.cancelled}
+    rows = history(env["wh"], run_id)
+    assert finished and finished == {r["task_id"] for r in rows if r["status"] != "cancelled"}
+    assert cancelled == {r["task_id"] for r in rows if r["status"] == "cancelled"}
+    assert all(r["started_at"] is not None for r in rows)
 
 
 def test_resume_after_the_queue_was_lost_runs_every_unfinished_task(env: dict) -> None:

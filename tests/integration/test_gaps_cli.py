@@ -12,11 +12,12 @@ from click.testing import CliRunner, Result
 
 from backfill.calendar import Calendar
 from backfill.cli import cli
-from backfill.executor import execute_task, history_rows
+from backfill.executor import execute_task
 from backfill.planner import PlanRequest, build_plan
 from backfill.runhistory import RunHistory
 from backfill.spec import load_spec
 from backfill.warehouse.duckdb import DuckDBWarehouse
+from tests.support.history import rows_of
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = str(REPO / "pipelines" / "nba")
@@ -46,17 +47,17 @@ def league(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
                 continue
             result = execute_task(task, w, spec, run_id="run-a")
             assert result.ok, result
-            rows += history_rows(result, task, "run-a", task.wave)
+            rows += rows_of(result, task, "run-a")
             if task.processor == DEFENSE and task.dates == (failed_day,):
                 later = result.finished_at + dt.timedelta(minutes=5)  # type: ignore[operator]
-                rows += [{**r, "run_id": "run-b", "status": "failed", "finished_at": later,
+                rows += [{**r, "run_id": "run-b", "status": "failed", "outcome": "failed", "processed_at": later,
                           "error_category": "processor_error", "error_message": "boom"}
-                         for r in history_rows(result, task, "run-b", task.wave)]
+                         for r in rows_of(result, task, "run-b")]
             if task.processor == OFFENSE and task.dates == (partial_day,):
                 later = result.finished_at + dt.timedelta(minutes=5)  # type: ignore[operator]
-                rows += [{**r, "run_id": "run-b", "status": "partial", "finished_at": later,
+                rows += [{**r, "run_id": "run-b", "status": "partial", "outcome": "partial", "processed_at": later,
                           "error_category": "partial_data", "error_message": "no rows for team BOS in game g1"}
-                         for r in history_rows(result, task, "run-b", task.wave)]
+                         for r in rows_of(result, task, "run-b")]
         assert history.write(rows) == len(rows)
         all_star = [d for d in (dt.date(2024, 2, 10) + dt.timedelta(days=i) for i in range(16))
                     if not calendar.is_game_date(d)]
@@ -108,8 +109,8 @@ def test_gaps_json_shape_and_exit_1(league: dict[str, object]) -> None:
     ]
     n_dates = len(league["game_dates"])  # type: ignore[arg-type]
     assert doc["counts"] == {
-        "gaps": 3, "game_dates": n_dates, "partitions_checked": 2 * n_dates,
-        "days_without_games": len(league["week_off_days"]),  # type: ignore[arg-type]
+        "gaps": 3, "game_dates": n_dates, "partitions_checked": 2 * n_dates, "adopted": 0,
+        "adopted_failing_checks": 0, "days_without_games": len(league["week_off_days"]),  # type: ignore[arg-type]
         "by_processor": {OFFENSE: 1, DEFENSE: 2}, "by_season": {"2023-24": 3},
         "by_last_status": {"failed": 1, "never_run": 1, "partial": 1}, "emptied": 0,
     }

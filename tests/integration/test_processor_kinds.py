@@ -12,13 +12,14 @@ from pathlib import Path
 import pytest
 
 from backfill.calendar import Calendar
-from backfill.executor import TaskResult, execute_task, history_rows
+from backfill.executor import TaskResult, execute_task
 from backfill.planner import PlanRequest, build_plan
 from backfill.planner.model import Task
 from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import free_port, require_nba_data
 from tests.integration.engine_harness import table_checksums
+from tests.support.history import rows_of
 
 REPO = Path(__file__).resolve().parents[2]
 BYO = REPO / "examples" / "byo"
@@ -122,7 +123,7 @@ def test_http_processor_503_twice_then_ok_keeps_one_idempotency_key(league: Path
         with DuckDBWarehouse(league, hold=False) as w:
             t = tasks(spec, w, WEEK, "team_offense_http")[0]
             r = execute_task(t, w, spec, run_id="run-h", options={"backfill_mode": True})
-            rows = history_rows(r, t, "run-h", 0)
+            rows = rows_of(r, t, "run-h")
     assert r.status == "success" and r.rows > 0, (r.error_message, r.warnings)
     keys = {s["headers"]["Idempotency-Key"] for s in service.seen}
     assert len(service.seen) == 3 and len(keys) == 1

@@ -24,13 +24,14 @@ from backfill.calendar import Calendar
 from backfill.cli import cli
 from backfill.cli.run import enqueue
 from backfill.cli.selection import build_request, plan_from_warehouse
-from backfill.executor import execute_task, history_rows
+from backfill.executor import execute_task
 from backfill.planner import PlanRequest
 from backfill.runhistory import RunHistory
 from backfill.spec import load_spec
 from backfill.validate.spotcheck import sample_partitions
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import require_nba_data
+from tests.support.history import rows_of
 from tests.support.nba import run_in_process, schedule
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -233,7 +234,7 @@ def run_printed(command: str, wh: Path) -> set[tuple[str, dt.date]]:
         for task in plan.tasks():
             result = execute_task(task, w, spec, run_id=run_id, calendar=cal)
             assert result.status == "success", (task.id, result.error_message)
-            history.write(history_rows(result, task, run_id, task.wave))
+            history.write(rows_of(result, task, run_id))
             written.update((task.processor, d) for d in task.dates)
     return written
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import duckdb
 
 from backfill.calendar import Calendar
-from backfill.executor import execute_task, history_rows
+from backfill.executor import execute_task
 from backfill.planner import PlanRequest, build_plan
 from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec
 from backfill.warehouse import Warehouse
+from tests.support.history import rows_of
 
 
 def schedule(wh: Path, season: str = "2022-23") -> tuple[list[dt.date], dict[str, list[dt.date]]]:
@@ -40,4 +41,4 @@ def run_in_process(w: Warehouse, spec: PipelineSpec, cal: Calendar, request: Pla
     for task in build_plan(spec, cal, request).tasks():
         result = execute_task(task, w, spec, run_id=run_id, calendar=cal)
         assert result.status == "success", (task.id, result.error_message, result.warnings[:3])
-        history.write(history_rows(result, task, run_id, task.wave))
+        history.write(rows_of(result, task, run_id))

@@ -13,6 +13,7 @@ import pytest
 from backfill import engine
 from backfill.errors import BadInput, RunConflict
 from backfill.planner import Plan
+from backfill.runhistory import RunHistory
 from backfill.settings import Settings
 from backfill.state import BeginDecision, MemoryStateStore, RunStatus, TaskStatus
 from backfill.warehouse.duckdb import DuckDBWarehouse
@@ -62,7 +63,10 @@ def unreachable() -> DuckDBWarehouse:
 
 
 def history_rows(wh: DuckDBWarehouse, run_id: str) -> list[dict[str, object]]:
-    return wh.query(f"SELECT * FROM {HISTORY} WHERE run_id = @r ORDER BY task_id, data_date", {"r": run_id})
+    """The run's rows in the tool's canonical names (`RunHistory.view_sql`: status = our outcome,
+    attempt = retry_attempt); the table itself speaks the users' vocabulary."""
+    view = RunHistory(wh, HISTORY).view_sql()
+    return wh.query(f"SELECT * FROM ({view}) AS h WHERE run_id = @r ORDER BY task_id, data_date", {"r": run_id})
 
 
 def test_start_locks_pauses_triggers_and_sends_the_preferred_seasons_roots_first(
@@ -281,11 +285,17 @@ def test_cancel_stops_new_work_revokes_the_queue_gives_locks_back_and_keeps_trig
     worker.drain()
     assert len(worker.began()) == before and ("skip:cancelled", worker.log[-1][1]) == worker.log[-1]
     assert store.pump(run_id, 10) == []
-    # The task that was running when the cancel came still records its outcome; history has every settled task.
+    # The task that was running when the cancel came still records its outcome; history has every settled
+    # task, and a row (skipped, outcome cancelled, with a started_at) for each date of a cancelled one.
     worker.finish(*running)
-    assert engine.record_finished(store, warehouse, run_id) == 4
-    assert {r["task_id"] for r in history_rows(warehouse, run_id)} == {
+    tasks = plan.task_map()
+    cancelled = {t for t, s in store.states(run_id).items() if s is TaskStatus.cancelled}
+    assert engine.record_finished(store, warehouse, run_id) == 4 + sum(len(tasks[t].dates) for t in cancelled)
+    rows = history_rows(warehouse, run_id)
+    assert {r["task_id"] for r in rows if r["status"] == "success"} == {
         t for t, s in store.states(run_id).items() if s is TaskStatus.success}
+    assert {r["task_id"] for r in rows if r["status"] == "cancelled"} == cancelled
+    assert all(r["started_at"] is not None for r in rows)
     overlap = small_plan(tmp_path, ranges=((D(2023, 10, 20), D(2023, 10, 25)),))
     after = engine.start_run(store, worker.dispatcher, overlap, new_record(overlap, "bf-next"))
     assert after.status is RunStatus.running

@@ -13,13 +13,14 @@ import pytest
 from backfill.calendar import Calendar
 from backfill.checks import UpstreamCheck
 from backfill.errors import QuotaExceeded, TransientWarehouseError, WarehouseError
-from backfill.executor import TaskResult, execute_task, history_rows
+from backfill.executor import TaskResult, execute_task
 from backfill.planner import PlanRequest, build_plan
 from backfill.planner.model import Task
 from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from backfill.warehouse.schema import TableSchema, schema
+from tests.support.history import rows_of
 
 D1, D2, D4 = dt.date(2024, 1, 1), dt.date(2024, 1, 2), dt.date(2024, 1, 4)  # Jan 3 is an off-day
 SCHEDULE = schema("nba_raw.schedule", "game_date", ("game_id", "STRING", True), ("game_date", "DATE", True),
@@ -124,7 +125,7 @@ def test_history_rows_are_one_per_date(pipeline: PipelineSpec, warehouse: DuckDB
     t = task(pipeline, warehouse, "team_points@2024-01-01")
     batch = Task("team_points@2024-01-01", t.processor, t.phase, t.season, (D1, D2), (), False, 0, 1.0)
     result = execute_task(batch, warehouse, pipeline)
-    rows = history_rows(result, batch, "run-1", wave=0)
+    rows = rows_of(result, batch, "run-1")
     assert [(r["data_date"], r["records_processed"], r["status"]) for r in rows] == [(D1, 4, "success"),
                                                                                     (D2, 2, "success")]
     history = RunHistory(warehouse, "nba_reference.processor_run_history")
@@ -235,7 +236,7 @@ def test_upstream_done_in_run_history_passes_the_check(pipeline: PipelineSpec, w
     history = RunHistory(warehouse, pipeline.run_history_table)
     for tid in ("team_points@2024-01-01", "team_points@2024-01-02"):
         t = task(pipeline, warehouse, tid)
-        history.write(history_rows(execute_task(t, warehouse, pipeline), t, "earlier-run", 0))
+        history.write(rows_of(execute_task(t, warehouse, pipeline), t, "earlier-run"))
     result = execute_task(task(pipeline, warehouse, "running_points@2024-01-02"), warehouse, pipeline,
                           check=checker(pipeline, warehouse, {}))
     assert (result.status, result.rows) == ("success", 1), result.error_message
@@ -266,7 +267,7 @@ def test_a_failed_batch_is_bisected_so_one_bad_date_fails_alone(pipeline: Pipeli
     assert result.status == "failed" and result.error_category == "processor_error"
     assert bad_result.status_by_date == {D1: "success", D2: "failed", D4: "success"}
     assert result.rows_by_date == {D1: 4, D2: 0, D4: 2}
-    rows = {r["data_date"]: r["status"] for r in history_rows(result, batch, "r", 0)}
+    rows = {r["data_date"]: r["status"] for r in rows_of(result, batch, "r")}
     assert rows == {D1: "success", D2: "failed", D4: "success"}
     assert bad.statements == 5  # the batch, its halves [D1] [D2, D4], then [D2] and [D4]
 
@@ -296,11 +297,11 @@ def test_gaps_are_game_dates_without_a_done_latest_row(pipeline: PipelineSpec, w
     cal = Calendar.from_warehouse(warehouse, "nba_raw.schedule")
     for tid in ("team_points@2024-01-01", "team_points@2024-01-02"):
         t = task(pipeline, warehouse, tid)
-        history.write(history_rows(execute_task(t, warehouse, pipeline), t, "r", 0))
+        history.write(rows_of(execute_task(t, warehouse, pipeline), t, "r"))
     t = task(pipeline, warehouse, "team_points@2024-01-02")
     failed = TaskResult(t.id, t.processor, t.phase, t.season, t.dates, "failed", attempt=2,
                         finished_at=dt.datetime.now(dt.UTC), error_category="transient")
-    history.write(history_rows(failed, t, "r", 0))
+    history.write(rows_of(failed, t, "r"))
     gaps = history.gaps(cal, ["team_points", "running_points"], D1, D4)
     assert ("team_points", dt.date(2024, 1, 3)) not in gaps  # an off-day is never a gap
     assert set(gaps) == {("team_points", D2), ("team_points", D4), ("running_points", D1),

@@ -22,6 +22,10 @@ ALLOWED = {
     "backfill/state/base.py": {"succeeded", "failed", "partial", "cancelled"},  # RunStatus, and old run state's word
     "backfill/state/scripts.py": WORDS,  # Lua cannot name a Python enum: the state store's serialiser
     "backfill/report/facts.py": {"succeeded"},  # the report's documented word for a success
+    # The users' run-history `status` vocabulary (their table's words, running/success/failed/partial/skipped)
+    "backfill/runhistory.py": {"success", "partial", "failed", "skipped"},
+    "backfill/processors/http.py": {"success"},  # a service's reply vocabulary (their `/process-date-range`)
+    "backfill/spec.py": {"success"},  # the name of an HTTP reply's `success:` key in the spec
 }
 
 

@@ -136,8 +136,9 @@ def test_a_run_history_without_code_version_gains_the_column_and_its_rows_are_un
     wh = DuckDBWarehouse(tmp_path / "wh.duckdb")
     wh.create_table(old)
     stamp = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-    row = {"processor_name": "a", "phase": 3, "data_date": D(2023, 2, 15), "season": "2022-23", "run_id": "r",
-           "task_id": "a@2023-02-15", "status": "success", "attempt": 1, "started_at": stamp, "finished_at": stamp}
+    row = {"processor_name": "a", "phase": "phase_3", "data_date": D(2023, 2, 15), "season": "2022-23", "run_id": "r",
+           "task_id": "a@2023-02-15", "status": "success", "retry_attempt": 1, "started_at": stamp,
+           "processed_at": stamp}
     wh.insert_rows(old.name, [row])
     (tmp_path / "p").mkdir()
     spec = load_spec(tiny_spec(tmp_path / "p", "run_history_table: ref.history"))
