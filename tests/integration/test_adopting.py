@@ -27,11 +27,13 @@ from backfill.state import RunStatus, TaskStatus
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import free_port
 from tests.integration.engine_harness import WEEK, cli, enqueue, wait_run
+from tests.support.examples import example_module
 
 REPO = Path(__file__).resolve().parents[2]
 ADOPT = REPO / "examples" / "adopt"
 sys.path.insert(0, str(ADOPT))
-from service import Service, serve  # noqa: E402
+_service = example_module(ADOPT / "service.py", "adopt_service")
+Service, serve = _service.Service, _service.serve
 
 pytestmark = pytest.mark.integration
 TABLE = "nba_reference.processor_run_history"
@@ -197,8 +199,8 @@ def test_their_endpoint_and_their_options_through_a_worker(env: dict, tmp_path: 
         states = env["store"].states(third)
         tasks = env["store"].tasks(third)
         by_proc = {(tasks[t].processor, s) for t, s in states.items()}
-        assert by_proc == {("team_points", TaskStatus.succeeded), ("player_points", TaskStatus.failed),
-                           ("top_scorer_share", TaskStatus.blocked), ("team_margin", TaskStatus.succeeded)}
+        assert by_proc == {("team_points", TaskStatus.success), ("player_points", TaskStatus.failed),
+                           ("top_scorer_share", TaskStatus.blocked), ("team_margin", TaskStatus.success)}
         rows = wh.query("SELECT * FROM adopt_reference.processor_run_history WHERE run_id = @r", {"r": third})
         failed = [r for r in rows if r["processor_name"] == "player_points"]
         assert failed and all(r["status"] == "failed" and "PlayerPointsProcessor error: box score feed missing "

@@ -19,12 +19,14 @@ from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import free_port, require_nba_data
 from tests.integration.engine_harness import table_checksums
+from tests.support.examples import example_module
 from tests.support.history import rows_of
 
 REPO = Path(__file__).resolve().parents[2]
 BYO = REPO / "examples" / "byo"
 sys.path.insert(0, str(BYO))
-from service import Service, serve  # noqa: E402
+_service = example_module(BYO / "service.py", "byo_service")
+Service, serve = _service.Service, _service.serve
 
 pytestmark = pytest.mark.integration
 WEEK = (dt.date(2023, 11, 1), dt.date(2023, 11, 7))

@@ -78,5 +78,5 @@ def test_a_failed_season_validation_stops_the_run_before_the_next_season(gated: 
     assert resumed.exit_code == 0, resumed.output
     run = wait_run(store, run_id, timeout=90)
     assert run.status is RunStatus.succeeded, run
-    assert set(store.states(run_id).values()) == {TaskStatus.succeeded}
+    assert set(store.states(run_id).values()) == {TaskStatus.success}
     assert {tasks[t].season for t in store.started_at(run_id)} == {"2022-23", "2023-24"}
