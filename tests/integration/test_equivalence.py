@@ -162,6 +162,13 @@ def sample_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_sample_league_tables_are_the_same_in_every_order(sample_base: Path, tmp_path: Path) -> None:
+    """The same claim as the real month's, over the same stretch of a season (its opening weeks,
+    bootstrap included), on the synthetic league: run where the real data is absent, so the claim
+    is always proven once and not twice (seven full executions each, the suite's costliest test)."""
+    from pipelines.nba.importer import default_data_dir
+
+    if (default_data_dir() / "player_logs").exists():
+        pytest.skip("the real month proves it (test_real_month_tables_are_the_same_in_every_order)")
     assert_equivalent(sample_base, tmp_path, dt.date(2023, 10, 24), dt.date(2023, 11, 14))
 
 
