@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 import socket
 import subprocess
@@ -91,8 +93,36 @@ def real_nba_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipelines.nba.importer import import_nba
 
     data = require_nba_data()
-    path = tmp_path_factory.mktemp("real-nba") / "base.duckdb"
-    with DuckDBWarehouse(path) as w:
-        import_nba(w, data)
+    # Built once per test session, not once per xdist process: the processes share the parent
+    # of their base temp folders, and the first to take the lock imports (about 30 s).
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "real-nba"
+    shared.mkdir(exist_ok=True)
+    path = shared / "base.duckdb"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (shared / "done").exists():
+            path.unlink(missing_ok=True)
+            with DuckDBWarehouse(path) as w:
+                import_nba(w, data)
+            (shared / "done").touch()
     return path
+
+
+# The longest test files first (measured with --durations on a clean clone), then the other slow
+# ones, then the rest: scripts/test turns off xdist's own order (most tests first), which handed
+# the two-test files that take minutes out last and left three processes idle behind them.
+LONGEST = ("test_equivalence", "test_bigquery_pipeline", "test_engine_recovery", "test_engine_failures",
+           "test_doc_runner", "test_trust", "test_hints", "test_alerts", "test_validate", "test_demo",
+           "test_report", "test_redis_readonly", "test_engine", "test_code_shape")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        module = item.path.stem
+        if module in LONGEST:
+            return 0, LONGEST.index(module)
+        return (1 if item.get_closest_marker("slow") else 2), 0
+
+    items.sort(key=rank)  # stable: a file's tests keep their order
 

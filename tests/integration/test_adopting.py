@@ -2,8 +2,8 @@
 
 Their run-history table with their DDL and rows, their `success` rows adopted (and verified on
 request), their processors' backfill options by default, and a service that speaks their
-`/process-date-range` (examples/adopt). The BigQuery emulator's week is in
-test_adopting_bigquery.py.
+`/process-date-range` (examples/adopt). On the BigQuery emulator, their table (created with
+`backfill sql`) takes the history of test_bigquery_pipeline.py's November run.
 """
 
 from __future__ import annotations

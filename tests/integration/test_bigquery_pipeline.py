@@ -3,7 +3,8 @@
 The same `backfill enqueue` (November, Phases 3 and 4, with the October partitions its lookback
 windows read) runs twice through real Celery workers: once on DuckDB, once on a `bigquery://`
 warehouse pointed at the local BigQuery emulator (the raw tables loaded with the warehouse's
-own load jobs). BigQuery's automatic batching gives tasks of 2 to 28 dates (several-date writes are
+own load jobs), whose run history goes into the users' own table (their DDL and rows, created
+with `backfill sql` as docs/adopting.md says). BigQuery's automatic batching gives tasks of 2 to 28 dates (several-date writes are
 one multi-statement transaction). Every
 table must then hold the same rows on every date: per table and per date, the same number of
 rows, every non-float value equal, and every float equal or (a rounding tie, see the end of
@@ -18,6 +19,7 @@ the transaction: the worker is the production `workers.app`, as a user's rehears
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 import time
 from collections import defaultdict
@@ -38,6 +40,7 @@ from tests.contract.bigquery_emulator import EmulatedBigQueryWarehouse, Emulator
 from tests.integration.engine_harness import Worker, wait_run
 
 REPO = Path(__file__).resolve().parents[2]
+ADOPT = REPO / "examples" / "adopt"
 SPEC = load_spec(REPO / "pipelines" / "nba")
 # November with what its windows read: Phase 3 from the season start (2023-10-24), as `--with-upstream` plans.
 SEASON_START, START, END = dt.date(2023, 10, 24), dt.date(2023, 11, 1), dt.date(2023, 11, 30)
@@ -130,6 +133,14 @@ def test_real_november_through_the_engine_on_the_emulator_equals_duckdb(
         assert copy_raw(src, emulated) > 5000  # the season to November: box scores, props, reference tables
     url = f"bigquery://{bigquery_emulator.project}/US?endpoint={bigquery_emulator.endpoint}"
     store = RedisStateStore.from_url(redis_server.url)
+    # The users' run-history table as it is (their DDL and two of their rows), created the way
+    # docs/adopting.md says: the BigQuery run then writes its history into it.
+    made = CliRunner().invoke(cli, ["--warehouse", url, "--home", str(tmp_path / "sql"), "sql",
+                                    str(ADOPT / "their-run-history.sql")], catch_exceptions=False)
+    assert made.exit_code == 0, made.output
+    their_types = emulated.table_columns(SPEC.run_history_table)
+    theirs = emulated.query(f"SELECT * FROM {SPEC.run_history_table} ORDER BY processor_name")
+    assert len(theirs) == 2
 
     def run(warehouse: str, app: str) -> tuple[str, float]:
         worker = Worker(redis_server.url, duck, tmp_path / app, concurrency=4, app=app,
@@ -162,6 +173,25 @@ def test_real_november_through_the_engine_on_the_emulator_equals_duckdb(
                               "WHERE run_id = @r", {"r": bq_run})
     latest = {(r["processor_name"], r["data_date"]): r["status"] for r in recorded if r["status"] != "running"}
     assert latest == {(t.processor, d): "success" for t in tasks for d in t.dates}
+    # Their table kept its columns, types and rows; every row of ours speaks their vocabulary, and
+    # their success-rate query (the third of their validation queries) reads 100% for the run.
+    after = emulated.table_columns(SPEC.run_history_table)
+    assert {c: after[c] for c in their_types} == their_types
+    assert emulated.query(f"SELECT {', '.join(their_types)} FROM {SPEC.run_history_table} "
+                          "WHERE run_id LIKE 'live-%' ORDER BY processor_name") == theirs
+    ours = emulated.query(f"SELECT * FROM {SPEC.run_history_table} WHERE run_id = @r", {"r": bq_run})
+    for r in ours:
+        assert r["phase"] == SPEC.phase_name(SPEC.processors[r["processor_name"]].phase), r
+        assert (r["season_year"], r["backfill_mode"]) == (2023, True), r
+        assert r["started_at"] is not None and (r["status"] == "running" or
+                                                (r["success"] is True and r["processed_at"] is not None)), r
+    queries = CliRunner().invoke(cli, ["--warehouse", url, "--home", str(tmp_path / "sql"), "sql", "--json",
+                                       str(ADOPT / "validation-queries.sql")], catch_exceptions=False)
+    assert queries.exit_code == 0, queries.output
+    ran = {(r["processor_name"], r["phase"]) for r in ours}
+    rates = json.loads(queries.stdout)[2]["rows"]
+    assert {(r["processor_name"], r["phase"]): r["success_rate"] for r in rates
+            if (r["processor_name"], r["phase"]) in ran} == {k: 100.0 for k in ran}
     # Tables are created partitioned by their date and clustered as the spec says.
     for name in SPEC.order:
         proc = SPEC.processors[name]

@@ -125,7 +125,10 @@ def assert_equivalent(base: Path, tmp: Path, start: dt.date, end: dt.date) -> No
     assert len(auto_duckdb) == len(SPEC.processors) * len(seasons)
     mixed = {len(t.dates) for t in auto_bigquery.tasks()}
     assert len(mixed) > 1 and max(mixed) > 1, mixed
-    orders = {"a_date_by_date": date_by_date(plan), "b_waves": list(plan.tasks()),
+    # One-date tasks run twice, in the users' manual order and in a random dependency-safe one
+    # (the plan's own order is one such order: running it a third time proved nothing more and
+    # cost a full one-date execution, the costliest in the suite).
+    orders = {"a_date_by_date": date_by_date(plan),
               "c_shuffled": list(shuffled(plan, seed=11)), "d_batch_7": list(batched.tasks()),
               "e_auto_duckdb": list(auto_duckdb.tasks()), "f_auto_bigquery_16": list(auto_bigquery.tasks()),
               "g_auto_bigquery_shuffled": list(shuffled(auto_bigquery, seed=5))}
@@ -136,16 +139,16 @@ def assert_equivalent(base: Path, tmp: Path, start: dt.date, end: dt.date) -> No
         run(path, tasks)
         sums[label] = checksums(path, SPEC)
         assert duplicate_keys(path, SPEC) == {p.target: 0 for p in SPEC.processors.values()}
-    reference = sums["b_waves"]
-    assert_plausible(tmp / "b_waves.duckdb", SPEC)
+    reference = sums["a_date_by_date"]
+    assert_plausible(tmp / "a_date_by_date.duckdb", SPEC)
     for target, per_date in reference.items():
         assert per_date, f"{target} is empty"
     for label, got in sums.items():
         for target in reference:
-            assert got[target] == reference[target], f"{label} differs from plan order on {target}"
+            assert got[target] == reference[target], f"{label} differs from date-by-date on {target}"
 
-    rerun = tmp / "b_waves.duckdb"
-    run(rerun, plan.tasks())  # the whole plan again
+    rerun = tmp / "a_date_by_date.duckdb"
+    run(rerun, auto_bigquery.tasks())  # the whole range again over its own rows, in tasks of mixed sizes
     run(rerun, reversed(date_by_date(plan)[-15:]))  # and some single tasks, out of order
     assert checksums(rerun, SPEC) == reference
     assert duplicate_keys(rerun, SPEC) == {p.target: 0 for p in SPEC.processors.values()}

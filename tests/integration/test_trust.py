@@ -170,15 +170,22 @@ def test_a_fully_run_real_month_has_no_success_with_zero_rows(season_2022: Path,
         cal = Calendar.from_warehouse(w, spec.schedule_table)
         ran: dict[tuple[str, dt.date], str] = {}
         check = UpstreamCheck(spec, cal, w, lambda keys: {k: ran[k] for k in keys if k in ran})
-        plan = build_plan(spec, cal, PlanRequest(ranges=((SEASON_START, MONTH[1]),), phases=frozenset({4}),
+        # What the month's windows read, from opening night, in one task per processor; then the
+        # month itself one task per date, so each date's outcome is its own.
+        before = build_plan(spec, cal, PlanRequest(ranges=((SEASON_START, MONTH[0] - dt.timedelta(days=1)),),
+                                                   phases=frozenset({4}), batch_sizes={n: 400 for n in spec.processors}))
+        plan = build_plan(spec, cal, PlanRequest(ranges=(MONTH,), phases=frozenset({4}),
                                                  batch_sizes={n: 1 for n in spec.processors}))
         month = []
-        for task in plan.tasks():
+        for task in [*before.tasks(), *plan.tasks()]:
             r = execute_task(task, w, spec, check=check, calendar=cal)
             for d in task.dates:
                 ran[(task.processor, d)] = r.date_status(d)
             if MONTH[0] <= task.dates[0] <= MONTH[1]:
+                assert len(task.dates) == 1, task.id
                 month.append(r)
+            else:
+                assert r.ok, (task.id, r.error_message)
     assert len(month) == 5 * len(cal.game_dates_between(*MONTH))
     assert all(r.status == "success" for r in month), [(r.task_id, r.error_message) for r in month if not r.ok][:5]
     assert not [r.task_id for r in month if any(n == 0 for n in r.rows_by_date.values())]
