@@ -4,9 +4,9 @@ The same `backfill enqueue` (November, Phases 3 and 4, with the October partitio
 windows read) runs twice through real Celery workers: once on DuckDB, once on a `bigquery://`
 warehouse pointed at the local BigQuery emulator (the raw tables loaded with the warehouse's
 own load jobs), whose run history goes into the users' own table (their DDL and rows, created
-with `backfill sql` as docs/adopting.md says). BigQuery's automatic batching gives tasks of 2 to 28 dates (several-date writes are
-one multi-statement transaction). Every
-table must then hold the same rows on every date: per table and per date, the same number of
+with `backfill sql` as docs/adopting.md says). BigQuery's automatic batching gives tasks of 2 to
+28 dates (several-date writes are one multi-statement transaction). Every table must then hold
+the same rows on every date: per table and per date, the same number of
 rows, every non-float value equal, and every float equal or (a rounding tie, see the end of
 the test) one unit apart in the last decimal place it was rounded to. The BigQuery run's
 history is in BigQuery, and its tables are partitioned and clustered as the spec says.

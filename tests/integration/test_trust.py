@@ -172,8 +172,9 @@ def test_a_fully_run_real_month_has_no_success_with_zero_rows(season_2022: Path,
         check = UpstreamCheck(spec, cal, w, lambda keys: {k: ran[k] for k in keys if k in ran})
         # What the month's windows read, from opening night, in one task per processor; then the
         # month itself one task per date, so each date's outcome is its own.
-        before = build_plan(spec, cal, PlanRequest(ranges=((SEASON_START, MONTH[0] - dt.timedelta(days=1)),),
-                                                   phases=frozenset({4}), batch_sizes={n: 400 for n in spec.processors}))
+        opening = (SEASON_START, MONTH[0] - dt.timedelta(days=1))
+        before = build_plan(spec, cal, PlanRequest(ranges=(opening,), phases=frozenset({4}),
+                                                   batch_sizes={n: 400 for n in spec.processors}))
         plan = build_plan(spec, cal, PlanRequest(ranges=(MONTH,), phases=frozenset({4}),
                                                  batch_sizes={n: 1 for n in spec.processors}))
         month = []
