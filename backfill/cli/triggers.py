@@ -46,12 +46,15 @@ def _triggers(ctx: CliContext) -> Triggers:
 
 
 def _known(ctx: CliContext, pipeline: str | None) -> tuple[list[str], str]:
-    spec = ctx.spec(pipeline)
+    # From any directory (a cron job's, a Cloud Function's host, an on-call laptop), the default
+    # pipeline is found as `demo` and `data` find it: the directory, else the installed package.
+    spec = ctx.spec(str(ctx.pipeline_dir(pipeline)))
     return known_triggers(spec), spec.name
 
 
 _PIPELINE = click.option("--pipeline", default=None,
-                         help="Pipeline directory whose triggers NAME must be one of (default pipelines/nba).")
+                         help="Pipeline directory whose triggers NAME must be one of (default BACKFILL_PIPELINE, "
+                              "else pipelines/nba: that directory, or the installed package).")
 
 
 @click.group("triggers")

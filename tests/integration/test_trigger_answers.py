@@ -83,6 +83,29 @@ def test_check_exit_codes_and_json(redis_server: RedisServer, tmp_path: Path) ->
     assert not (tmp_path / "empty-home" / "redis").exists(), "check never starts a local Redis"
 
 
+def test_triggers_from_any_working_directory(redis_server: RedisServer, tmp_path: Path) -> None:
+    """A cron job's or an on-call laptop's directory has no pipelines/nba: the default pipeline is
+    the installed one (as for `demo` and `data`), so pause, check and resume work as written."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BACKFILL_")}
+    env["BACKFILL_REDIS_URL"] = redis_server.url
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*BACKFILL, "triggers", *args], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=60)
+
+    assert not (tmp_path / "pipelines").exists()
+    paused = run("pause", "phase3->phase4", "--reason", "manual reload")
+    assert paused.returncode == 0, paused.stderr
+    asked = run("check", "phase3->phase4")
+    assert asked.returncode == 1 and "manual reload" in asked.stdout, (asked.stdout, asked.stderr)
+    typo = run("check", "phase3->phase9")
+    assert typo.returncode == 2 and "known: 'phase3->phase4'" in typo.stderr, typo.stderr
+    released = run("resume", "phase3->phase4")
+    assert released.returncode == 0, released.stderr
+    assert run("check", "phase3->phase4").returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [], "nothing written into the working directory"
+
+
 class Served:
     """`backfill triggers serve` as a subprocess on a free port."""
 
