@@ -28,6 +28,19 @@ def spec_of_run(obj: CliContext, store: StateStore, run_id: str) -> PipelineSpec
     return obj.spec(record.pipeline if record is not None and record.pipeline else None)
 
 
+def pipeline_flag_of(obj: CliContext, store: StateStore, run_id: str) -> str | None:
+    """`--pipeline DIR` for the commands a report suggests, when the run's pipeline is not the one
+    a bare command would load from this working directory (pasted elsewhere, a bare `backfill
+    gaps` would say "no pipeline spec at pipelines/nba" or read another pipeline)."""
+    record = store.get_run(run_id)
+    if record is None or not record.pipeline:
+        return None
+    default = Path(obj.settings.pipeline)
+    if (default / "pipeline.yaml").exists() and default.resolve() == Path(record.pipeline).resolve():
+        return None
+    return record.pipeline
+
+
 def _writable(path: Path | None, flag: str) -> None:
     if path is not None and not path.parent.is_dir():
         raise BadInput(f"{flag} {path}: the directory {path.parent} does not exist")
@@ -83,10 +96,14 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
             ids += [r for r in runs_since(session.store, warehouse, spec.run_history_table, day) if r not in ids]
             if not ids:
                 raise BadInput(f"no run was created on or after {day}", hint="`backfill runs` lists the runs")
+        if pipeline is None and ids:
+            pipeline_flag = pipeline_flag_of(obj, session.store, ids[0])
+        else:
+            pipeline_flag = pipeline
         label = obj.settings.warehouse_url.split("://")[0]
         campaign = collect_campaign(ids, store=session.store, warehouse=warehouse, spec_for=obj.spec,
                                     default_spec=spec, settings=session.settings, warehouse_label=label,
-                                    pipeline_flag=pipeline, validate=run_validate)
+                                    pipeline_flag=pipeline_flag, validate=run_validate)
     finally:
         if close:
             warehouse.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -290,7 +291,8 @@ def issues_encountered(rows: Sequence[dict[str, Any]], cov: Coverage | None) -> 
     return out
 
 
-def selections(spec: PipelineSpec, runs: Sequence[RunFacts], calendar: Calendar | None = None) -> list[Selection]:
+def selections(spec: PipelineSpec, runs: Sequence[RunFacts], calendar: Calendar | None = None,
+               pipeline_flag: str | None = None) -> list[Selection]:
     """The runs' selections, one per distinct set of processors, seasons and season types,
     each with its merged ranges.
 
@@ -311,7 +313,8 @@ def selections(spec: PipelineSpec, runs: Sequence[RunFacts], calendar: Calendar 
     for (names, seasons, types), ranges in groups.items():
         merged = merged_ranges(ranges)
         phases = {spec.processors[n].phase for n in names}
-        parts = [f"--range {a.isoformat()}:{b.isoformat()}" for a, b in merged]
+        parts = [f"--pipeline {shlex.quote(pipeline_flag)}"] if pipeline_flag else []
+        parts += [f"--range {a.isoformat()}:{b.isoformat()}" for a, b in merged]
         if set(spec.select(phases)) == set(names):
             parts.append("--phases " + ",".join(str(p) for p in sorted(phases)))
         else:
@@ -415,7 +418,7 @@ def collect_campaign(run_ids: Sequence[str], *, store: RedisStateStore | None, w
     else:
         campaign.coverage_note = f"no schedule in {spec.schedule_table}: coverage not computed"
     ranges = campaign.ranges()
-    campaign.selections = selections(spec, runs, calendar if calendar.seasons else None)
+    campaign.selections = selections(spec, runs, calendar if calendar.seasons else None, pipeline_flag)
     if validate and calendar.seasons:
         from backfill.validate.suite import validate as run_validation
 

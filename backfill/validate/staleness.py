@@ -16,6 +16,7 @@ dates form one command, and the commands run one after the other (`--wait &&`).
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -174,7 +175,7 @@ def recompute_commands(recompute: Mapping[str, Sequence[dt.date]], calendar: Cal
             groups[-1][0].append(proc)
         else:
             groups.append(([proc], ds))
-    lead = f"--pipeline {pipeline_flag} " if pipeline_flag else ""
+    lead = f"--pipeline {shlex.quote(pipeline_flag)} " if pipeline_flag else ""
     out = []
     for procs, ds in groups:
         spans = " ".join(f"--range {a.isoformat()}:{b.isoformat()}" for a, b in game_date_runs(ds, calendar))
