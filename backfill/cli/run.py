@@ -250,6 +250,8 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
     refuse_on_problems(check_request(spec, reader, request), console)
     plan, calendar = plan_from_warehouse(spec, reader, request)
     advice = advise(plan, click.get_current_context(), season_spans(calendar))
+    if dry_run or len(plan) == 0:
+        reader.close()  # an in-process caller (tests, a library) must not keep the file's lock
     if dry_run:
         render_plan(plan, Console(), advice)
         render_options(sent_options(spec, sorted({t.processor for t in plan.tasks()}, key=spec.order.index),
