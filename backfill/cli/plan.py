@@ -142,7 +142,8 @@ def plan(obj: Any, /, pipeline: str | None, as_json: bool, run_preflight: bool, 
     sent = sent_options(spec, sorted({t.processor for t in result.tasks()}, key=spec.order.index), run_options)
     advice = advise(result, click.get_current_context(), season_spans(calendar))
     if as_json:
-        click.echo(json.dumps({**result.to_json(), "advice": [a.to_json() for a in advice], "options": sent, **({"cost": cost.to_json()} if cost else {}),
+        click.echo(json.dumps({**result.to_json(), "advice": [a.to_json() for a in advice], "options": sent,
+                               **({"cost": cost.to_json()} if cost else {}),
                                **({"windows": windows} if windows else {})}))
     else:
         render_plan(result, Console(), advice)

@@ -21,8 +21,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from backfill import engine
-from backfill.cli.context import CliContext
 from backfill.cli.advice import advise, print_advice, season_spans
+from backfill.cli.context import CliContext
 from backfill.cli.plan import _duration, render_options, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import (
