@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from backfill.cli.advice import Advice, advise, print_advice, season_spans
 from backfill.cli.selection import (
     build_request,
     option_flag,
@@ -28,12 +29,13 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-def render_plan(plan: Plan, console: Console) -> None:
+def render_plan(plan: Plan, console: Console, advice: list[Advice] | None = None) -> None:
+    """The plan's tables and estimates, then its warnings, each with its `advice` (what to run about it)."""
     est = plan.estimates
     console.print(f"[bold]Plan[/bold]: {est.tasks} tasks in {est.waves} waves over "
                   f"{plan.counts.get('game_dates', 0)} game dates")
     if not est.tasks:  # nothing to tabulate: the warnings say why (e.g. every partition already succeeded)
-        _print_warnings(plan, console)
+        print_advice(advice if advice is not None else advise(plan, None), console)
         return
     waves = Table(title="Waves", show_edge=False)
     waves.add_column("wave", justify="right")
@@ -61,12 +63,7 @@ def render_plan(plan: Plan, console: Console) -> None:
         f"[bold]Estimates[/bold] at concurrency {est.concurrency}: wall {_duration(est.wall_seconds)} "
         f"(sequential {_duration(est.sequential_seconds)}, {est.speedup:.1f}x faster); "
         f"critical path {_duration(est.critical_path_seconds)}; total work {_duration(est.total_work_seconds)}")
-    _print_warnings(plan, console)
-
-
-def _print_warnings(plan: Plan, console: Console) -> None:
-    for w in plan.warnings:
-        console.print(f"[yellow]warning[/yellow]: {w}")
+    print_advice(advice if advice is not None else advise(plan, None), console)
 
 
 def render_batching(plan: Plan, console: Console) -> None:
@@ -143,11 +140,13 @@ def plan(obj: Any, /, pipeline: str | None, as_json: bool, run_preflight: bool, 
         cost = estimate_cost(result, spec, obj.warehouse(), calendar)
     windows = windows_summary(hours, result.estimates.wall_seconds) if hours else None
     sent = sent_options(spec, sorted({t.processor for t in result.tasks()}, key=spec.order.index), run_options)
+    advice = advise(result, click.get_current_context(), season_spans(calendar))
     if as_json:
-        click.echo(json.dumps({**result.to_json(), "options": sent, **({"cost": cost.to_json()} if cost else {}),
+        click.echo(json.dumps({**result.to_json(), "advice": [a.to_json() for a in advice], "options": sent,
+                               **({"cost": cost.to_json()} if cost else {}),
                                **({"windows": windows} if windows else {})}))
     else:
-        render_plan(result, Console())
+        render_plan(result, Console(), advice)
         render_options(sent, Console())
         if cost:
             render_cost(cost, Console())

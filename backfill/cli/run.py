@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from backfill import engine
+from backfill.cli.advice import advise, print_advice, season_spans
 from backfill.cli.context import CliContext
 from backfill.cli.plan import _duration, render_options, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
@@ -247,14 +248,19 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
     warehouse = session.warehouse()
     reader = session.reader()  # planning reads a snapshot while workers hold a DuckDB file
     refuse_on_problems(check_request(spec, reader, request), console)
-    plan, _ = plan_from_warehouse(spec, reader, request)
+    plan, calendar = plan_from_warehouse(spec, reader, request)
+    advice = advise(plan, click.get_current_context(), season_spans(calendar))
+    if dry_run or len(plan) == 0:
+        reader.close()  # an in-process caller (tests, a library) must not keep the file's lock
     if dry_run:
-        render_plan(plan, Console())
+        render_plan(plan, Console(), advice)
         render_options(sent_options(spec, sorted({t.processor for t in plan.tasks()}, key=spec.order.index),
                                     run_options), Console())
         return
     if len(plan) == 0:
-        console.print("nothing to do: every selected partition's latest run succeeded (use --force to redo)")
+        print_advice(advice, console)
+        console.print("nothing to do: every selected partition's latest run succeeded (use --force to redo)"
+                      if plan.skipped_completed else "nothing to do: the selection has no tasks (the warnings say why)")
         return
     record = RunRecord(run_id=engine.new_run_id(), pipeline=_pipeline_path(obj, pipeline),
                        request={**request.to_json(), **({"options": run_options} if run_options else {}),
@@ -273,8 +279,7 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
     started = session.store.get_run(record.run_id)
     if started is not None and started.status is RunStatus.paused:
         console.print(f"paused: {started.pause_reason}")
-    for w in plan.warnings:
-        console.print(f"[yellow]warning[/yellow]: {w}")
+    print_advice(advice, console)
     try:
         engine.record_request(warehouse, record)
     except CannotConnect as exc:

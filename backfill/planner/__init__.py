@@ -34,7 +34,7 @@ def build_plan(spec: PipelineSpec, calendar: Calendar, request: PlanRequest) -> 
         adopted = (f"; {draft.skipped_adopted} of them adopted from rows the processors' own code wrote "
                    "(history_names)" if draft.skipped_adopted else "")
         warnings.append(f"{draft.skipped_completed} task date(s) already succeeded in the run history and are "
-                        f"skipped (use --force to redo them){adopted}")
+                        f"skipped{adopted}")
     bootstrap = sum(1 for t in draft.tasks if t.bootstrap)
     if bootstrap:
         warnings.append(f"{bootstrap} bootstrap task(s) in the first {spec.bootstrap_days} days of a season run "
