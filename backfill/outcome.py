@@ -59,6 +59,12 @@ class ErrorCategory(StrEnum):
     revoked = "revoked"  # the run-history category of a revoked task (not an alert category)
     auth_config = "auth_config"  # the older name of `critical`, still raised by warehouse translations
 
+    @property
+    def wrote_rows(self) -> bool:
+        """A failure in rows that were written (too few, or two with one key), not in running: a run
+        whose only failures are of this kind ends `partial`, not `failed` (`backfill.state.verdict`)."""
+        return self in (ErrorCategory.duplicate_key, ErrorCategory.partial_data)
+
     @classmethod
     def parse(cls, raw: object) -> ErrorCategory:
         """A category from stored or raised data: an older alias is mapped, an unknown name is `processor_error`."""

@@ -197,10 +197,13 @@ def wait_and_exit(session: Session, run_id: str, console: Console) -> None:
 def check_succeeded(info: dict[str, Any]) -> None:
     """A run that ended in anything but success is a problem found (exit 1); `partial` included."""
     if info["status"] == RunStatus.partial.value:
-        partial = info["counts"][TaskStatus.partial]
-        raise ProblemsFound(f"run {info['run_id']} ended partial: {partial} task(s) wrote less than expected",
-                            hint=f"`backfill gaps` lists them with the reason; fix the raw data "
-                                 f"and `backfill retry {info['run_id']}`")
+        partial, wrong = info["counts"][TaskStatus.partial], info["counts"][TaskStatus.failed]
+        what = [f"{partial} task(s) wrote less than expected"] if partial else []
+        what += [f"{wrong} task(s) wrote rows that failed a check "
+                 f"({', '.join(sorted({str(f['category']) for f in info['failures']}))})"] if wrong else []
+        raise ProblemsFound(f"run {info['run_id']} ended partial: {'; '.join(what)}",
+                            hint=f"`backfill gaps` lists them with the reason, `backfill validate` names duplicate "
+                                 f"keys; fix the raw data or SQL and `backfill retry {info['run_id']}`")
     if info["status"] == RunStatus.paused.value:
         paused = info.get("paused") or {}
         raise ProblemsFound(f"run {info['run_id']} is paused ({paused.get('kind')}: {paused.get('reason')})",

@@ -40,6 +40,7 @@ from backfill.planner import Plan, Task
 from backfill.settings import Settings
 from backfill.state import PauseKind, RunRecord, RunStatus, Settled, StateStore, TaskStatus
 from backfill.state.base import now
+from backfill.state.verdict import verdict_of
 from backfill.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -213,11 +214,7 @@ def finish(store: StateStore, run_id: str, warehouse: Warehouse | None, triggers
     except Exception:
         store.unclaim(run_id, guard)
         raise
-    states = store.states(run_id)
-    ok = all(s in (TaskStatus.success, TaskStatus.partial, TaskStatus.skipped) for s in states.values())
-    status = RunStatus.succeeded if ok else RunStatus.failed
-    if ok and any(s is TaskStatus.partial for s in states.values()):
-        status = RunStatus.partial
+    status = verdict_of(store, run_id)
     store.update_run(run_id, status=status, finished_at=now())
     tasks = store.tasks(run_id)
     store.release_locks(run_id, task_keys(tasks.values()))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shlex
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -35,6 +36,7 @@ from backfill.report.validations import Validation, load_validations, record_val
 from backfill.runhistory import RunHistory, stamp
 from backfill.spec import PipelineSpec
 from backfill.state import RedisStateStore, RunStatus, TaskStatus
+from backfill.state.verdict import failed_in_rows, run_verdict
 from backfill.warehouse import Warehouse
 
 _WORST = (TaskOutcome.failed, TaskOutcome.revoked, TaskOutcome.blocked, TaskOutcome.partial, TaskOutcome.cancelled,
@@ -192,14 +194,34 @@ def _from_history(warehouse: Warehouse, history_table: str, run_id: str, rows: l
     starts = [t.started_at for t in facts if t.started_at is not None]
     created = stamp(row.get("created_at")) or (min(starts) if starts else 0.0)
     ends = [t.finished_at for t in facts if t.finished_at is not None]
-    statuses = {t.status for t in facts}
-    status = (RunStatus.failed if statuses & {TaskOutcome.failed, TaskOutcome.blocked, TaskOutcome.revoked}
-              else RunStatus.partial if TaskOutcome.partial in statuses
-              else RunStatus.succeeded if facts else "unknown")
+    status: str = _history_verdict(facts, rows) if facts else "unknown"
     return RunFacts(run_id=run_id, pipeline=str(row.get("pipeline") or ""), request=dict(request), status=status,
                     source="history", created_at=created, finished_at=max(ends) if ends else None,
                     alerts=str(row.get("alerts") or "digest"), strict=bool(row.get("strict", True)),
                     waves=1 + max((t.wave for t in facts), default=-1), tasks=facts)
+
+
+def _history_verdict(facts: Sequence[TaskFact], rows: Sequence[dict[str, Any]]) -> RunStatus:
+    """The run's status from its run-history rows, by the rule `finish` applies (`run_verdict`): the
+    failed dates of each task's last attempt, and what each blocked task names as its cause."""
+    final: dict[str, int] = {}
+    for r in rows:
+        tid = str(r["task_id"])
+        final[tid] = max(final.get(tid, 0), int(r["attempt"] or 0))
+    failed_cats: dict[str, list[object]] = defaultdict(list)
+    for r in rows:
+        tid = str(r["task_id"])
+        if int(r["attempt"] or 0) == final.get(tid) and TaskOutcome.parse(r["status"], TaskOutcome.failed) \
+                is TaskOutcome.failed:
+            failed_cats[tid].append(r["error_category"])
+    in_rows = [t.id for t in facts if t.status == TaskOutcome.failed and failed_in_rows(failed_cats.get(t.id, []))]
+    causes = {t.id: m.group(1) for t in facts if t.status == TaskOutcome.blocked
+              and (m := _BLOCKED_BY.search(str(t.error_message or "")))}
+    return run_verdict({t.id: t.status for t in facts}, in_rows, causes)
+
+
+# How a blocked task's run-history row names the task that blocked it (`engine.history`).
+_BLOCKED_BY = re.compile(r"upstream (\S+) failed")
 
 
 def collect_run(store: RedisStateStore | None, warehouse: Warehouse, history_table: str, run_id: str,

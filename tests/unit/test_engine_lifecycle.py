@@ -463,3 +463,77 @@ def test_progress_counts_each_status_overall_and_per_phase_and_season(store: Mem
     groups = {(g["season"], g["phase"]): g for g in info["by_phase_season"]}
     assert sum(g["failed"] + g["blocked"] for g in groups.values()) == counts["failed"] + counts["blocked"]
     assert groups[("2023-24", 3)]["failed"] == 1 and set(groups) == {(s, 3) for s in ("2021-22", "2022-23", "2023-24")}
+
+
+def test_a_run_whose_only_failures_are_duplicate_keys_ends_partial_everywhere(
+        store: MemoryStateStore, plan: Plan, warehouse: DuckDBWarehouse) -> None:
+    """Rows written twice under one key fail their dates (`duplicate_key`, never success) and block
+    what reads them, but nothing failed in running: the run ends `partial`, and `status`, the
+    run-finished event, the run history and a report read from the history alone all say so."""
+    from backfill.outcome import ErrorCategory
+    from backfill.report.collect import collect_run, history_of
+
+    twice = next(t for t in plan.tasks() if t.processor == "form" and t.season == "2022-23")
+    run_id, worker = started(store, plan, warehouse=warehouse)
+    worker.outcomes[twice.id] = fails(ErrorCategory.duplicate_key, "2 rows share key (game_date=2022-10-21)")
+    worker.drain()
+    run = store.get_run(run_id)
+    states = store.states(run_id)
+    blocked = engine.dependents(store.tasks(run_id), [twice.id])
+    assert run is not None and run.status is RunStatus.partial
+    assert states[twice.id] is TaskStatus.failed and blocked  # never success; what reads it does not run
+    assert {t for t, s in states.items() if s is TaskStatus.blocked} == blocked
+    assert worker.recorder.hooks("run_finished") == [RunStatus.partial]
+    info = engine.progress(store, run_id)
+    assert info is not None and info["status"] == RunStatus.partial
+    assert [(f["task_id"], f["category"]) for f in info["failures"]] == [(twice.id, ErrorCategory.duplicate_key)]
+    rows = {r["task_id"]: r for r in history_rows(warehouse, run_id)}
+    assert rows[twice.id]["status"] == "failed" and rows[twice.id]["error_category"] == ErrorCategory.duplicate_key
+    history = history_of(warehouse, HISTORY, [run_id])
+    assert collect_run(None, warehouse, HISTORY, run_id, history).status == RunStatus.partial  # Redis gone
+
+    del worker.outcomes[twice.id]  # the SQL fixed: retry reruns the failed task and what it blocked
+    assert engine.retry(store, worker.dispatcher, run_id, worker.triggers, worker.settings,
+                        observers=worker.observers) == 1 + len(blocked)
+    worker.drain()
+    run = store.get_run(run_id)
+    assert run is not None and run.status is RunStatus.succeeded
+
+
+def test_a_failure_in_running_beside_a_duplicate_key_still_fails_the_run(
+        store: MemoryStateStore, plan: Plan, warehouse: DuckDBWarehouse) -> None:
+    from backfill.outcome import ErrorCategory
+    from backfill.report.collect import collect_run, history_of
+
+    twice = next(t for t in plan.tasks() if t.processor == "form" and t.season == "2022-23")
+    broken = next(t for t in plan.tasks() if t.processor == "games" and t.season == "2023-24")
+    run_id, worker = started(store, plan, warehouse=warehouse)
+    worker.outcomes[twice.id] = fails(ErrorCategory.duplicate_key, "2 rows share key")
+    worker.outcomes[broken.id] = fails(ErrorCategory.processor_error, "injected failure")
+    worker.drain()
+    run = store.get_run(run_id)
+    assert run is not None and run.status is RunStatus.failed
+    assert worker.recorder.hooks("run_finished") == [RunStatus.failed]
+    history = history_of(warehouse, HISTORY, [run_id])
+    assert collect_run(None, warehouse, HISTORY, run_id, history).status == RunStatus.failed
+
+
+def test_a_bisected_batch_with_one_duplicated_date_ends_the_run_partial(store: MemoryStateStore,
+                                                                        tmp_path: Path) -> None:
+    from backfill.outcome import ErrorCategory, TaskOutcome
+
+    plan = small_plan(tmp_path, batch=3)
+    batch = next(t for t in plan.tasks() if t.processor == "trend" and len(t.dates) > 1)  # no dependents
+    bad = batch.dates[-1]
+    run_id, worker = started(store, plan)
+
+    def one_bad_date(task: object, attempt: int) -> dict[str, object]:
+        out = result(batch, attempt, TaskOutcome.failed, category=ErrorCategory.duplicate_key, message="twice",
+                     by_date={d: TaskOutcome.failed if d == bad else TaskOutcome.success for d in batch.dates})
+        out["issues_by_date"] = {bad.isoformat(): [ErrorCategory.duplicate_key, "2 rows share key"]}
+        return out
+
+    worker.outcomes[batch.id] = one_bad_date  # type: ignore[assignment]
+    worker.drain()
+    run = store.get_run(run_id)
+    assert run is not None and run.status is RunStatus.partial
