@@ -58,6 +58,23 @@ class CannotConnect(BackfillError):
     exit_code = 3
 
 
+class WarehouseUnreadable(CannotConnect):
+    """A DuckDB warehouse file exists but did not open, named as what it is: `locked` (another process
+    holds it), `permission` (the user may not read or write it or its folder), `damaged` (not a DuckDB
+    file, cut short, or written by another DuckDB version). The message names the path; the hint
+    says the next step."""
+
+    LOCKED = "locked"
+    PERMISSION = "permission"
+    DAMAGED = "damaged"
+    OTHER = "other"
+
+    def __init__(self, message: str, *, reason: str, path: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.reason = reason
+        self.path = path
+
+
 class WarehouseError(BackfillError):
     """A warehouse call failed; `category` says how the engine should treat it."""
 

@@ -28,7 +28,13 @@ from typing import Any
 import duckdb
 import sqlglot
 
-from backfill.errors import CannotConnect, QuotaExceeded, TransientWarehouseError, WarehouseError
+from backfill.errors import (
+    BadInput,
+    QuotaExceeded,
+    TransientWarehouseError,
+    WarehouseError,
+    WarehouseUnreadable,
+)
 from backfill.outcome import ErrorCategory
 from backfill.warehouse.base import Row, Warehouse
 from backfill.warehouse.schema import Column, TableSchema, check_identifier, check_table_name
@@ -107,26 +113,96 @@ def classify_duckdb_error(exc: Exception) -> WarehouseError:
     return WarehouseError(text, category=ErrorCategory.processor_error)
 
 
-def open_error(path: str, exc: Exception) -> CannotConnect:
-    """Why a DuckDB file did not open, named so the next step is clear: another process holding it
-    (wait or stop it), no permission (fix the file's owner or mode), or not a DuckDB file at all."""
+def lock_wait_seconds() -> float:
+    """How long an open waits for a file another process holds: BACKFILL_WAREHOUSE_LOCK_WAIT seconds,
+    else `_LOCK_WAIT_SECONDS` (120)."""
+    raw = os.environ.get("BACKFILL_WAREHOUSE_LOCK_WAIT", "").strip()
+    if not raw:
+        return _LOCK_WAIT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 10**7:
+        raise BadInput(f"BACKFILL_WAREHOUSE_LOCK_WAIT={raw!r} is not a number of seconds",
+                       hint="set it to how long to wait for a locked warehouse file, e.g. 30, or 0 not to wait")
+    return value
+
+
+# DuckDB's words for a file that is not (or no longer) a whole DuckDB database.
+_DAMAGED = ("not a valid duckdb", "could not read enough bytes", "corrupt", "checksum", "serializ",
+            "invalid block", "unexpected end", "failed to read")
+_LOCK_HOLDER = re.compile(r"held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def _owner(path: Path) -> str:
+    try:
+        import pwd
+
+        return pwd.getpwuid(path.stat().st_uid).pw_name
+    except (ImportError, KeyError, OSError):
+        try:
+            return f"uid {path.stat().st_uid}"
+        except OSError:
+            return "its owner"
+
+
+def _permission_error(path: str, text: str, read_only: bool) -> WarehouseUnreadable:
+    """Which permission is missing: reading the file, writing it, or writing its folder (DuckDB
+    writes a .wal file beside the database)."""
+    file = Path(path)
+    folder = file.parent
+    owner = _owner(file)
+    if file.exists() and not os.access(file, os.R_OK):
+        return WarehouseUnreadable(f"permission denied: this user may not read warehouse {path}",
+                                   reason=WarehouseUnreadable.PERMISSION, path=path,
+                                   hint=f"run as {owner}, who owns it, or let this user read it: `chmod a+r {path}`")
+    if not read_only and file.exists() and not os.access(file, os.W_OK):
+        return WarehouseUnreadable(f"permission denied: this user may read but not write warehouse {path}",
+                                   reason=WarehouseUnreadable.PERMISSION, path=path,
+                                   hint=f"run as {owner}, who owns it, or `chmod u+w {path}`; commands that only "
+                                        "read (plan, gaps, report, validate) work on a read-only file")
+    if not read_only and not os.access(folder, os.W_OK | os.X_OK):
+        return WarehouseUnreadable(f"permission denied: this user may not write in the folder {folder} of warehouse "
+                                   f"{path} (DuckDB writes {file.name}.wal beside it)",
+                                   reason=WarehouseUnreadable.PERMISSION, path=path,
+                                   hint=f"run as {_owner(folder)}, who owns the folder, or `chmod u+w {folder}`")
+    return WarehouseUnreadable(f"permission denied opening warehouse {path} ({text})",
+                               reason=WarehouseUnreadable.PERMISSION, path=path,
+                               hint=f"check the modes of {path} and its folders (`ls -ld`), or run as {owner}")
+
+
+def open_error(path: str, exc: Exception, *, read_only: bool = False,
+               waited: float | None = None) -> WarehouseUnreadable:
+    """Why a DuckDB file did not open, named as what it is (exit 3), with the next step: locked by
+    another process (which one, when DuckDB says), no permission (which one is missing), or damaged
+    (not a DuckDB file, or cut short)."""
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     low = text.lower()
     if "lock" in low:
-        return CannotConnect(f"warehouse {path} is held by another process ({text})",
-                             hint="stop that process (a worker, another backfill command) or wait for it to finish")
-    if "permission" in low or "read-only file system" in low:
-        return CannotConnect(f"no permission to open warehouse {path} ({text})",
-                             hint="run as a user who may read (and, to write, write) the file and its folder")
-    if "not a valid duckdb" in low or "serializ" in low or "corrupt" in low or "checksum" in low:
-        return CannotConnect(f"{path} is not a readable DuckDB database ({text})",
-                             hint="point --warehouse / BACKFILL_WAREHOUSE at the right file, or restore it from "
-                                  "a copy")
-    if "version" in low:
-        return CannotConnect(f"warehouse {path} was written by another DuckDB version ({text})",
-                             hint="open it with the DuckDB version that wrote it, or export and re-import it")
-    return CannotConnect(f"cannot open warehouse {path} ({text})",
-                         hint="check the path in --warehouse / BACKFILL_WAREHOUSE")
+        m = _LOCK_HOLDER.search(text)
+        who = f"process {m['pid']} ({Path(m['program']).name})" if m else "another process"
+        after = f" after waiting {waited:.0f} s" if waited and waited >= 1 else ""
+        return WarehouseUnreadable(
+            f"warehouse {path} is locked by {who}{after}: a running worker or another backfill command has it "
+            "open for writing", reason=WarehouseUnreadable.LOCKED, path=path,
+            hint="let it finish or stop it, then try again: `backfill status` shows a running run; "
+                 "BACKFILL_WAREHOUSE_LOCK_WAIT=SECONDS waits longer")
+    if "permission denied" in low or "read-only file system" in low or "operation not permitted" in low:
+        return _permission_error(path, text, read_only)
+    if "version" in low and "could not read" not in low:
+        return WarehouseUnreadable(f"warehouse {path} was written by another DuckDB version ({text})",
+                                   reason=WarehouseUnreadable.DAMAGED, path=path,
+                                   hint="open it with the DuckDB version that wrote it, or export and re-import it")
+    if any(word in low for word in _DAMAGED):
+        what = ("is not a DuckDB database file" if "not a valid" in low
+                else "is damaged (cut short or corrupt): DuckDB cannot read it")
+        return WarehouseUnreadable(f"warehouse {path} {what}",
+                                   reason=WarehouseUnreadable.DAMAGED, path=path,
+                                   hint="restore it from a backup, or point --warehouse / BACKFILL_WAREHOUSE at "
+                                        "the right file")
+    return WarehouseUnreadable(f"cannot open warehouse {path} ({text})", reason=WarehouseUnreadable.OTHER, path=path,
+                               hint="check the path in --warehouse / BACKFILL_WAREHOUSE")
 
 
 class DuckDBWarehouse(Warehouse):
@@ -164,7 +240,9 @@ class DuckDBWarehouse(Warehouse):
 
     # -- connections -------------------------------------------------------------------
     def _open(self) -> duckdb.DuckDBPyConnection:
-        deadline = time.monotonic() + _LOCK_WAIT_SECONDS
+        wait = lock_wait_seconds()
+        began = time.monotonic()
+        deadline = began + wait
         delay = 0.05
         told = False
         while True:
@@ -174,15 +252,23 @@ class DuckDBWarehouse(Warehouse):
                 self._catalog = str(row[0]) if row else "memory"
                 return con
             except duckdb.Error as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise open_error(self.path, exc) from exc
+                low = str(exc).lower()
+                if self.snapshot and not self.read_only and "permission denied" in low:
+                    # A file this user may read but not write: a private copy for scratch tables.
+                    con_or_none = self._open_snapshot()
+                    if con_or_none is not None:
+                        return con_or_none
+                if "lock" not in low or time.monotonic() > deadline:
+                    raise open_error(self.path, exc, read_only=self.read_only,
+                                     waited=time.monotonic() - began) from exc
                 if self.snapshot:
                     con_or_none = self._open_snapshot()
                     if con_or_none is not None:
                         return con_or_none
                 if self.wait_notice and not told:  # a wait nobody explains looks like a hang
                     print(f"waiting for the warehouse file {self.path}: another process (a worker running a "
-                          f"task) holds it; up to {_LOCK_WAIT_SECONDS:.0f} s", file=sys.stderr, flush=True)
+                          f"task) holds it; up to {wait:.0f} s (BACKFILL_WAREHOUSE_LOCK_WAIT)", file=sys.stderr,
+                          flush=True)
                     told = True
                 time.sleep(delay + random.random() * delay)
                 delay = min(delay * 2, 1.0)
