@@ -106,6 +106,10 @@ def classify_duckdb_error(exc: Exception) -> WarehouseError:
         return TransientWarehouseError(f"transaction conflict: {text}")
     if isinstance(exc, duckdb.IOException) and "lock" in text.lower():
         return TransientWarehouseError(f"warehouse file busy: {text}")
+    if isinstance(exc, duckdb.IOException) and "could not read enough bytes" in text.lower():
+        return WarehouseError(f"the warehouse file is damaged (cut short): {text}", category=ErrorCategory.critical,
+                              hint="restore it from a backup, or point --warehouse / BACKFILL_WAREHOUSE at the "
+                                   "right file")
     if isinstance(exc, duckdb.OutOfMemoryException):
         return QuotaExceeded(f"out of memory: {text}")
     if isinstance(exc, (duckdb.CatalogException, duckdb.BinderException)):
@@ -205,6 +209,25 @@ def open_error(path: str, exc: Exception, *, read_only: bool = False,
                                hint="check the path in --warehouse / BACKFILL_WAREHOUSE")
 
 
+_HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers, before the first block
+
+
+def _check_whole(con: duckdb.DuckDBPyConnection, path: str, named: str) -> None:
+    """Refuse a file shorter than the blocks its header counts (cut short by a full disk or an
+    interrupted copy): DuckDB opens it and fails only when a query reaches a missing block. A file
+    with a WAL beside it is not judged (its replayed blocks are not in the file yet)."""
+    if path == ":memory:" or Path(f"{path}.wal").exists():
+        return
+    row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
+    size = Path(path).stat().st_size
+    if row and size < _HEADER_BYTES + int(row[0]) * int(row[1]):
+        con.close()
+        raise WarehouseUnreadable(
+            f"warehouse {named} is damaged (cut short: {size} of the {_HEADER_BYTES + int(row[0]) * int(row[1])} "
+            "bytes its header counts): DuckDB cannot read it", reason=WarehouseUnreadable.DAMAGED,
+            path=named, hint="restore it from a backup, or point --warehouse / BACKFILL_WAREHOUSE at the right file")
+
+
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
 
@@ -250,6 +273,7 @@ class DuckDBWarehouse(Warehouse):
                 con = duckdb.connect(self.path, read_only=self.read_only)
                 row = con.execute("SELECT current_database()").fetchone()
                 self._catalog = str(row[0]) if row else "memory"
+                _check_whole(con, self.path, self.path)
                 return con
             except duckdb.Error as exc:
                 low = str(exc).lower()
@@ -308,6 +332,7 @@ class DuckDBWarehouse(Warehouse):
                 return None
             con = duckdb.connect(str(copy), read_only=self.read_only)
             row = con.execute("SELECT current_database()").fetchone()
+            _check_whole(con, str(copy), self.path)
         except (OSError, duckdb.Error):
             shutil.rmtree(folder, ignore_errors=True)
             return None

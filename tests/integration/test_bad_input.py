@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import shutil
+import subprocess
 import sys
 import time
 import zipfile
@@ -120,17 +121,40 @@ def world(tmp_path_factory: pytest.TempPathFactory, league_template: Path) -> It
                                    cancelled_at=done if status is RunStatus.cancelled else None), [])
     _write_specs(root / "specs")
     _write_csvs(root / "csv")
-    corrupt = root / "corrupt.duckdb"
+    corrupt = root / "corrupt.duckdb"  # a text file under a warehouse's name
     corrupt.write_bytes(b"this is not a DuckDB database file\n" * 200)
+    truncated = root / "truncated.duckdb"  # a real warehouse cut short (a full disk, an interrupted copy)
+    truncated.write_bytes(league_template.read_bytes()[:league_template.stat().st_size // 3])
+    locked = root / "locked.duckdb"  # open for writing in another process, as a running worker holds it
+    shutil.copyfile(league_template, locked)
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, time; "
+                               f"c = duckdb.connect({str(locked)!r}); print('held', flush=True); time.sleep(900)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
     outputs = root / "outputs"
     outputs.mkdir()
     port = str(server.port)
-    yield {"root": root, "wh": wh, "redis": server, "client": redis.Redis.from_url(server.url), "outputs": outputs,
-           "where": {"root": str(root), "nba": str(NBA), "port": port, "pw": PASSWORD,
-                     "specs": str(root / "specs"), "csv": str(root / "csv"), "corrupt": str(corrupt)},
-           "env": {"BACKFILL_REDIS_URL": server.url, "BACKFILL_WAREHOUSE": f"duckdb:///{wh}",
-                   "BACKFILL_HOME": str(root / "home"), "COLUMNS": "160"}}
-    server.stop()
+    try:
+        yield {"root": root, "wh": wh, "redis": server, "client": redis.Redis.from_url(server.url),
+               "outputs": outputs, "holder": holder, "watched": (corrupt, truncated, locked),
+               "where": {"root": str(root), "nba": str(NBA), "port": port, "pw": PASSWORD,
+                         "specs": str(root / "specs"), "csv": str(root / "csv"), "corrupt": str(corrupt),
+                         "truncated": str(truncated), "locked": str(locked)},
+               "env": {"BACKFILL_REDIS_URL": server.url, "BACKFILL_WAREHOUSE": f"duckdb:///{wh}",
+                       "BACKFILL_HOME": str(root / "home"), "COLUMNS": "160"}}
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+        server.stop()
+
+
+def files_digest(paths: tuple[Path, ...]) -> dict[str, str | None]:
+    """The bytes of each file and whether DuckDB left a .wal beside it."""
+    out: dict[str, str | None] = {}
+    for p in paths:
+        out[p.name] = hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
+        out[f"{p.name}.wal"] = "present" if Path(f"{p}.wal").exists() else None
+    return out
 
 
 def _spec_variant(dest: Path, edit: tuple[str, str] | None = None, text: bytes | None = None) -> None:
@@ -178,6 +202,7 @@ def _logs(folder: Path, text: str | bytes, name: str = "player_logs_2023-24.csv"
 def _write_csvs(csv: Path) -> None:
     rows = [box_row(1628378 + i, n) for i, n in enumerate(("Donovan Mitchell", "Darius Garland", "Evan Mobley"))]
     _logs(csv / "dup", "\n".join([BOX_HEADER, *rows, rows[1]]) + "\n")
+    _logs(csv / "ok", "\n".join([BOX_HEADER, *rows]) + "\n")  # good: only a warehouse it cannot open stops it
     _logs(csv / "cp1250", "\n".join([BOX_HEADER, box_row(1, "Nikola Joki\u0107"), box_row(2, "Luka Don\u010di\u0107")])
           .encode("cp1250"))
     zipped = csv / "zip"
@@ -227,7 +252,19 @@ CASES = [
     Case("warehouse_unknown_scheme", ("--warehouse", "ftp://somewhere/x", "gaps", *_ME, *WEEK), 2,
          "unknown warehouse URL"),
     Case("warehouse_corrupt_file", ("--warehouse", "duckdb:///{corrupt}", "gaps", *_ME, *WEEK), 3,
-         "is not a readable DuckDB database"),
+         "warehouse {corrupt} is not a DuckDB database file (restore it from a backup"),
+    Case("warehouse_text_file_import", ("--warehouse", "duckdb:///{corrupt}", "data", "import-nba", "{csv}/ok",
+                                        "--quiet"), 3, "warehouse {corrupt} is not a DuckDB database file"),
+    Case("warehouse_truncated_file", ("--warehouse", "duckdb:///{truncated}", "gaps", *_ME, *WEEK), 3,
+         "warehouse {truncated} is damaged (cut short: "),
+    Case("warehouse_truncated_file_validate", ("--warehouse", "duckdb:///{truncated}", "validate", *_ME, *WEEK), 3,
+         "DuckDB cannot read it (restore it from a backup"),
+    Case("warehouse_locked_by_a_worker", ("--warehouse", "duckdb:///{locked}", "data", "import-nba", "{csv}/ok",
+                                          "--quiet"), 3,
+         "warehouse {locked} is locked by process {holder}", env=(("BACKFILL_WAREHOUSE_LOCK_WAIT", "0"),)),
+    Case("warehouse_lock_wait_not_a_number", ("--warehouse", "duckdb:///{locked}", "data", "import-nba", "{csv}/ok",
+                                              "--quiet"), 2, "BACKFILL_WAREHOUSE_LOCK_WAIT='soon' is not a number",
+         env=(("BACKFILL_WAREHOUSE_LOCK_WAIT", "soon"),)),
     # -- lists that mean "everything" by accident ------------------------------------------------
     Case("phases_empty", ("plan", *_ME, *WEEK, "--phases", ""), 2, "--phases '' has an empty item"),
     Case("phases_trailing_comma", ("plan", *_ME, *WEEK, "--phases", "3,"), 2, "--phases '3,' has an empty item"),
@@ -301,15 +338,17 @@ CASES = [
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input_is_one_line_its_exit_code_and_changes_nothing(world: dict, case: Case) -> None:
     wh_before, redis_before = warehouse_digest(world["wh"]), redis_digest(world["client"])
+    files_before = files_digest(world["watched"])
     out = invoke(case.argv(world["where"]), {**world["env"], **dict(case.env)})
     (world["outputs"] / f"{case.id}.txt").write_text(f"exit {out.exit_code}\n{out.stdout}\n--- stderr\n{out.stderr}")
     assert out.exit_code == case.exit_code, (out.stdout, out.stderr)
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1, out.stderr
     assert "Traceback" not in out.stdout + out.stderr
-    assert case.says in lines[0], lines[0]
+    assert case.says.format(**world["where"], holder=world["holder"].pid) in lines[0], lines[0]
     assert warehouse_digest(world["wh"]) == wh_before
     assert redis_digest(world["client"]) == redis_before
+    assert files_digest(world["watched"]) == files_before
 
 
 def test_read_only_commands_create_nothing_at_a_missing_path(world: dict) -> None:
