@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -386,6 +387,90 @@ def test_a_gzip_compressed_csv_is_read_like_the_plain_one(tmp_path: Path) -> Non
     players = plain.tables["nba_raw.player_boxscores"]
     assert len(players) == 2 and players[0]["player_name"] == "Nikola Joki\u0107"
     assert packed.tables == plain.tables
+
+
+def _without_file_mode_override(folder: Path) -> list[str]:
+    """A command prefix under which file modes hold. Root ignores them (CAP_DAC_OVERRIDE), so as root
+    the command runs with that power dropped (`setpriv`); it is still root, the owner of the files."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: root reads any file, so file modes cannot be tested")
+    prefix = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+    probe = folder / "probe"
+    probe.write_text("x")
+    probe.chmod(0)
+    try:
+        check = subprocess.run([*prefix, "cat", str(probe)], capture_output=True)
+    finally:
+        probe.unlink()
+    if check.returncode == 0:
+        pytest.skip("setpriv could not drop CAP_DAC_OVERRIDE here: file modes cannot be tested as root")
+    return prefix
+
+
+def _backfill(prefix: list[str], world: dict, *argv: str) -> Outcome:
+    """`backfill ARGV` in its own process (under `prefix`), as a user runs it from a terminal."""
+    env = {**os.environ, **world["env"], "PYTHONPATH": str(REPO)}
+    done = subprocess.run([*prefix, sys.executable, "-m", "backfill.cli", *argv], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=300)
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("mode, argv, code, says", [
+    (0o000, ("gaps", *_ME, *WEEK), 3, "permission denied: this user may not read warehouse {path} ("),
+    (0o000, ("report", "bf-settled"), 3, "permission denied: this user may not read warehouse {path} ("),
+    (0o444, ("data", "import-nba", "{csv}/ok", "--quiet"), 3,
+     "permission denied: this user may read but not write warehouse {path} ("),
+], ids=["unreadable_gaps", "unreadable_report", "read_only_import"])
+def test_a_warehouse_this_user_may_not_open_is_named_as_a_permission(world: dict, mode: int, argv: tuple[str, ...],
+                                                                     code: int, says: str) -> None:
+    folder = world["root"] / f"perm-{mode:o}-{argv[0]}"
+    folder.mkdir(exist_ok=True)
+    path = folder / "wh.duckdb"
+    shutil.copyfile(world["wh"], path)
+    path.chmod(mode)
+    try:
+        prefix = _without_file_mode_override(folder)
+        before = hashlib.sha256(path.read_bytes()).hexdigest() if mode else None
+        out = _backfill(prefix, world, "--warehouse", f"duckdb:///{path}",
+                        *[a.format(**world["where"]) for a in argv])
+        name = f"warehouse_permission_{mode:o}_{argv[0]}"
+        (world["outputs"] / f"{name}.txt").write_text(f"exit {out.exit_code}\n{out.stdout}\n--- stderr\n{out.stderr}")
+        assert out.exit_code == code, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in out.stdout + out.stderr, out.stderr
+        assert says.format(path=path) in lines[0] and "chmod" in lines[0], lines[0]
+        path.chmod(0o644)
+        assert before is None or hashlib.sha256(path.read_bytes()).hexdigest() == before
+        assert not Path(f"{path}.wal").exists() and sorted(p.name for p in folder.iterdir()) == ["wh.duckdb"]
+    finally:
+        path.chmod(0o644)
+
+
+def test_commands_that_only_read_work_on_a_read_only_warehouse_file(world: dict) -> None:
+    """chmod 444: `gaps` and `report` open it read-only, `validate` (whose spot checks write scratch
+    tables) reads a private copy; none of them changes it."""
+    folder = world["root"] / "perm-read-only"
+    folder.mkdir(exist_ok=True)
+    path = folder / "wh.duckdb"
+    shutil.copyfile(world["wh"], path)
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    path.chmod(0o444)
+    try:
+        prefix = _without_file_mode_override(folder)
+        for argv in (["gaps", *_ME, *WEEK], ["validate", *_ME, *WEEK, "--spot-checks", "1"], ["report", "bf-settled"]):
+            argv = [a.format(**world["where"]) for a in argv]
+            out = _backfill(prefix, world, "--warehouse", f"duckdb:///{path}", *argv)
+            (world["outputs"] / f"read_only_file_{argv[0]}.txt").write_text(
+                f"exit {out.exit_code}\n{out.stdout}\n--- stderr\n{out.stderr}")
+            assert out.exit_code in (0, 1), (argv, out.stderr)
+            assert "Traceback" not in out.stdout + out.stderr and "permission" not in out.stderr.lower(), out.stderr
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+        assert sorted(p.name for p in folder.iterdir()) == ["wh.duckdb"]
+    finally:
+        path.chmod(0o644)
 
 
 def test_no_captured_output_holds_a_traceback(world: dict) -> None:
