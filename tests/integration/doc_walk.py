@@ -5,7 +5,10 @@ continuations joined), the lines after it up to the next `$ ` are its shown outp
 the steps of one or more guides in order from a fresh home directory (its own BACKFILL_HOME and
 warehouse, a real redis-server, a real Celery worker started before the first command that needs
 one). All lines go to the same shell, so a variable one sets (`RUN=$(backfill enqueue ...)`) is
-there for the lines after it. Each command must exit 0, or the code its `# exit N` comment
+there for the lines after it. A block fenced ```` ```console tested setup ```` recreates the state a
+guide starts from (the sample league, the runs of the guide before it): a walk of the guide alone
+runs it first, a walk of several guides in order leaves it out (the guides before made that
+state). Each command must exit 0, or the code its `# exit N` comment
 states; every shown output line (bar `...` and progress bars) must appear in what it printed,
 with run ids, times, durations, rates, ports, pids and the user@host of a CLI trigger pause read
 as wildcards, and whitespace and table rules collapsed.
@@ -62,6 +65,7 @@ class Step:
     line: int
     command: str
     expected: list[str] = field(default_factory=list)
+    setup: bool = False  # in a ```console tested setup``` block
 
     @property
     def exit_code(self) -> int:
@@ -69,21 +73,25 @@ class Step:
         return int(m.group(1)) if m else 0
 
 
-def marked_steps(path: Path) -> list[Step]:
+def marked_steps(path: Path, *, setup: bool = True) -> list[Step]:
+    """The steps of one guide's tested blocks; its set-up blocks' too unless `setup` is False."""
     steps: list[Step] = []
     lines = path.read_text().splitlines()
-    inside = False
+    inside = in_setup = False
     i = 0
     while i < len(lines):
         line = lines[i]
         if re.match(r"^\s*```", line):
-            inside = not inside and bool(re.match(r"^\s*```console\s+tested\b", line))
+            fence = re.match(r"^\s*```console\s+tested(\s+setup)?\s*$", line)
+            is_setup = fence is not None and fence.group(1) is not None
+            inside = not inside and fence is not None and (setup or not is_setup)
+            in_setup = inside and is_setup
         elif inside and line.startswith("$ "):
             text, start = line[2:], i
             while text.rstrip().endswith("\\"):
                 i += 1
                 text = text.rstrip()[:-1] + " " + lines[i].strip()
-            steps.append(Step(str(path.relative_to(REPO)), start + 1, text.strip()))
+            steps.append(Step(str(path.relative_to(REPO)), start + 1, text.strip(), setup=in_setup))
         elif inside and steps and line.strip() and line.strip() != "..." and "━━" not in line:
             steps[-1].expected.append(line)
         i += 1
@@ -91,7 +99,9 @@ def marked_steps(path: Path) -> list[Step]:
 
 
 def steps_of(*guides: str) -> list[Step]:
-    return [s for g in guides for s in marked_steps(REPO / g)]
+    """The guides' steps in order, as one walk: set-up blocks left out, each guide goes on from
+    the state the ones before it left."""
+    return [s for g in guides for s in marked_steps(REPO / g, setup=False)]
 
 
 class Terminal:

@@ -4,7 +4,10 @@ The blocks of docs/execution-guide.md, docs/failure-recovery.md, docs/monitoring
 docs/troubleshooting.md and docs/decisions.md run in that order against one fresh home (how a
 block is read and run: tests/integration/doc_walk.py). The playbook and the monitoring guide
 also run alone, each from a fresh home of its own (test_doc_playbook.py, test_doc_monitoring.py):
-their first block creates the state they start from.
+their first block, fenced ```` ```console tested setup ````, creates the state they start from.
+This walk leaves those set-up blocks out (the guides before them made that state; loading the
+sample league again and re-running their runs would only add runs), so each guide's shown output
+is checked both after the guides before it and from a fresh home.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ def test_the_guides_mark_a_runnable_path_from_nothing_to_a_reported_test_run() -
     for needed in ("backfill plan", "backfill enqueue", "backfill gaps", "backfill validate", "backfill report"):
         assert any(c.startswith(needed) for c in commands), needed
     assert sum(len(s.expected) for s in STEPS) >= 10, "the shown output must be checked, not only exit codes"
+    assert not any(s.setup for s in STEPS), "set-up blocks run only when their guide is walked alone"
 
 
 def test_the_output_patterns_wildcard_only_what_varies() -> None:
