@@ -23,6 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backfill.outcome import TaskOutcome  # noqa: E402
 from backfill.state.redis import RedisStateStore  # noqa: E402
 from backfill.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
 from benchmarks.services import backfill_env, celery_worker, redis_server  # noqa: E402
@@ -46,6 +47,20 @@ def timed(env: dict[str, str], *args: str, until_line: bool = False) -> float:
         return took
     proc.communicate(timeout=300)
     return time.monotonic() - began
+
+
+def wait_for_writes(store: RedisStateStore, run_id: str, tasks: int = 20, timeout: float = 600) -> None:
+    """Until the run has written `tasks` tasks (task states `success`/`partial`), so the worker is
+    writing while we measure; refused if the run ends (`succeeded`/`partial`/`failed`/`cancelled`)
+    first or nothing reaches that count in `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while sum(1 for s in store.states(run_id).values() if TaskOutcome.parse(s.value, TaskOutcome.failed).wrote) < tasks:
+        meta = store.get_run(run_id)
+        if meta is not None and not meta.status.active:
+            raise SystemExit(f"run {run_id} ended ({meta.status}) before {tasks} tasks wrote")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"run {run_id}: fewer than {tasks} tasks wrote in {timeout:.0f} s")
+        time.sleep(0.5)
 
 
 def measure(env: dict[str, str], run_id: str | None) -> dict[str, float]:
@@ -81,8 +96,7 @@ def main() -> None:
                                       "--batch", "1"], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
                 run_id = run.stdout.strip().splitlines()[-1]
                 store = RedisStateStore.from_url(url)
-                while sum(1 for s in store.states(run_id).values() if s.value == "succeeded") < 20:
-                    time.sleep(0.5)
+                wait_for_writes(store, run_id)
                 busy = measure(env, run_id)
                 settled = sum(1 for s in store.states(run_id).values() if s.finished)
                 print(f"during run {run_id} ({len(store.states(run_id))} tasks, {settled} settled when done "
