@@ -133,12 +133,15 @@ class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
 
     def __init__(self, path: str | Path, *, hold: bool = True, read_only: bool = False,
-                 snapshot: bool = False, wait_notice: bool = False) -> None:
+                 snapshot: bool = False, wait_notice: bool = False, linger: float = 0.0) -> None:
         """`snapshot`: when another process holds the file (a worker writing a run), open a private
         copy of it taken now instead of waiting for the lock (see `_open_snapshot`); for commands
         that only read, or write nothing but scratch tables (`validate`'s spot checks).
         `wait_notice`: say on stderr what a wait for the file is for and how long it may take
-        (the CLI; a worker's contention with its own threads is not news)."""
+        (the CLI; a worker's contention with its own threads is not news).
+        `linger` (with `hold=False`): keep the file open across operations until it has been open
+        this many seconds, so a command's dozens of reads open it a few times, not once each
+        (an open costs ~25 ms), while a worker waits for it at most about that long."""
         self.path = str(path)
         self.wait_notice = wait_notice
         self._snapshot_dir: Path | None = None
@@ -147,6 +150,8 @@ class DuckDBWarehouse(Warehouse):
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.hold = hold
+        self.linger = linger
+        self._opened_at = 0.0
         self.read_only = read_only
         self._lock = threading.RLock()
         self._users = 0
@@ -236,6 +241,7 @@ class DuckDBWarehouse(Warehouse):
         with self._lock:
             if self._con is None:
                 self._con = self._open()
+                self._opened_at = time.monotonic()
             self._users += 1
         try:
             yield
@@ -243,7 +249,8 @@ class DuckDBWarehouse(Warehouse):
             with self._lock:
                 self._users -= 1
                 # A snapshot is private: kept until close(), not copied again per operation.
-                if not self.hold and self._users == 0 and self._con is not None and self._snapshot_dir is None:
+                if (not self.hold and self._users == 0 and self._con is not None and self._snapshot_dir is None
+                        and time.monotonic() - self._opened_at >= self.linger):
                     self._con.close()
                     self._con = None
 
