@@ -199,30 +199,35 @@ class DuckDBWarehouse(Warehouse):
         DuckDB lets one process open a file for writing and then nobody else, not even to read;
         a worker writing a run holds it nearly all the time, and read-only commands (`plan`,
         `gaps`, `validate`, `report`) waited up to 120 s for it. The copy is what the file held at
-        that instant (what the workers had committed and checkpointed, plus the WAL), checked
-        unchanged across the copy by size and modification time; it is deleted on close.
+        that instant (what the workers had committed and checkpointed, plus the WAL); it is deleted
+        on close. The file must be unchanged across the copy (size, modification time, inode: no
+        checkpoint rewrote it), but its WAL may grow meanwhile (a run appends to it all the time):
+        DuckDB replays a WAL up to its last complete commit, so a copy that ends mid-append is
+        the file as of that commit. A WAL that shrank or was replaced means a checkpoint: try again.
         """
         source = Path(self.path)
         wal = Path(f"{self.path}.wal")
 
-        def stamp() -> tuple[tuple[int, int], ...]:
-            out = []
-            for f in (source, wal):
-                try:
-                    st = f.stat()
-                    out.append((st.st_size, st.st_mtime_ns))
-                except FileNotFoundError:
-                    out.append((-1, 0))
-            return tuple(out)
+        def stamp(f: Path) -> tuple[int, int, int]:
+            try:
+                st = f.stat()
+                return st.st_size, st.st_mtime_ns, st.st_ino
+            except FileNotFoundError:
+                return -1, 0, 0
 
-        before = stamp()
+        def unchanged() -> bool:
+            wal_now = stamp(wal)
+            return stamp(source) == before and (wal_before[0] < 0 or (wal_now[2] == wal_before[2]
+                                                                     and wal_now[0] >= wal_before[0]))
+
+        before, wal_before = stamp(source), stamp(wal)
         folder = Path(tempfile.mkdtemp(prefix="backfill-snapshot-"))
         copy = folder / source.name
         try:
             shutil.copyfile(source, copy)
             if wal.exists():
                 shutil.copyfile(wal, Path(f"{copy}.wal"))
-            if stamp() != before:
+            if not unchanged():
                 shutil.rmtree(folder, ignore_errors=True)
                 return None
             con = duckdb.connect(str(copy), read_only=self.read_only)
