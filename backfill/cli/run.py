@@ -21,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from backfill import engine
+from backfill.calendar import Calendar
 from backfill.cli.context import LINGER_SECONDS, CliContext
 from backfill.cli.plan import _duration, render_options, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
@@ -249,8 +250,9 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
     session = Session(obj)
     warehouse = session.warehouse()
     reader = session.reader()  # planning reads a snapshot while workers hold a DuckDB file
-    refuse_on_problems(check_request(spec, reader, request), console)
-    plan, _ = plan_from_warehouse(spec, reader, request)
+    calendar = Calendar.from_warehouse(reader, spec.schedule_table)  # read once, for preflight and the plan
+    refuse_on_problems(check_request(spec, reader, request, calendar), console)
+    plan, _ = plan_from_warehouse(spec, reader, request, calendar)
     if dry_run:
         render_plan(plan, Console())
         render_options(sent_options(spec, sorted({t.processor for t in plan.tasks()}, key=spec.order.index),
