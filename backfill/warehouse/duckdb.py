@@ -231,6 +231,8 @@ class DuckDBWarehouse(Warehouse):
                 shutil.rmtree(folder, ignore_errors=True)
                 return None
             con = duckdb.connect(str(copy), read_only=self.read_only)
+            if not self.read_only:  # a copy deleted on close: writing its WAL back into it is wasted (0.1-0.7 s)
+                con.execute("PRAGMA disable_checkpoint_on_shutdown")
             row = con.execute("SELECT current_database()").fetchone()
         except (OSError, duckdb.Error):
             shutil.rmtree(folder, ignore_errors=True)
