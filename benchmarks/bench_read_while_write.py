@@ -14,6 +14,9 @@ snapshot of a held file, `plan` took 16 s and `validate` 42 s during a run (2 s 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from backfill.outcome import TaskOutcome  # noqa: E402
 from backfill.state.redis import RedisStateStore  # noqa: E402
 from backfill.warehouse.duckdb import DuckDBWarehouse  # noqa: E402
 from benchmarks.services import backfill_env, celery_worker, redis_server  # noqa: E402
@@ -48,13 +52,34 @@ def timed(env: dict[str, str], *args: str, until_line: bool = False) -> float:
     return time.monotonic() - began
 
 
-def measure(env: dict[str, str], run_id: str | None) -> dict[str, float]:
-    out = {"plan": timed(env, "plan", *WEEK), "gaps": timed(env, "gaps", *WEEK)}
-    out["status"] = timed(env, "status", *([run_id] if run_id else []))
-    out["validate"] = timed(env, "validate", *WEEK, "--spot-checks", "0")
-    out["enqueue (id printed)"] = timed(env, "enqueue", "--start", "2020-01-08", "--end", "2020-01-14",
-                                       "--phases", "3", "--force", until_line=True)
-    return out
+def wait_for_writes(store: RedisStateStore, run_id: str, tasks: int = 20, timeout: float = 600) -> None:
+    """Until the run has written `tasks` tasks (task states `success`/`partial`), so the worker is
+    writing while we measure; refused if the run ends (`succeeded`/`partial`/`failed`/`cancelled`)
+    first or nothing reaches that count in `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while sum(1 for s in store.states(run_id).values() if TaskOutcome.parse(s.value, TaskOutcome.failed).wrote) < tasks:
+        meta = store.get_run(run_id)
+        if meta is not None and not meta.status.active:
+            raise SystemExit(f"run {run_id} ended ({meta.status}) before {tasks} tasks wrote")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"run {run_id}: fewer than {tasks} tasks wrote in {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def measure(env: dict[str, str], run_id: str | None, repeat: int, first_week: int) -> dict[str, float]:
+    """The median of `repeat` runs of each command; `enqueue` takes another week each time (the
+    same one would be refused while its earlier run still writes it)."""
+    runs: dict[str, list[float]] = {}
+    for i in range(repeat):
+        runs.setdefault("plan", []).append(timed(env, "plan", *WEEK))
+        runs.setdefault("gaps", []).append(timed(env, "gaps", *WEEK))
+        runs.setdefault("status", []).append(timed(env, "status", *([run_id] if run_id else [])))
+        runs.setdefault("validate", []).append(timed(env, "validate", *WEEK, "--spot-checks", "0"))
+        start = dt.date(2020, 1, 8) + dt.timedelta(days=7 * (first_week + i))
+        runs.setdefault("enqueue (id printed)", []).append(timed(
+            env, "enqueue", "--start", start.isoformat(), "--end", (start + dt.timedelta(days=6)).isoformat(),
+            "--phases", "3", "--force", until_line=True))
+    return {name: statistics.median(seconds) for name, seconds in runs.items()}
 
 
 def main() -> None:
@@ -62,6 +87,7 @@ def main() -> None:
     parser.add_argument("--seasons", default="2019-20,2020-21,2021-22,2022-23,2023-24,2024-25",
                         help="the first is where `enqueue` is timed; the run covers the others")
     parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each command; the median is shown")
     args = parser.parse_args()
     seasons = tuple(s for s in args.seasons.split(",") if s)
     with tempfile.TemporaryDirectory(prefix="bench-rww-") as tmp:
@@ -75,18 +101,23 @@ def main() -> None:
         with redis_server(work) as url:
             env = backfill_env(url, wh, work / "home", pipeline=str(REPO / "pipelines" / "nba"))
             with celery_worker(env, work / "home", "bench", args.threads):
-                idle = measure(env, None)
+                idle_load = os.getloadavg()[0]
+                idle = measure(env, None, args.repeat, 0)
+                idle_load = (idle_load + os.getloadavg()[0]) / 2
                 first, last = f"{seasons[1][:4]}-10-01", f"20{seasons[-1][5:]}-06-30"
                 run = subprocess.run([BACKFILL, "enqueue", "--start", first, "--end", last, "--phases", "3,4",
                                       "--batch", "1"], env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
                 run_id = run.stdout.strip().splitlines()[-1]
                 store = RedisStateStore.from_url(url)
-                while sum(1 for s in store.states(run_id).values() if s.value == "succeeded") < 20:
-                    time.sleep(0.5)
-                busy = measure(env, run_id)
+                wait_for_writes(store, run_id)
+                busy_load = os.getloadavg()[0]
+                busy = measure(env, run_id, args.repeat, args.repeat)
+                busy_load = (busy_load + os.getloadavg()[0]) / 2
                 settled = sum(1 for s in store.states(run_id).values() if s.finished)
                 print(f"during run {run_id} ({len(store.states(run_id))} tasks, {settled} settled when done "
                       f"measuring), {args.threads} worker threads")
+                print(f"load (1-min average, mean of before and after measuring): idle {idle_load:.1f}, "
+                      f"during {busy_load:.1f}; median of {args.repeat}")
                 print(f"{'command':24} {'idle s':>8} {'during s':>9} {'ratio':>6}")
                 for name, seconds in idle.items():
                     print(f"{name:24} {seconds:8.2f} {busy[name]:9.2f} {busy[name] / seconds:6.2f}")

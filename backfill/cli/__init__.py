@@ -7,16 +7,27 @@ import sys
 import traceback
 
 import click
-import redis
 
+from backfill.cli.commands import command_names, load_command
 from backfill.cli.context import CliContext
 from backfill.errors import BackfillError, CannotConnect
 from backfill.settings import redact_url
-from backfill.state.redis import OUTAGE_ERRORS
 
 
-def redis_unavailable(exc: redis.RedisError, url: str) -> CannotConnect:
+def _outage_errors() -> tuple[type[BaseException], ...]:
+    """Redis's outage errors, once a command has imported the Redis client (none that never
+    reached Redis can raise them: `plan`, `validate`, `--help` never import it)."""
+    if "backfill.state.redis" not in sys.modules:
+        return ()
+    from backfill.state.redis import OUTAGE_ERRORS
+
+    return OUTAGE_ERRORS
+
+
+def redis_unavailable(exc: Exception, url: str) -> CannotConnect:
     """Redis stopped answering, or turned read-only (a failover), after the command had reached it."""
+    import redis
+
     where = f"Redis at {redact_url(url)}" if url else "the local Redis"
     if isinstance(exc, redis.exceptions.ReadOnlyError):
         return CannotConnect(f"{where} is read-only, a replica (a failover under way?)",
@@ -28,13 +39,24 @@ def redis_unavailable(exc: redis.RedisError, url: str) -> CannotConnect:
 
 class _Group(click.Group):
     """Turns every BackfillError, and a Redis that stops answering or turns read-only mid-command,
-    into one line on stderr and its documented exit code."""
+    into one line on stderr and its documented exit code.
+
+    Each command's module is imported only when that command runs (see `commands`): a command
+    pays for its own imports, not for every other command's."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return command_names()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return load_command(cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             try:
                 return super().invoke(ctx)
-            except OUTAGE_ERRORS as exc:
+            except Exception as exc:
+                if not isinstance(exc, _outage_errors()):
+                    raise
                 raise redis_unavailable(exc, ctx.obj.settings.redis_url_value if ctx.obj else "") from exc
         except BackfillError as exc:
             if ctx.obj is not None and getattr(ctx.obj, "debug", False):
@@ -57,16 +79,6 @@ def cli(ctx: click.Context, home: str | None, warehouse: str | None, redis_url: 
     Exit codes: 0 ok, 1 problems found, 2 bad input, 3 cannot connect.
     """
     ctx.obj = CliContext.build(home=home, warehouse=warehouse, redis_url=redis_url, debug=debug)
-
-
-def _register() -> None:
-    from backfill.cli import commands
-
-    for command in commands.all_commands():
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

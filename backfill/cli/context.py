@@ -14,6 +14,11 @@ from backfill.settings import Settings
 from backfill.spec import PipelineSpec, load_spec
 from backfill.warehouse import Warehouse, open_warehouse
 
+# How long a command keeps a DuckDB file it opened per operation (`hold=False`) before letting go
+# between two operations: a command opens it a few times instead of once per read, and a worker
+# waiting for the file waits about this long at most.
+LINGER_SECONDS = 1.0
+
 
 @dataclass
 class CliContext:

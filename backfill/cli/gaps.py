@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backfill.calendar import Calendar
-from backfill.cli.context import CliContext
+from backfill.cli.context import LINGER_SECONDS, CliContext
 from backfill.cli.selection import _csv, parse_phases, parse_ranges, parse_season_types, reading_options, verify_option
 from backfill.errors import BadInput, PlanError, ProblemsFound
 from backfill.outcome import ErrorCategory, TaskOutcome
@@ -218,7 +218,7 @@ def _open(obj: CliContext, *, read_only: bool = True, snapshot: bool = True) -> 
         # While a worker holds the file, a private copy of it instead of a wait: for commands that
         # read, or write only scratch tables (`snapshot=False`: the write must reach the file).
         return open_warehouse(url, create=False, hold=False, read_only=read_only, snapshot=snapshot,
-                              wait_notice=True), True
+                              wait_notice=True, linger=LINGER_SECONDS), True
     return obj.warehouse(), False
 
 

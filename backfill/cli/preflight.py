@@ -13,9 +13,11 @@ from backfill.spec import PipelineSpec
 from backfill.warehouse import Warehouse
 
 
-def check_request(spec: PipelineSpec, warehouse: Warehouse, request: PlanRequest) -> list[Problem]:
-    """Every problem with the selection's tables, columns and schedule (see `backfill.checks.preflight`)."""
-    calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
+def check_request(spec: PipelineSpec, warehouse: Warehouse, request: PlanRequest,
+                  calendar: Calendar | None = None) -> list[Problem]:
+    """Every problem with the selection's tables, columns and schedule (see `backfill.checks.preflight`);
+    `calendar`: the schedule already read (else read here)."""
+    calendar = calendar if calendar is not None else Calendar.from_warehouse(warehouse, spec.schedule_table)
     names = spec.select(set(request.phases) if request.phases else None,
                         set(request.processors) if request.processors else None)
     problems = preflight(spec, warehouse, calendar, names, request.ranges, request.seasons)

@@ -21,8 +21,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from backfill import engine
+from backfill.calendar import Calendar
 from backfill.cli.advice import advise, print_advice, season_spans
-from backfill.cli.context import CliContext
+from backfill.cli.context import LINGER_SECONDS, CliContext
 from backfill.cli.plan import _duration, render_options, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import (
@@ -114,7 +115,8 @@ class Session:
         planning does not wait for the workers' writes (BigQuery: the warehouse itself)."""
         url = self.settings.warehouse_url
         if url.startswith("duckdb:"):
-            return open_warehouse(url, create=False, hold=False, read_only=True, snapshot=True, wait_notice=True)
+            return open_warehouse(url, create=False, hold=False, read_only=True, snapshot=True, wait_notice=True,
+                                  linger=LINGER_SECONDS)
         return open_warehouse(url)
 
 
@@ -130,6 +132,8 @@ def prepare_targets(spec: PipelineSpec, warehouse: Warehouse, plan: Plan, reader
     if reader is not None and reader.table_exists(spec.run_history_table) and all(
             reader.table_exists(spec.processors[n].target) for n in names):
         return
+    if reader is not None:
+        reader.close()  # one process may not hold a DuckDB file read-only and open it for writing
     for name in sorted({t.processor for t in plan.tasks()}):
         if name in spec.processors:
             warehouse.create_table(spec.processors[name].table)
@@ -250,8 +254,9 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
     session = Session(obj)
     warehouse = session.warehouse()
     reader = session.reader()  # planning reads a snapshot while workers hold a DuckDB file
-    refuse_on_problems(check_request(spec, reader, request), console)
-    plan, calendar = plan_from_warehouse(spec, reader, request)
+    calendar = Calendar.from_warehouse(reader, spec.schedule_table)  # read once, for preflight and the plan
+    refuse_on_problems(check_request(spec, reader, request, calendar), console)
+    plan, calendar = plan_from_warehouse(spec, reader, request, calendar)
     advice = advise(plan, click.get_current_context(), season_spans(calendar))
     if dry_run or len(plan) == 0:
         reader.close()  # an in-process caller (tests, a library) must not keep the file's lock

@@ -187,9 +187,11 @@ def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...]
         verify_existing=verify_existing)
 
 
-def plan_from_warehouse(spec: PipelineSpec, warehouse: Any, request: PlanRequest) -> tuple[Plan, Calendar]:
-    """Read the calendar and the run history, then plan (the only I/O around the pure planner)."""
-    calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
+def plan_from_warehouse(spec: PipelineSpec, warehouse: Any, request: PlanRequest,
+                        calendar: Calendar | None = None) -> tuple[Plan, Calendar]:
+    """Read the calendar (unless given, already read) and the run history, then plan (the only
+    I/O around the pure planner)."""
+    calendar = calendar if calendar is not None else Calendar.from_warehouse(warehouse, spec.schedule_table)
     if not calendar.seasons:
         raise BadInput(f"the schedule table {spec.schedule_table} is empty",
                        hint="load raw data first: `backfill data sample` or `backfill data import-nba DIR`")

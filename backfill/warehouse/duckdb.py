@@ -232,12 +232,15 @@ class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
 
     def __init__(self, path: str | Path, *, hold: bool = True, read_only: bool = False,
-                 snapshot: bool = False, wait_notice: bool = False) -> None:
+                 snapshot: bool = False, wait_notice: bool = False, linger: float = 0.0) -> None:
         """`snapshot`: when another process holds the file (a worker writing a run), open a private
         copy of it taken now instead of waiting for the lock (see `_open_snapshot`); for commands
         that only read, or write nothing but scratch tables (`validate`'s spot checks).
         `wait_notice`: say on stderr what a wait for the file is for and how long it may take
-        (the CLI; a worker's contention with its own threads is not news)."""
+        (the CLI; a worker's contention with its own threads is not news).
+        `linger` (with `hold=False`): keep the file open across operations until it has been open
+        this many seconds, so a command's dozens of reads open it a few times, not once each
+        (an open costs ~25 ms), while a worker waits for it at most about that long."""
         self.path = str(path)
         self.wait_notice = wait_notice
         self._snapshot_dir: Path | None = None
@@ -246,6 +249,8 @@ class DuckDBWarehouse(Warehouse):
         if self.path != ":memory:" and not read_only:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.hold = hold
+        self.linger = linger
+        self._opened_at = 0.0
         self.read_only = read_only
         self._lock = threading.RLock()
         self._users = 0
@@ -304,33 +309,40 @@ class DuckDBWarehouse(Warehouse):
         DuckDB lets one process open a file for writing and then nobody else, not even to read;
         a worker writing a run holds it nearly all the time, and read-only commands (`plan`,
         `gaps`, `validate`, `report`) waited up to 120 s for it. The copy is what the file held at
-        that instant (what the workers had committed and checkpointed, plus the WAL), checked
-        unchanged across the copy by size and modification time; it is deleted on close.
+        that instant (what the workers had committed and checkpointed, plus the WAL); it is deleted
+        on close. The file must be unchanged across the copy (size, modification time, inode: no
+        checkpoint rewrote it), but its WAL may grow meanwhile (a run appends to it all the time):
+        DuckDB replays a WAL up to its last complete commit, so a copy that ends mid-append is
+        the file as of that commit. A WAL that shrank or was replaced means a checkpoint: try again.
         """
         source = Path(self.path)
         wal = Path(f"{self.path}.wal")
 
-        def stamp() -> tuple[tuple[int, int], ...]:
-            out = []
-            for f in (source, wal):
-                try:
-                    st = f.stat()
-                    out.append((st.st_size, st.st_mtime_ns))
-                except FileNotFoundError:
-                    out.append((-1, 0))
-            return tuple(out)
+        def stamp(f: Path) -> tuple[int, int, int]:
+            try:
+                st = f.stat()
+                return st.st_size, st.st_mtime_ns, st.st_ino
+            except FileNotFoundError:
+                return -1, 0, 0
 
-        before = stamp()
+        def unchanged() -> bool:
+            wal_now = stamp(wal)
+            return stamp(source) == before and (wal_before[0] < 0 or (wal_now[2] == wal_before[2]
+                                                                     and wal_now[0] >= wal_before[0]))
+
+        before, wal_before = stamp(source), stamp(wal)
         folder = Path(tempfile.mkdtemp(prefix="backfill-snapshot-"))
         copy = folder / source.name
         try:
             shutil.copyfile(source, copy)
             if wal.exists():
                 shutil.copyfile(wal, Path(f"{copy}.wal"))
-            if stamp() != before:
+            if not unchanged():
                 shutil.rmtree(folder, ignore_errors=True)
                 return None
             con = duckdb.connect(str(copy), read_only=self.read_only)
+            if not self.read_only:  # a copy deleted on close: writing its WAL back into it is wasted (0.1-0.7 s)
+                con.execute("PRAGMA disable_checkpoint_on_shutdown")
             row = con.execute("SELECT current_database()").fetchone()
             _check_whole(con, str(copy), self.path)
         except (OSError, duckdb.Error):
@@ -347,6 +359,7 @@ class DuckDBWarehouse(Warehouse):
         with self._lock:
             if self._con is None:
                 self._con = self._open()
+                self._opened_at = time.monotonic()
             self._users += 1
         try:
             yield
@@ -354,7 +367,8 @@ class DuckDBWarehouse(Warehouse):
             with self._lock:
                 self._users -= 1
                 # A snapshot is private: kept until close(), not copied again per operation.
-                if not self.hold and self._users == 0 and self._con is not None and self._snapshot_dir is None:
+                if (not self.hold and self._users == 0 and self._con is not None and self._snapshot_dir is None
+                        and time.monotonic() - self._opened_at >= self.linger):
                     self._con.close()
                     self._con = None
 
