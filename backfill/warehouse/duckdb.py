@@ -232,7 +232,8 @@ class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
 
     def __init__(self, path: str | Path, *, hold: bool = True, read_only: bool = False,
-                 snapshot: bool = False, wait_notice: bool = False, linger: float = 0.0) -> None:
+                 snapshot: bool = False, wait_notice: bool = False, linger: float = 0.0,
+                 check_whole: bool | None = None) -> None:
         """`snapshot`: when another process holds the file (a worker writing a run), open a private
         copy of it taken now instead of waiting for the lock (see `_open_snapshot`); for commands
         that only read, or write nothing but scratch tables (`validate`'s spot checks).
@@ -240,8 +241,13 @@ class DuckDBWarehouse(Warehouse):
         (the CLI; a worker's contention with its own threads is not news).
         `linger` (with `hold=False`): keep the file open across operations until it has been open
         this many seconds, so a command's dozens of reads open it a few times, not once each
-        (an open costs ~25 ms), while a worker waits for it at most about that long."""
+        (an open costs ~25 ms), while a worker waits for it at most about that long.
+        `check_whole` (default: as `wait_notice`, i.e. the CLI): refuse a file shorter than its
+        header counts at open (`_check_whole`). Not in workers: their threads share one DuckDB
+        instance per file, whose header already counts the blocks another thread is writing, so a
+        healthy growing file reads as cut short (a killed-worker run failed 31 tasks that way)."""
         self.path = str(path)
+        self.check_whole = wait_notice if check_whole is None else check_whole
         self.wait_notice = wait_notice
         self._snapshot_dir: Path | None = None
         self.snapshot = snapshot and self.path != ":memory:"
@@ -278,7 +284,8 @@ class DuckDBWarehouse(Warehouse):
                 con = duckdb.connect(self.path, read_only=self.read_only)
                 row = con.execute("SELECT current_database()").fetchone()
                 self._catalog = str(row[0]) if row else "memory"
-                _check_whole(con, self.path, self.path)
+                if self.check_whole:
+                    _check_whole(con, self.path, self.path)
                 return con
             except duckdb.Error as exc:
                 low = str(exc).lower()
