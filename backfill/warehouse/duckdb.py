@@ -172,6 +172,7 @@ class DuckDBWarehouse(Warehouse):
         deadline = time.monotonic() + _LOCK_WAIT_SECONDS
         delay = 0.05
         told = False
+        quick = 10  # copies refused (a checkpoint mid-copy) retried at once, before waiting like for the lock
         while True:
             try:
                 con = duckdb.connect(self.path, read_only=self.read_only)
@@ -185,6 +186,10 @@ class DuckDBWarehouse(Warehouse):
                     con_or_none = self._open_snapshot()
                     if con_or_none is not None:
                         return con_or_none
+                    if quick > 0:  # the file changed mid-copy: a checkpoint takes milliseconds, copy again soon
+                        quick -= 1
+                        time.sleep(0.01 + random.random() * 0.04)
+                        continue
                 if self.wait_notice and not told:  # a wait nobody explains looks like a hang
                     print(f"waiting for the warehouse file {self.path}: another process (a worker running a "
                           f"task) holds it; up to {_LOCK_WAIT_SECONDS:.0f} s", file=sys.stderr, flush=True)
