@@ -279,6 +279,7 @@ class DuckDBWarehouse(Warehouse):
         deadline = began + wait
         delay = 0.05
         told = False
+        quick = 10  # copies refused (a checkpoint mid-copy) retried at once, before waiting like for the lock
         while True:
             try:
                 con = duckdb.connect(self.path, read_only=self.read_only)
@@ -301,6 +302,10 @@ class DuckDBWarehouse(Warehouse):
                     con_or_none = self._open_snapshot()
                     if con_or_none is not None:
                         return con_or_none
+                    if quick > 0:  # the file changed mid-copy: a checkpoint takes milliseconds, copy again soon
+                        quick -= 1
+                        time.sleep(0.01 + random.random() * 0.04)
+                        continue
                 if self.wait_notice and not told:  # a wait nobody explains looks like a hang
                     print(f"waiting for the warehouse file {self.path}: another process (a worker running a "
                           f"task) holds it; up to {wait:.0f} s (BACKFILL_WAREHOUSE_LOCK_WAIT)", file=sys.stderr,
