@@ -254,9 +254,13 @@ def enqueue(obj: CliContext, /, pipeline: str | None, alerts: str | None, strict
     session = Session(obj)
     warehouse = session.warehouse()
     reader = session.reader()  # planning reads a snapshot while workers hold a DuckDB file
-    calendar = Calendar.from_warehouse(reader, spec.schedule_table)  # read once, for preflight and the plan
-    refuse_on_problems(check_request(spec, reader, request, calendar), console)
-    plan, calendar = plan_from_warehouse(spec, reader, request, calendar)
+    try:
+        calendar = Calendar.from_warehouse(reader, spec.schedule_table)  # read once, for preflight and the plan
+        refuse_on_problems(check_request(spec, reader, request, calendar), console)
+        plan, calendar = plan_from_warehouse(spec, reader, request, calendar)
+    except BaseException:
+        reader.close()  # a refused request leaves no lingering connection behind (an in-process caller reopens)
+        raise
     advice = advise(plan, click.get_current_context(), season_spans(calendar))
     if dry_run or len(plan) == 0:
         reader.close()  # an in-process caller (tests, a library) must not keep the file's lock

@@ -247,7 +247,7 @@ class DuckDBWarehouse(Warehouse):
         instance per file, whose header already counts the blocks another thread is writing, so a
         healthy growing file reads as cut short (a killed-worker run failed 31 tasks that way)."""
         self.path = str(path)
-        self.check_whole = wait_notice if check_whole is None else check_whole
+        self.check_whole = bool(check_whole)
         self.wait_notice = wait_notice
         self._snapshot_dir: Path | None = None
         self.snapshot = snapshot and self.path != ":memory:"
@@ -356,7 +356,8 @@ class DuckDBWarehouse(Warehouse):
             if not self.read_only:  # a copy deleted on close: writing its WAL back into it is wasted (0.1-0.7 s)
                 con.execute("PRAGMA disable_checkpoint_on_shutdown")
             row = con.execute("SELECT current_database()").fetchone()
-            _check_whole(con, str(copy), self.path)
+            if self.check_whole:
+                _check_whole(con, str(copy), self.path)
         except (OSError, duckdb.Error):
             shutil.rmtree(folder, ignore_errors=True)
             return None

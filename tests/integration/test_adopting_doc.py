@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.doc_walk import NEEDS_WORKER, Terminal, _collapse, marked_steps, pattern
 from tests.integration.engine_harness import Worker
-from tests.integration.test_doc_runner import NEEDS_WORKER, Terminal, _collapse, marked_steps, pattern
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

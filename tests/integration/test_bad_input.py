@@ -256,10 +256,12 @@ CASES = [
          "warehouse {corrupt} is not a DuckDB database file (restore it from a backup"),
     Case("warehouse_text_file_import", ("--warehouse", "duckdb:///{corrupt}", "data", "import-nba", "{csv}/ok",
                                         "--quiet"), 3, "warehouse {corrupt} is not a DuckDB database file"),
-    Case("warehouse_truncated_file", ("--warehouse", "duckdb:///{truncated}", "gaps", *_ME, *WEEK), 3,
-         "warehouse {truncated} is damaged (cut short: "),
-    Case("warehouse_truncated_file_validate", ("--warehouse", "duckdb:///{truncated}", "validate", *_ME, *WEEK), 3,
-         "DuckDB cannot read it (restore it from a backup"),
+    # DuckDB opens a file cut short and fails at the first read of a missing block: judged at
+    # open, a healthy file another thread is growing looked the same (tasks failed as damaged).
+    Case("warehouse_truncated_file", ("--warehouse", "duckdb:///{truncated}", "gaps", *_ME, *WEEK), 1,
+         "the warehouse file is damaged (cut short): "),
+    Case("warehouse_truncated_file_validate", ("--warehouse", "duckdb:///{truncated}", "validate", *_ME, *WEEK), 1,
+         "(restore it from a backup"),
     Case("warehouse_locked_by_a_worker", ("--warehouse", "duckdb:///{locked}", "data", "import-nba", "{csv}/ok",
                                           "--quiet"), 3,
          "warehouse {locked} is locked by process {holder}", env=(("BACKFILL_WAREHOUSE_LOCK_WAIT", "0"),)),
