@@ -209,31 +209,11 @@ def open_error(path: str, exc: Exception, *, read_only: bool = False,
                                hint="check the path in --warehouse / BACKFILL_WAREHOUSE")
 
 
-_HEADER_BYTES = 3 * 4096  # DuckDB's file header and its two database headers, before the first block
-
-
-def _check_whole(con: duckdb.DuckDBPyConnection, path: str, named: str) -> None:
-    """Refuse a file shorter than the blocks its header counts (cut short by a full disk or an
-    interrupted copy): DuckDB opens it and fails only when a query reaches a missing block. A file
-    with a WAL beside it is not judged (its replayed blocks are not in the file yet)."""
-    if path == ":memory:" or Path(f"{path}.wal").exists():
-        return
-    row = con.execute("SELECT block_size, total_blocks FROM pragma_database_size()").fetchone()
-    size = Path(path).stat().st_size
-    if row and size < _HEADER_BYTES + int(row[0]) * int(row[1]):
-        con.close()
-        raise WarehouseUnreadable(
-            f"warehouse {named} is damaged (cut short: {size} of the {_HEADER_BYTES + int(row[0]) * int(row[1])} "
-            "bytes its header counts): DuckDB cannot read it", reason=WarehouseUnreadable.DAMAGED,
-            path=named, hint="restore it from a backup, or point --warehouse / BACKFILL_WAREHOUSE at the right file")
-
-
 class DuckDBWarehouse(Warehouse):
     kind = "duckdb"
 
     def __init__(self, path: str | Path, *, hold: bool = True, read_only: bool = False,
-                 snapshot: bool = False, wait_notice: bool = False, linger: float = 0.0,
-                 check_whole: bool | None = None) -> None:
+                 snapshot: bool = False, wait_notice: bool = False, linger: float = 0.0) -> None:
         """`snapshot`: when another process holds the file (a worker writing a run), open a private
         copy of it taken now instead of waiting for the lock (see `_open_snapshot`); for commands
         that only read, or write nothing but scratch tables (`validate`'s spot checks).
@@ -242,12 +222,10 @@ class DuckDBWarehouse(Warehouse):
         `linger` (with `hold=False`): keep the file open across operations until it has been open
         this many seconds, so a command's dozens of reads open it a few times, not once each
         (an open costs ~25 ms), while a worker waits for it at most about that long.
-        `check_whole` (default: as `wait_notice`, i.e. the CLI): refuse a file shorter than its
-        header counts at open (`_check_whole`). Not in workers: their threads share one DuckDB
-        instance per file, whose header already counts the blocks another thread is writing, so a
-        healthy growing file reads as cut short (a killed-worker run failed 31 tasks that way)."""
+        A file cut short is not judged at open (DuckDB opens it): its first read of a missing
+        block is named as damaged (`classify_duckdb_error`). Judged at open against the blocks
+        its header counts, a healthy file another thread or process was growing read the same."""
         self.path = str(path)
-        self.check_whole = bool(check_whole)
         self.wait_notice = wait_notice
         self._snapshot_dir: Path | None = None
         self.snapshot = snapshot and self.path != ":memory:"
@@ -285,8 +263,6 @@ class DuckDBWarehouse(Warehouse):
                 con = duckdb.connect(self.path, read_only=self.read_only)
                 row = con.execute("SELECT current_database()").fetchone()
                 self._catalog = str(row[0]) if row else "memory"
-                if self.check_whole:
-                    _check_whole(con, self.path, self.path)
                 return con
             except duckdb.Error as exc:
                 low = str(exc).lower()
@@ -356,8 +332,6 @@ class DuckDBWarehouse(Warehouse):
             if not self.read_only:  # a copy deleted on close: writing its WAL back into it is wasted (0.1-0.7 s)
                 con.execute("PRAGMA disable_checkpoint_on_shutdown")
             row = con.execute("SELECT current_database()").fetchone()
-            if self.check_whole:
-                _check_whole(con, str(copy), self.path)
         except (OSError, duckdb.Error):
             shutil.rmtree(folder, ignore_errors=True)
             return None
