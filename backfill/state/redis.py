@@ -344,11 +344,15 @@ class RedisStateStore(StateStore):
     # -- seasons settled -------------------------------------------------------------------
     def season_settled(self, run_id: str, seq: int, season: str) -> bool:
         """One Lua call per settle: each season keeps a list of its tasks in dispatch-like order
-        (built once per sequence), and settled tasks are popped off its head."""
-        if not self.client.exists(self.seasons_built_key.format(run_id, seq)):
-            self._install_season_lists(run_id, seq)
-        return bool(self._season_settled(keys=[self.season_pending_key.format(run_id, seq, season),
-                                                self.states_key.format(run_id)]))
+        (built once per sequence), and settled tasks are popped off its head. Both are writes, so a
+        primary demoted to a read-only replica refuses them past READONLY_RETRY's few seconds: they
+        wait the spell out like the settle before them (the season's digest was lost otherwise)."""
+        def step() -> bool:
+            if not self.client.exists(self.seasons_built_key.format(run_id, seq)):
+                self._install_season_lists(run_id, seq)
+            return bool(self._season_settled(keys=[self.season_pending_key.format(run_id, seq, season),
+                                                    self.states_key.format(run_id)]))
+        return through_redis_outage(step, what=f"run {run_id}: season {season} settled check")
 
     def _install_season_lists(self, run_id: str, seq: int) -> bool:
         """Install each season's task list for sequence `seq` unless someone did already."""
