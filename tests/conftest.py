@@ -126,3 +126,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
     items.sort(key=rank)  # stable: a file's tests keep their order
 
+
+
+# Each file's summed test time (setup, call, teardown), the 15 longest printed at the end: the
+# figures LONGEST above is ordered by, and what to fold first when the suite grows too long.
+_FILE_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    path = report.nodeid.split("::", 1)[0]
+    _FILE_SECONDS[path] = _FILE_SECONDS.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") or not _FILE_SECONDS:
+        return
+    longest = sorted(_FILE_SECONDS.items(), key=lambda kv: -kv[1])[:15]
+    terminalreporter.write_sep("-", f"longest test files ({sum(_FILE_SECONDS.values()):.0f} s in all)")
+    for path, seconds in longest:
+        terminalreporter.write_line(f"{seconds:8.1f}s  {path}")

@@ -1,6 +1,6 @@
-"""The real pipeline through BigQuery's API: real 2023-24 November, through the engine, on the emulator.
+"""The real pipeline through BigQuery's API: two real 2023-24 November weeks, through the engine, on the emulator.
 
-The same `backfill enqueue` (November, Phases 3 and 4, with the October partitions its lookback
+The same `backfill enqueue` (November 1-14, Phases 3 and 4, with the October partitions its lookback
 windows read) runs twice through real Celery workers: once on DuckDB, once on a `bigquery://`
 warehouse pointed at the local BigQuery emulator (the raw tables loaded with the warehouse's
 own load jobs), whose run history goes into the users' own table (their DDL and rows, created
@@ -42,8 +42,10 @@ from tests.integration.engine_harness import Worker, wait_run
 REPO = Path(__file__).resolve().parents[2]
 ADOPT = REPO / "examples" / "adopt"
 SPEC = load_spec(REPO / "pipelines" / "nba")
-# November with what its windows read: Phase 3 from the season start (2023-10-24), as `--with-upstream` plans.
-SEASON_START, START, END = dt.date(2023, 10, 24), dt.date(2023, 11, 1), dt.date(2023, 11, 30)
+# Two November weeks with what their windows read: Phase 3 from the season start (2023-10-24), as
+# `--with-upstream` plans. (The whole month proved nothing more, in 68 BigQuery tasks, not 40: the
+# emulator, at 1-3 s a job, was the suite's largest single use of CPU.)
+SEASON_START, START, END = dt.date(2023, 10, 24), dt.date(2023, 11, 1), dt.date(2023, 11, 14)
 NOVEMBER = ("--pipeline", str(REPO / "pipelines" / "nba"), "--start", START.isoformat(), "--end", END.isoformat(),
             "--phases", "3,4", "--with-upstream")
 Rows = dict[str, dict[dt.date, list[tuple[Any, ...]]]]
@@ -123,14 +125,14 @@ def copy_raw(src: Warehouse, dst: Warehouse) -> int:
 def test_real_november_through_the_engine_on_the_emulator_equals_duckdb(
         real_nba_warehouse: Path, bigquery_emulator: Emulator, emulated: EmulatedBigQueryWarehouse,  # noqa: F811
         redis_server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """The same `backfill enqueue` of November, once with a DuckDB worker, once with a BigQuery one."""
+    """The same `backfill enqueue` of two November weeks, once with a DuckDB worker, once with a BigQuery one."""
     duck = tmp_path / "real.duckdb"
     shutil.copyfile(real_nba_warehouse, duck)
     for proc in SPEC.processors.values():  # the emulator is shared by the session: start from no outputs
         emulated.execute(f"DROP TABLE IF EXISTS {proc.target}")
     emulated.execute(f"DROP TABLE IF EXISTS {SPEC.run_history_table}")
     with DuckDBWarehouse(duck, hold=False) as src:
-        assert copy_raw(src, emulated) > 5000  # the season to November: box scores, props, reference tables
+        assert copy_raw(src, emulated) > 4000  # the season to mid-November: box scores, props, reference tables
     url = f"bigquery://{bigquery_emulator.project}/US?endpoint={bigquery_emulator.endpoint}"
     store = RedisStateStore.from_url(redis_server.url)
     # The users' run-history table as it is (their DDL and two of their rows), created the way
@@ -165,7 +167,7 @@ def test_real_november_through_the_engine_on_the_emulator_equals_duckdb(
     sizes = {len(t.dates) for t in tasks}
     assert max(sizes) > 1, f"want several-date tasks (the transaction path), got sizes {sizes}"
     assert {t.processor for t in tasks} == set(SPEC.order)
-    print(f"\nNovember: DuckDB {len(store.tasks(duck_run))} tasks in {duck_took:.0f} s, BigQuery emulator "
+    print(f"\nNovember 1-14: DuckDB {len(store.tasks(duck_run))} tasks in {duck_took:.0f} s, BigQuery emulator "
           f"{len(tasks)} tasks (sizes {sorted(sizes)}) in {bq_took:.0f} s")
 
     # The run history of the BigQuery run is in BigQuery: one success per task and date.
@@ -204,7 +206,7 @@ def test_real_november_through_the_engine_on_the_emulator_equals_duckdb(
     got_rows = table_rows(emulated)
     rounded_total = 0
     for target, per_date in want_rows.items():
-        assert {d for d in per_date if d >= START}, f"{target}: no rows in November"
+        assert {d for d in per_date if d >= START}, f"{target}: no rows in November 1-14"
         assert per_date.keys() == got_rows[target].keys(), f"{target}: dates differ"
         for d, rows in per_date.items():
             bad, rounded = differences(rows, got_rows[target][d])
