@@ -306,9 +306,9 @@ def resume(store: StateStore, dispatcher: Dispatcher, run_id: str, triggers: Tri
     tasks = store.tasks(run_id)
     chosen = [tasks[i] for i, s in states.items() if s is TaskStatus.pending or
               (run.status is RunStatus.cancelled and s == TaskStatus.cancelled)]
-    if not chosen:
+    if not chosen:  # the last finish failed (the warehouse was unreachable): its history rows are still due
         if not any(s is TaskStatus.running for s in states.values()) and run.status.active:
-            finish(store, run_id, None, triggers, observers=observers)
+            finish(store, run_id, warehouse(), triggers, observers=observers)
         return 0
     _lock(store, run_id, chosen)
     return _restart(store, dispatcher, run, chosen, triggers, settings)
@@ -335,5 +335,5 @@ def _unpause(store: StateStore, dispatcher: Dispatcher, run: RunRecord, triggers
         apply_window(store, dispatcher, resumed, settings, clock())
     send(store, dispatcher, run_id, store.pump(run_id, settings.dispatch_window))
     if store.open_count(run_id) <= 0:
-        finish(store, run_id, None, triggers, observers=observers)
+        finish(store, run_id, warehouse(), triggers, observers=observers)
     return sum(1 for s in store.states(run_id).values() if not s.finished)

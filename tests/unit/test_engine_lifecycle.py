@@ -416,16 +416,21 @@ def test_resume_of_a_cancelled_run_runs_what_the_cancel_stopped(store: MemorySta
     assert set(store.attempts(run_id).values()) == {1}  # the five done before the cancel did not run again
 
 
-def test_resume_of_a_run_with_nothing_left_finishes_it(store: MemoryStateStore, plan: Plan) -> None:
-    run_id, worker = started(store, plan)
+def test_resume_of_a_run_with_nothing_left_finishes_it_and_writes_its_history(
+        store: MemoryStateStore, plan: Plan, warehouse: DuckDBWarehouse) -> None:
+    run_id, worker = started(store, plan, history_flush_tasks=1000)
     worker.warehouse = unreachable
     worker.drain()  # every task settled, but the finish step could not reach the warehouse
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.running and store.open_count(run_id) == 0
+    assert len(store.unflushed(run_id)) == len(plan)  # every history row still to write
     assert engine.resume(store, worker.dispatcher, run_id, worker.triggers, worker.settings,
-                         observers=worker.observers) == 0
+                         observers=worker.observers, warehouse=lambda: warehouse) == 0
     run = store.get_run(run_id)
     assert run is not None and run.status is RunStatus.succeeded
+    # The finish that resume ran wrote them (before, it finished with no warehouse: they stayed in Redis).
+    assert store.unflushed(run_id) == {}
+    assert {r["task_id"] for r in history_rows(warehouse, run_id)} == {t.id for t in plan.tasks()}
 
 
 def test_one_history_flusher_at_a_time_and_written_rows_are_forgotten(store: MemoryStateStore, plan: Plan,
