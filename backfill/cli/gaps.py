@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import re
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -27,6 +28,7 @@ from backfill.cli.context import LINGER_SECONDS, CliContext
 from backfill.cli.selection import _csv, parse_phases, parse_ranges, parse_season_types, reading_options, verify_option
 from backfill.errors import BadInput, PlanError, ProblemsFound
 from backfill.outcome import ErrorCategory, TaskOutcome
+from backfill.planner.flags import selection_flags
 from backfill.runhistory import RunHistory
 from backfill.warehouse import Warehouse, open_warehouse
 
@@ -264,35 +266,30 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         render_gaps(result, names, Console())
     n = result["counts"]["gaps"]
     if n:
-        where = " ".join(f"--range {a}:{b}" for a, b in parsed)
-        if pipeline:
-            where = f"--pipeline {pipeline} {where}"
-        if seasons:
-            where += f" --seasons {','.join(sorted(chosen or ()))}"
-        if types:
-            where += f" --season-types {','.join(sorted(types))}"
+        def scoped(spans: Sequence[Sequence[dt.date | str]], **kw: Any) -> str:  # this command's seasons and folder
+            return selection_flags(spans, seasons=chosen or (), season_types=types or (), pipeline=pipeline, **kw)
+
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
         plain = sorted({r["processor"] for r in result["gaps"] if not r["emptied"]}, key=names.index)
         # --with-upstream: a gap whose windows read upstream partitions that never ran (a week
         # enqueued without its upstream) fails `dependency_gap` again without them.
         again = " --verify-existing" if result["counts"]["adopted_failing_checks"] else ""
-        fill = f"`backfill enqueue {where} --processors {','.join(plain)} --with-upstream{again}`" if plain else ""
+        fill = (f"`backfill enqueue {scoped(parsed, processors=plain)} --with-upstream{again}`"
+                if plain else "")
         holes = result["upstream"]
         if holes:
             dates = sorted({h["date"] for h in holes})
-            spans = (" ".join(f"--range {d}:{d}" for d in dates) if len(dates) <= 10
-                     else f"--range {dates[0]}:{dates[-1]}")
-            ups = ",".join(sorted({h["processor"] for h in holes}))
-            lead = f"--pipeline {pipeline} " if pipeline else ""
-            fill = (f"refill their upstream first with `backfill enqueue {lead}{spans} --processors {ups} --force` "
+            spans = [(d, d) for d in dates] if len(dates) <= 10 else [(dates[0], dates[-1])]
+            ups = sorted({h["processor"] for h in holes})
+            fill = (f"refill their upstream first with `backfill enqueue "
+                    f"{selection_flags(spans, processors=ups, pipeline=pipeline)} --force` "
                     f"(its run history says success, its rows are missing), then {fill} or `backfill retry RUN_ID`")
         elif fill:
             fill = f"fill them with {fill}"
         if result["refill"]:
             # Done in the history, empty in the table: only --force rewrites them, and what read
-            # them is stale afterwards.
-            selection = where + (f" --phases {phases}" if phases else "") + (
-                f" --processors {processors}" if processors else "")
+            # them is stale afterwards. The same selection as this command's (its processors resolved).
+            selection = scoped(parsed, processors=names if processors else (), phases=phase_set or ())
             refill = ("refill the emptied partitions with `" + "` then `".join(result["refill"])
                       + f"`, then recompute what read them: `backfill gaps --stale {selection}`")
             fill = f"{refill}; {fill}" if fill else refill

@@ -14,6 +14,7 @@ from backfill.calendar import Calendar
 from backfill.errors import BadInput, PlanError
 from backfill.planner import Plan, PlanRequest, build_plan
 from backfill.planner.batching import BIGQUERY, DUCKDB, GENERIC, WarehouseProfile, calibrate, parse_batch
+from backfill.planner.flags import selection_flags
 from backfill.planner.model import ORDERS, TaskKey
 from backfill.runhistory import RunHistory
 from backfill.spec import PipelineSpec
@@ -159,15 +160,9 @@ def parse_season_types(value: str | None) -> frozenset[str] | None:
 def request_flags(request: dict[str, Any]) -> str:
     """A stored request's selection as CLI flags (ranges, phases or processors, seasons, season
     types), for the commands a hint prints: pasted, they select what the run selected."""
-    parts = [f"--range {a}:{b}" for a, b in request.get("ranges") or []]
-    if request.get("processors"):
-        parts.append("--processors " + ",".join(request["processors"]))
-    elif request.get("phases"):
-        parts.append("--phases " + ",".join(str(p) for p in sorted(request["phases"])))
-    for key, flag in (("seasons", "--seasons"), ("season_types", "--season-types")):
-        if request.get(key):
-            parts.append(f"{flag} " + ",".join(sorted(request[key])))
-    return " ".join(parts)
+    return selection_flags(request.get("ranges") or [], processors=request.get("processors") or (),
+                           phases=request.get("phases") or (), seasons=request.get("seasons") or (),
+                           season_types=request.get("season_types") or ())
 
 
 def build_request(*, start: str | None, end: str | None, ranges: tuple[str, ...], phases: str | None,

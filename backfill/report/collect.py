@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import shlex
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,6 +19,7 @@ from backfill.calendar import Calendar, as_date
 from backfill.engine import ledger_table, trigger_names
 from backfill.errors import BadInput
 from backfill.outcome import ErrorCategory, TaskOutcome
+from backfill.planner.flags import selection_flags
 from backfill.report.facts import (
     NEVER_RAN,
     STALE,
@@ -335,20 +335,13 @@ def selections(spec: PipelineSpec, runs: Sequence[RunFacts], calendar: Calendar 
     for (names, seasons, types), ranges in groups.items():
         merged = merged_ranges(ranges)
         phases = {spec.processors[n].phase for n in names}
-        parts = [f"--pipeline {shlex.quote(pipeline_flag)}"] if pipeline_flag else []
-        parts += [f"--range {a.isoformat()}:{b.isoformat()}" for a, b in merged]
-        if set(spec.select(phases)) == set(names):
-            parts.append("--phases " + ",".join(str(p) for p in sorted(phases)))
-        else:
-            parts.append("--processors " + ",".join(names))
-        if seasons:
-            parts.append("--seasons " + ",".join(seasons))
-        if types:
-            parts.append("--season-types " + ",".join(types))
+        whole_phases = set(spec.select(phases)) == set(names)
+        flags = selection_flags(merged, processors=() if whole_phases else names, phases=phases, seasons=seasons,
+                                season_types=types, pipeline=pipeline_flag)
         days = [d for a, b in merged for d in calendar.game_dates_between(a, b)
                 if calendar.selected(d, seasons, types)] if calendar is not None else []
         touched = sorted({s for d in days if (s := calendar.season_of(d))}) if calendar is not None else list(seasons)
-        out.append(Selection(list(names), merged, " ".join(parts), list(seasons), list(types), touched,
+        out.append(Selection(list(names), merged, flags, list(seasons), list(types), touched,
                              frozenset(d.isoformat() for d in days)))
     return out
 

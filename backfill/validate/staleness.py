@@ -16,7 +16,6 @@ dates form one command, and the commands run one after the other (`--wait &&`).
 from __future__ import annotations
 
 import datetime as dt
-import shlex
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 from backfill.calendar import Calendar, as_date
 from backfill.fingerprint import code_version
 from backfill.outcome import TaskOutcome
+from backfill.planner.flags import selection_flags
 from backfill.planner.model import TaskKey
 from backfill.runhistory import RunHistory, stamp
 from backfill.spec import PipelineSpec
@@ -175,12 +175,9 @@ def recompute_commands(recompute: Mapping[str, Sequence[dt.date]], calendar: Cal
             groups[-1][0].append(proc)
         else:
             groups.append(([proc], ds))
-    lead = f"--pipeline {shlex.quote(pipeline_flag)} " if pipeline_flag else ""
-    out = []
-    for procs, ds in groups:
-        spans = " ".join(f"--range {a.isoformat()}:{b.isoformat()}" for a, b in game_date_runs(ds, calendar))
-        out.append(f"backfill enqueue {lead}{spans} --processors {','.join(procs)} --force --wait")
-    return out
+    flags = (selection_flags(game_date_runs(ds, calendar), processors=procs, pipeline=pipeline_flag)
+             for procs, ds in groups)
+    return [f"backfill enqueue {f} --force --wait" for f in flags]
 
 
 def game_date_runs(dates: Iterable[dt.date], calendar: Calendar) -> list[tuple[dt.date, dt.date]]:
