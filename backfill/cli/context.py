@@ -20,6 +20,16 @@ from backfill.warehouse import Warehouse, open_warehouse
 LINGER_SECONDS = 1.0
 
 
+def duckdb_reader(url: str, *, read_only: bool = True, snapshot: bool = True) -> Warehouse:
+    """A DuckDB warehouse for a command that only reads: never created (a missing file is "no
+    warehouse at PATH", exit 3), opened read-only (a file the user may not write still opens) and
+    per operation, lingering LINGER_SECONDS (workers may own it between tasks); while a worker holds
+    it, a private copy of it instead of a wait. `validate` writes scratch tables for its spot
+    checks (`read_only=False`); `snapshot=False` when a write must reach the file itself."""
+    return open_warehouse(url, create=False, hold=False, read_only=read_only, snapshot=snapshot, wait_notice=True,
+                          linger=LINGER_SECONDS)
+
+
 @dataclass
 class CliContext:
     settings: Settings
@@ -55,6 +65,14 @@ class CliContext:
                 extra.update(read_only=True, snapshot=True)
             self._warehouse = open_warehouse(url, create=create, **extra)
         return self._warehouse
+
+    def reader(self, *, read_only: bool = True, snapshot: bool = True) -> tuple[Warehouse, bool]:
+        """The warehouse of a command that reads (`duckdb_reader` on DuckDB), and whether the caller
+        closes it (True: its own; False: this context's shared warehouse)."""
+        url = self.settings.warehouse_url
+        if url.startswith("duckdb:"):
+            return duckdb_reader(url, read_only=read_only, snapshot=snapshot), True
+        return self.warehouse(), False
 
     def spec(self, pipeline: str | None) -> PipelineSpec:
         return load_spec(pipeline or self.settings.pipeline)

@@ -13,10 +13,10 @@ Exit codes: 0 no gaps, 1 gaps found, 2 bad input, 3 cannot open the warehouse.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -24,13 +24,13 @@ from rich.console import Console
 from rich.table import Table
 
 from backfill.calendar import Calendar
-from backfill.cli.context import LINGER_SECONDS, CliContext
+from backfill.cli.context import CliContext
 from backfill.cli.selection import _csv, parse_phases, parse_ranges, parse_season_types, reading_options, verify_option
 from backfill.errors import BadInput, PlanError, ProblemsFound
 from backfill.outcome import ErrorCategory, TaskOutcome
 from backfill.planner.flags import selection_flags
 from backfill.runhistory import RunHistory
-from backfill.warehouse import Warehouse, open_warehouse
+from backfill.warehouse import Warehouse
 
 FIRST_DATES = 5  # dates shown per (processor, season) in the human output
 NEVER_RUN = "never_run"  # the counts key for gaps without any run-history row
@@ -210,20 +210,6 @@ def report_stale(warehouse: Warehouse, spec: Any, ranges: tuple[tuple[dt.date, d
                             hint="recompute them with `" + " && ".join(report.commands) + "`")
 
 
-def _open(obj: CliContext, *, read_only: bool = True, snapshot: bool = True) -> tuple[Warehouse, bool]:
-    """The warehouse of a command that only reads: never created (a missing file is "no warehouse at
-    PATH", exit 3), and a DuckDB file is opened read-only (a file the user may not write still opens)
-    and per operation (workers may own it between tasks). `validate` writes scratch tables for its
-    spot checks, so it asks for `read_only=False`, still never creating the file."""
-    url = obj.settings.warehouse_url
-    if url.startswith("duckdb:"):
-        # While a worker holds the file, a private copy of it instead of a wait: for commands that
-        # read, or write only scratch tables (`snapshot=False`: the write must reach the file).
-        return open_warehouse(url, create=False, hold=False, read_only=read_only, snapshot=snapshot,
-                              wait_notice=True, linger=LINGER_SECONDS), True
-    return obj.warehouse(), False
-
-
 @click.command("gaps")
 @reading_options
 @click.option("--json", "as_json", is_flag=True, help="Print the gaps as JSON (shape in docs/cli.md).")
@@ -247,7 +233,7 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
     names = spec.select(set(phase_set) if phase_set else None, set(_csv(processors, "--processors")) or None)
     types = parse_season_types(season_types)
     chosen = frozenset(_csv(seasons, "--seasons")) or None
-    warehouse, close = _open(obj)
+    warehouse, close = obj.reader()
     if stale:
         try:
             report_stale(warehouse, spec, parsed, names, chosen, pipeline, as_json, types)
@@ -266,8 +252,7 @@ def gaps(obj: CliContext, pipeline: str | None, start: str | None, end: str | No
         render_gaps(result, names, Console())
     n = result["counts"]["gaps"]
     if n:
-        def scoped(spans: Sequence[Sequence[dt.date | str]], **kw: Any) -> str:  # this command's seasons and folder
-            return selection_flags(spans, seasons=chosen or (), season_types=types or (), pipeline=pipeline, **kw)
+        scoped = functools.partial(selection_flags, seasons=chosen or (), season_types=types or (), pipeline=pipeline)
 
         procs = sorted({r["processor"] for r in result["gaps"]}, key=names.index)
         plain = sorted({r["processor"] for r in result["gaps"] if not r["emptied"]}, key=names.index)

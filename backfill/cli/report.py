@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 
 from backfill.cli.context import CliContext
-from backfill.cli.gaps import _open
 from backfill.errors import BadInput, ProblemsFound
 from backfill.spec import PipelineSpec
 from backfill.state.base import StateStore
@@ -81,7 +80,7 @@ def report(obj: CliContext, run_ids: tuple[str, ...], since: str | None, pipelin
     _writable(markdown_file, "--markdown")
     # The warehouse first: a wrong path is "no warehouse at PATH" before anything else starts.
     # --validate records its verdict: that write must reach the file itself, not a snapshot.
-    warehouse, close = _open(obj, read_only=not run_validate, snapshot=not run_validate)
+    warehouse, close = obj.reader(read_only=not run_validate, snapshot=not run_validate)
     try:
         session = Session(obj)
         ids = list(run_ids)

@@ -23,7 +23,7 @@ from rich.table import Table
 from backfill import engine
 from backfill.calendar import Calendar
 from backfill.cli.advice import advise, print_advice, season_spans
-from backfill.cli.context import LINGER_SECONDS, CliContext
+from backfill.cli.context import CliContext, duckdb_reader
 from backfill.cli.plan import _duration, render_options, render_plan
 from backfill.cli.preflight import check_request, refuse_on_problems
 from backfill.cli.selection import (
@@ -115,8 +115,7 @@ class Session:
         planning does not wait for the workers' writes (BigQuery: the warehouse itself)."""
         url = self.settings.warehouse_url
         if url.startswith("duckdb:"):
-            return open_warehouse(url, create=False, hold=False, read_only=True, snapshot=True, wait_notice=True,
-                                  linger=LINGER_SECONDS)
+            return duckdb_reader(url)
         return open_warehouse(url)
 
 

@@ -15,7 +15,6 @@ from rich.console import Console
 
 from backfill.calendar import Calendar
 from backfill.cli.context import CliContext
-from backfill.cli.gaps import _open
 from backfill.cli.selection import _csv, parse_phases, parse_ranges, parse_season_types, reading_options
 from backfill.errors import BadInput, PlanError, ProblemsFound
 
@@ -50,7 +49,7 @@ def validate(obj: CliContext, pipeline: str | None, start: str | None, end: str 
     types = parse_season_types(season_types)
     if markdown_file is not None and not markdown_file.parent.is_dir():
         raise BadInput(f"--markdown {markdown_file}: the directory {markdown_file.parent} does not exist")
-    warehouse, close = _open(obj, read_only=False)
+    warehouse, close = obj.reader(read_only=False)
     try:
         calendar = Calendar.from_warehouse(warehouse, spec.schedule_table)
         if not calendar.seasons:
