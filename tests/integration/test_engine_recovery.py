@@ -129,6 +129,7 @@ def test_redis_restarted_under_running_workers_run_completes_without_a_superviso
     store = env["store"]
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
     wait_run(store, run_id, timeout=60, until=lambda s: counts(s, run_id)[TaskStatus.success] >= 5)
+    assert store.get_run(run_id).status is RunStatus.running, "the run ended before the restart"  # type: ignore[union-attr]
     server = env["redis"]
     redis.Redis(port=server.port).shutdown(save=True)  # the rdb is in server.workdir
     assert server.proc is not None

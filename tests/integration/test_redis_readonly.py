@@ -75,6 +75,7 @@ def test_redis_read_only_for_10s_under_a_running_worker_keeps_every_outcome(env:
     store = env["store"]
     run_id = enqueue(env, "--batch", "1", selection=OPENING)
     wait_run(store, run_id, timeout=60, until=lambda s: Counter(s.states(run_id).values())[TaskStatus.success] >= 5)
+    assert store.get_run(run_id).status is RunStatus.running, "the run ended before the spell"  # type: ignore[union-attr]
     with read_only(env["redis"]):
         read_only_at = time.monotonic()
         time.sleep(READ_ONLY_SECONDS)
@@ -229,6 +230,7 @@ def test_switchover_to_another_server_behind_the_same_address_run_completes(env:
         run_id = result.stdout.strip().splitlines()[-1]
         store = RedisStateStore(promoted)  # reads the replica, then the primary: current either way
         wait_run(store, run_id, timeout=60, until=lambda s: settled(s, run_id) >= 5)
+        assert store.get_run(run_id).status is RunStatus.running, "the run ended before the failover"  # type: ignore[union-attr]
         before = settled(store, run_id)
         redis.Redis(port=old.port).execute_command("FAILOVER", "TO", "127.0.0.1", new.port)
         while promoted.info("replication")["role"] != "master":
